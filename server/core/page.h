@@ -1,0 +1,18 @@
+// The unit zpaged stores: one 4 KiB page of a client's memory.
+
+#ifndef ZPAGED_SERVER_CORE_PAGE_H_
+#define ZPAGED_SERVER_CORE_PAGE_H_
+
+#include <cstddef>
+
+namespace zpaged {
+
+// Size of a client page and of an arena frame. Clients on 4 KiB-page
+// architectures are the target; the whole storage core is built around it.
+inline constexpr std::size_t kPageSize = 4096;
+inline constexpr int kPageShift = 12;
+static_assert(std::size_t{1} << kPageShift == kPageSize);
+
+}  // namespace zpaged
+
+#endif  // ZPAGED_SERVER_CORE_PAGE_H_

@@ -1,0 +1,186 @@
+// ZbudPool: the zbud allocator, rebuilt for user space.
+//
+// zbud stores compressed pages ("zpages") two to a frame. It is not a buddy
+// allocator: it "buddies" two allocations in one 4 KiB frame. The first buddy
+// is left-justified just after a one-chunk header, the last buddy is
+// right-justified at the end of the frame, so freeing either leaves one
+// contiguous free region made of the freed buddy and whatever slack lay
+// between the two.
+//
+//   frame: | header | first buddy ->      free      <- last buddy |
+//          0        64                                        4096
+//
+// Sizes are counted in chunks of kPageSize / 64 = 64 bytes. The header takes
+// the first chunk, so 63 chunks are usable; one buddy may take at most 62 of
+// them (3968 bytes), so a frame with one buddy always has a free chunk and a
+// frame never holds more than two buddies. Frames with one buddy sit on
+// unbuddied_[n], where n is the number of free chunks; frames with two sit on
+// the buddied list. Allocation is best fit: scan unbuddied_ from the needed
+// chunk count upward, else take a new frame from the arena.
+//
+// Why so simple a layout: density is capped at two zpages per frame, but it
+// can never fall below one (a frame is created only for an allocation, and
+// released when its last allocation goes), so zbud never does harm by using
+// more memory than the uncompressed pages would; and reclaim is deterministic:
+// evicting one frame means evicting at most two allocations, after which the
+// frame is certainly free.
+//
+// Every frame is on one LRU list, moved to the head whenever an allocation is
+// made in it. Shrink takes the LRU tail, marks it under reclaim, drops the
+// lock and calls the evict callback for each live buddy. The callback writes
+// the data back and frees the handle, or refuses. Free on a frame under
+// reclaim only clears the buddy's size; the reclaimer releases the frame when
+// both buddies are gone, or else puts it back at the LRU head and tries the
+// next frame, up to `retries` times.
+//
+// Beyond the kernel's zbud: data that does not compress below one buddy gets
+// a whole frame (AllocateWholeFrame), on the same LRU, so incompressible pages
+// are reclaimed like the rest instead of pinning memory. A whole frame has no
+// room for a header, so the per-frame state every frame needs (LRU links,
+// kind, under-reclaim flag, the whole frame's tag) lives in a side table of
+// 16 bytes a frame; the zbud geometry (chunk counts, buddy list links, buddy
+// tags) stays in the header in the frame's first chunk.
+//
+// Handles are 64 bits: frame index (bits 0-31), slot (32-33: first, last or
+// whole) and a 30-bit tag (34-63) drawn from a per-pool counter that starts at
+// a random value. A handle is accepted only if its slot is live and holds the
+// same tag, so freed, foreign and garbage handles are rejected (a foreign one
+// passes only by matching a 30-bit tag exactly) and never dereferenced
+// outside the arena.
+//
+// Locking: one mutex per pool (mutex.h) guards every field below and the
+// headers of all its frames. The evict callback is always called without it, so
+// the callback may call Free (and anything else) on this pool.
+
+#ifndef ZPAGED_SERVER_CORE_ZBUD_POOL_H_
+#define ZPAGED_SERVER_CORE_ZBUD_POOL_H_
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/core/arena.h"
+#include "server/core/mutex.h"
+#include "server/core/page.h"
+#include "server/core/zpool.h"
+
+namespace zpaged {
+
+inline constexpr int kZbudChunkOrder = 6;
+inline constexpr size_t kZbudChunkSize = kPageSize >> kZbudChunkOrder;  // 64
+inline constexpr size_t kZbudHeaderSize = kZbudChunkSize;
+// Free chunks of an empty frame, and the number of unbuddied lists.
+inline constexpr int kZbudChunks =
+    static_cast<int>((kPageSize - kZbudHeaderSize) / kZbudChunkSize);  // 63
+// The largest buddy leaves one chunk free (the kernel's -ENOSPC bound).
+inline constexpr size_t kZbudMaxAllocation =
+    kPageSize - kZbudHeaderSize - kZbudChunkSize;  // 3968
+
+class ZbudPool final : public Zpool {
+ public:
+  // Requires ValidateArenaOptions(options.arena).ok(); CreateZpool checks it.
+  explicit ZbudPool(ZpoolOptions options);
+  ~ZbudPool() override = default;
+
+  ZbudPool(const ZbudPool&) = delete;
+  ZbudPool& operator=(const ZbudPool&) = delete;
+
+  absl::StatusOr<ZpoolHandle> Allocate(size_t size) override;
+  absl::StatusOr<ZpoolHandle> AllocateWholeFrame() override;
+  absl::Status Free(ZpoolHandle handle) override;
+  absl::StatusOr<uint32_t> Shrink(uint32_t frames,
+                                  uint32_t retries = 8) override;
+  absl::StatusOr<MappedAllocation> Map(ZpoolHandle handle) override;
+  void Unmap(ZpoolHandle handle) override;
+  size_t MaxAllocationSize() const override { return kZbudMaxAllocation; }
+  uint64_t TotalSizeBytes() const override;
+  ZpoolStats Stats() const override;
+
+  // One step of Shrink: tries up to `retries` frames from the LRU tail and
+  // returns OK once one is released. FAILED_PRECONDITION without an evict
+  // callback, INVALID_ARGUMENT for retries 0, NOT_FOUND when no frame is on
+  // the LRU, ABORTED when every try was refused.
+  absl::Status ReclaimFrame(uint32_t retries);
+
+  // Walks every list and frame and checks that the pool's bookkeeping agrees
+  // with itself (lists, counters, geometry). For tests; O(frames).
+  absl::Status CheckConsistency() const;
+
+ private:
+  enum class FrameKind : uint8_t { kFree, kBuddies, kWhole };
+  enum Slot : uint32_t { kFirst = 1, kLast = 2, kWholeSlot = 3 };
+
+  // Lives in the first chunk of every buddy frame.
+  struct Header {
+    FrameIndex buddy_prev;  // links in unbuddied_[free chunks] or buddied_
+    FrameIndex buddy_next;
+    uint32_t first_tag;  // 0 when the slot is free
+    uint32_t last_tag;
+    uint8_t first_chunks;  // 0 when the slot is free
+    uint8_t last_chunks;
+  };
+  static_assert(sizeof(Header) <= kZbudHeaderSize,
+                "the zbud header must fit in one chunk");
+
+  // Side table entry, one per arena frame.
+  struct FrameState {
+    FrameIndex lru_prev = kNoFrame;
+    FrameIndex lru_next = kNoFrame;
+    uint32_t whole_tag = 0;  // live tag of a whole frame, 0 once freed
+    FrameKind kind = FrameKind::kFree;
+    bool under_reclaim = false;
+  };
+  static_assert(sizeof(FrameState) == 16);
+
+  struct Decoded {
+    FrameIndex frame;
+    Slot slot;
+    uint32_t tag;
+  };
+
+  static ZpoolHandle Encode(FrameIndex frame, Slot slot, uint32_t tag);
+  static int SizeToChunks(size_t size);
+  static int FreeChunks(const Header& header);
+
+  Header& HeaderOf(FrameIndex frame) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint32_t NextTag() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Decodes `handle` and checks that it names a live allocation.
+  absl::StatusOr<Decoded> Validate(ZpoolHandle handle) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<FrameIndex> NewFrame(FrameKind kind)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseFrame(FrameIndex frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True when no allocation is left in the frame.
+  bool IsEmpty(FrameIndex frame) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts a buddy frame on the unbuddied or buddied list its geometry calls
+  // for; RemoveFromBuddyList undoes it.
+  void AddToBuddyList(FrameIndex frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RemoveFromBuddyList(FrameIndex frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  FrameIndex& BuddyListHead(FrameIndex frame)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LruPushHead(FrameIndex frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LruRemove(FrameIndex frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const EvictCallback evict_;
+
+  mutable Mutex mu_;
+  Arena arena_ ABSL_GUARDED_BY(mu_);
+  std::vector<FrameState> frames_ ABSL_GUARDED_BY(mu_);
+  std::array<FrameIndex, kZbudChunks> unbuddied_ ABSL_GUARDED_BY(mu_);
+  FrameIndex buddied_ ABSL_GUARDED_BY(mu_) = kNoFrame;
+  FrameIndex lru_head_ ABSL_GUARDED_BY(mu_) = kNoFrame;  // most recent
+  FrameIndex lru_tail_ ABSL_GUARDED_BY(mu_) = kNoFrame;  // next to reclaim
+  uint32_t next_tag_ ABSL_GUARDED_BY(mu_);
+  uint64_t pool_frames_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t buddy_allocations_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t whole_allocations_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t allocated_chunks_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t frames_under_reclaim_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace zpaged
+
+#endif  // ZPAGED_SERVER_CORE_ZBUD_POOL_H_
