@@ -1,0 +1,148 @@
+#include "client/zpaged_client.h"
+
+#include <future>
+#include <utility>
+
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+
+namespace zpaged {
+namespace {
+
+// The initial-metadata key the server sends once a watcher is subscribed.
+constexpr char kSubscribedMetadata[] = "zpaged-subscribed";
+
+}  // namespace
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      status.error_message());
+}
+
+std::unique_ptr<Client> Client::Connect(const std::string& target,
+                                        const ClientOptions& options) {
+  return std::make_unique<Client>(
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()), options);
+}
+
+Client::Client(std::shared_ptr<grpc::Channel> channel,
+               const ClientOptions& options)
+    : options_(options), stub_(v1::PageStore::NewStub(std::move(channel))) {}
+
+std::unique_ptr<grpc::ClientContext> Client::NewContext() const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() +
+                        absl::ToChronoNanoseconds(options_.timeout));
+  return context;
+}
+
+absl::StatusOr<PutReply> Client::Put(absl::string_view tenant, uint64_t key,
+                                     absl::string_view page) {
+  v1::PutRequest request;
+  request.set_tenant(std::string(tenant));
+  request.set_key(key);
+  request.set_data(std::string(page));
+  v1::PutResponse response;
+  grpc::Status status = stub_->Put(NewContext().get(), request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return PutReply{response.encoding(), response.stored_bytes()};
+}
+
+absl::StatusOr<std::string> Client::Get(absl::string_view tenant,
+                                        uint64_t key) {
+  v1::GetRequest request;
+  request.set_tenant(std::string(tenant));
+  request.set_key(key);
+  v1::GetResponse response;
+  grpc::Status status = stub_->Get(NewContext().get(), request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return std::move(*response.mutable_data());
+}
+
+absl::StatusOr<bool> Client::Delete(absl::string_view tenant, uint64_t key) {
+  v1::DeleteRequest request;
+  request.set_tenant(std::string(tenant));
+  request.set_key(key);
+  v1::DeleteResponse response;
+  grpc::Status status = stub_->Delete(NewContext().get(), request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response.existed();
+}
+
+absl::StatusOr<v1::ReclaimResponse> Client::Reclaim(absl::string_view tenant,
+                                                    uint32_t pages) {
+  v1::ReclaimRequest request;
+  request.set_tenant(std::string(tenant));
+  request.set_pages(pages);
+  v1::ReclaimResponse response;
+  grpc::Status status = stub_->Reclaim(NewContext().get(), request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+absl::StatusOr<v1::StatsResponse> Client::Stats(absl::string_view tenant) {
+  v1::StatsRequest request;
+  request.set_tenant(std::string(tenant));
+  v1::StatsResponse response;
+  grpc::Status status = stub_->Stats(NewContext().get(), request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+absl::StatusOr<std::unique_ptr<EvictionWatcher>> Client::Watch(
+    absl::string_view tenant, EvictionCallback on_page) {
+  std::unique_ptr<EvictionWatcher> watcher(new EvictionWatcher);
+  watcher->context_ = std::make_unique<grpc::ClientContext>();
+  std::promise<bool> subscribed;
+  std::future<bool> subscribed_future = subscribed.get_future();
+
+  watcher->thread_ =
+      std::thread([this, w = watcher.get(), tenant = std::string(tenant),
+                   on_page = std::move(on_page),
+                   subscribed = std::move(subscribed)]() mutable {
+        auto stream = stub_->WatchEvictions(w->context_.get());
+        v1::EvictionAck subscribe;
+        subscribe.set_tenant(tenant);
+        stream->Write(subscribe);
+        stream->WaitForInitialMetadata();
+        const auto& metadata = w->context_->GetServerInitialMetadata();
+        const bool ok = metadata.find(kSubscribedMetadata) != metadata.end();
+        subscribed.set_value(ok);
+        if (ok) {
+          v1::EvictedPage page;
+          while (stream->Read(&page)) {
+            if (!on_page(page.key(), page.data())) continue;
+            v1::EvictionAck ack;
+            ack.set_sequence(page.sequence());
+            if (!stream->Write(ack)) break;
+          }
+        }
+        stream->WritesDone();
+        w->final_status_ = FromGrpcStatus(stream->Finish());
+      });
+
+  if (!subscribed_future.get()) {
+    watcher->thread_.join();
+    return watcher->final_status_.ok()
+               ? absl::UnavailableError("the server did not subscribe")
+               : watcher->final_status_;
+  }
+  return watcher;
+}
+
+EvictionWatcher::~EvictionWatcher() { Stop(); }
+
+void EvictionWatcher::Stop() {
+  if (!thread_.joinable()) return;
+  context_->TryCancel();
+  thread_.join();
+}
+
+absl::Status EvictionWatcher::Wait() {
+  if (thread_.joinable()) thread_.join();
+  return final_status_;
+}
+
+}  // namespace zpaged

@@ -1,0 +1,114 @@
+// zpaged::Client: the C++ client of zpaged.v1.PageStore.
+//
+//   auto client = zpaged::Client::Connect("127.0.0.1:50051");
+//   client->Put("vm-1", 42, page);                  // page: 4096 bytes
+//   absl::StatusOr<std::string> back = client->Get("vm-1", 42);
+//
+//   // Take evicted pages and keep them safe; return true to ack.
+//   auto watcher = client->Watch("vm-1", [](uint64_t key, absl::string_view p)
+//   {
+//     return WriteToSwap(key, p);
+//   });
+//
+// Errors come back as absl::Status with the server's gRPC code and message.
+// Thread-safe: one Client may serve many threads.
+
+#ifndef ZPAGED_CLIENT_ZPAGED_CLIENT_H_
+#define ZPAGED_CLIENT_ZPAGED_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "grpcpp/channel.h"
+#include "zpaged/v1/page_store.grpc.pb.h"
+
+namespace zpaged {
+
+struct ClientOptions {
+  // Deadline of each unary call. Reclaim waits for evictions, so give it at
+  // least a few ack deadlines.
+  absl::Duration timeout = absl::Seconds(30);
+};
+
+// Called for each evicted page; return true once the page is safe (the
+// client then acks it and the server drops its copy), false to leave it on
+// the server.
+using EvictionCallback =
+    std::function<bool(uint64_t key, absl::string_view page)>;
+
+// One WatchEvictions stream, run on its own thread until Stop or the end of
+// the stream.
+class EvictionWatcher {
+ public:
+  ~EvictionWatcher();  // Stop()s
+  EvictionWatcher(const EvictionWatcher&) = delete;
+  EvictionWatcher& operator=(const EvictionWatcher&) = delete;
+
+  // Cancels the stream, as a client that drops would, and waits for the
+  // thread. Pages delivered but not acked stay on the server.
+  void Stop();
+
+  // Waits for the stream to end and returns how it ended (OK if the server
+  // closed it cleanly, CANCELLED after Stop).
+  absl::Status Wait();
+
+ private:
+  friend class Client;
+  EvictionWatcher() = default;
+
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::thread thread_;
+  absl::Status final_status_;
+};
+
+struct PutReply {
+  v1::Encoding encoding;
+  uint32_t stored_bytes;
+};
+
+class Client {
+ public:
+  // Connects (lazily, as gRPC does) to `target`, e.g. "127.0.0.1:50051".
+  static std::unique_ptr<Client> Connect(const std::string& target,
+                                         const ClientOptions& options = {});
+  Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options);
+
+  absl::StatusOr<PutReply> Put(absl::string_view tenant, uint64_t key,
+                               absl::string_view page);
+  // The page's bytes; NOT_FOUND if there is none.
+  absl::StatusOr<std::string> Get(absl::string_view tenant, uint64_t key);
+  // Whether there was a page.
+  absl::StatusOr<bool> Delete(absl::string_view tenant, uint64_t key);
+  absl::StatusOr<v1::ReclaimResponse> Reclaim(absl::string_view tenant,
+                                              uint32_t pages);
+  // One tenant's counters; totals over all tenants for an empty name.
+  absl::StatusOr<v1::StatsResponse> Stats(absl::string_view tenant);
+
+  // Subscribes to `tenant`'s evictions and returns once the server has the
+  // watcher ready, or the reason it refused. `on_page` runs on the watcher's
+  // thread, one page at a time.
+  absl::StatusOr<std::unique_ptr<EvictionWatcher>> Watch(
+      absl::string_view tenant, EvictionCallback on_page);
+
+  v1::PageStore::Stub& stub() { return *stub_; }
+
+ private:
+  std::unique_ptr<grpc::ClientContext> NewContext() const;
+
+  const ClientOptions options_;
+  std::unique_ptr<v1::PageStore::Stub> stub_;
+};
+
+// The absl::Status a grpc::Status stands for.
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+}  // namespace zpaged
+
+#endif  // ZPAGED_CLIENT_ZPAGED_CLIENT_H_

@@ -1,0 +1,25 @@
+// ByteSize: a flag value in bytes that people can write as 512M or 4G.
+
+#ifndef ZPAGED_SERVER_CONFIG_BYTE_SIZE_H_
+#define ZPAGED_SERVER_CONFIG_BYTE_SIZE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace zpaged {
+
+struct ByteSize {
+  uint64_t bytes = 0;
+};
+
+// Parses a whole number with an optional binary suffix: K, M, G or T (also
+// KiB, MiB, GiB, TiB, any case). Returns false, with `error` set, on anything
+// else or on overflow.
+bool AbslParseFlag(absl::string_view text, ByteSize* size, std::string* error);
+std::string AbslUnparseFlag(ByteSize size);
+
+}  // namespace zpaged
+
+#endif  // ZPAGED_SERVER_CONFIG_BYTE_SIZE_H_

@@ -1,0 +1,125 @@
+// zpaged: the server. Flags (each also settable as ZPAGED_<FLAG>), wiring of
+// store -> eviction hub -> gRPC service, and an orderly stop on SIGINT or
+// SIGTERM: stop taking calls, let those in flight finish, exit 0.
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "server/config/byte_size.h"
+#include "server/config/env_flags.h"
+#include "server/rpc/blocking_executor.h"
+#include "server/rpc/eviction_hub.h"
+#include "server/rpc/page_store_service.h"
+#include "server/store/page_store.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "Address for the gRPC service, host:port. Loopback by default; "
+          "0.0.0.0:PORT to serve other machines.");
+ABSL_FLAG(zpaged::ByteSize, tenant_max_bytes, zpaged::ByteSize{1ull << 30},
+          "Pool memory one tenant may hold (bytes, or with K/M/G/T). A Put "
+          "past it evicts the tenant's least recently used pages to its "
+          "watchers, or fails with RESOURCE_EXHAUSTED if none can take them.");
+ABSL_FLAG(zpaged::ByteSize, max_memory_bytes, zpaged::ByteSize{4ull << 30},
+          "Pool memory all tenants together may hold (bytes, or K/M/G/T).");
+ABSL_FLAG(absl::Duration, ack_deadline, absl::Seconds(5),
+          "How long an evicted page waits for its watcher's ack before the "
+          "page is kept and the watcher counts as stalled (e.g. 5s, 500ms).");
+ABSL_FLAG(int, reclaim_threads, 4,
+          "Threads that run Reclaims and Puts that must wait for evictions.");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "On SIGINT/SIGTERM, how long calls in flight get to finish.");
+
+namespace zpaged {
+namespace {
+
+void Log(const std::string& message) {
+  std::fprintf(
+      stderr, "%s zpaged: %s\n",
+      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone())
+          .c_str(),
+      message.c_str());
+}
+
+int Run() {
+  // Block the stop signals in every thread (those gRPC starts inherit the
+  // mask) so that only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  const StoreOptions store_options{
+      .tenant_max_bytes = absl::GetFlag(FLAGS_tenant_max_bytes).bytes,
+      .max_memory_bytes = absl::GetFlag(FLAGS_max_memory_bytes).bytes};
+  EvictionHub hub(absl::GetFlag(FLAGS_ack_deadline));
+  PageStore store(store_options, &hub);
+  auto executor =
+      std::make_unique<BlockingExecutor>(absl::GetFlag(FLAGS_reclaim_threads));
+  PageStoreService service(&store, &hub, executor.get());
+
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials());
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr) {
+    Log(absl::StrCat("cannot listen on ", listen,
+                     " (address in use, or not an address?)"));
+    return 1;
+  }
+  Log(absl::StrCat("serving zpaged.v1.PageStore on ", listen, "; tenant limit ",
+                   AbslUnparseFlag(ByteSize{store_options.tenant_max_bytes}),
+                   ", server limit ",
+                   AbslUnparseFlag(ByteSize{store_options.max_memory_bytes})));
+
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  Log(absl::StrCat("received ", signal == SIGINT ? "SIGINT" : "SIGTERM",
+                   "; finishing calls in flight"));
+  hub.Shutdown();
+  server->Shutdown(std::chrono::system_clock::now() +
+                   absl::ToChronoSeconds(absl::GetFlag(FLAGS_shutdown_grace)));
+  server->Wait();
+  executor.reset();
+  Log("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace zpaged
+
+int main(int argc, char** argv) {
+  // --help lists the flags of this file: Abseil would look for a file named
+  // after the program.
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "server/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
+  absl::SetProgramUsageMessage(
+      "a remote, compressed store of 4 KiB memory pages.\n"
+      "Every flag can also be set as ZPAGED_<FLAG>, e.g. "
+      "ZPAGED_LISTEN=0.0.0.0:50051;\nthe command line wins.");
+  if (absl::Status env = zpaged::ApplyFlagsFromEnvironment("server/main.cc");
+      !env.ok()) {
+    std::fprintf(stderr, "zpaged: %s\n", std::string(env.message()).c_str());
+    return 2;
+  }
+  absl::ParseCommandLine(argc, argv);
+  return zpaged::Run();
+}

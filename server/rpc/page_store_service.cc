@@ -1,0 +1,129 @@
+#include "server/rpc/page_store_service.h"
+
+#include "server/core/page.h"
+#include "server/rpc/status_conversion.h"
+#include "server/rpc/watch_reactor.h"
+
+namespace zpaged {
+namespace {
+
+v1::Encoding ToProto(PageEncoding encoding) {
+  switch (encoding) {
+    case PageEncoding::kSameFilled:
+      return v1::SAME_FILLED;
+    case PageEncoding::kLz4:
+      return v1::LZ4;
+    case PageEncoding::kRaw:
+      return v1::RAW;
+  }
+  return v1::ENCODING_UNSPECIFIED;
+}
+
+absl::Span<const uint8_t> Bytes(const std::string& s) {
+  return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(s.data()),
+                             s.size());
+}
+
+grpc::Status Respond(const absl::StatusOr<PutResult>& result,
+                     v1::PutResponse* response) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  response->set_encoding(ToProto(result->encoding));
+  response->set_stored_bytes(result->stored_bytes);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+PageStoreService::PageStoreService(PageStore* store, EvictionHub* hub,
+                                   BlockingExecutor* executor)
+    : store_(store), hub_(hub), executor_(executor) {}
+
+grpc::ServerUnaryReactor* PageStoreService::Put(
+    grpc::CallbackServerContext* context, const v1::PutRequest* request,
+    v1::PutResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<PutResult> result =
+      store_->Put(request->tenant(), request->key(), Bytes(request->data()),
+                  /*may_reclaim=*/false);
+  if (absl::IsResourceExhausted(result.status()) &&
+      store_->CanReclaim(request->tenant())) {
+    executor_->Submit([this, request, response, reactor] {
+      reactor->Finish(Respond(
+          store_->Put(request->tenant(), request->key(), Bytes(request->data()),
+                      /*may_reclaim=*/true),
+          response));
+    });
+    return reactor;
+  }
+  reactor->Finish(Respond(result, response));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* PageStoreService::Get(
+    grpc::CallbackServerContext* context, const v1::GetRequest* request,
+    v1::GetResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::string* data = response->mutable_data();
+  data->resize(kPageSize);
+  const absl::Status status = store_->Get(
+      request->tenant(), request->key(),
+      absl::MakeSpan(reinterpret_cast<uint8_t*>(data->data()), data->size()));
+  if (!status.ok()) response->clear_data();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* PageStoreService::Delete(
+    grpc::CallbackServerContext* context, const v1::DeleteRequest* request,
+    v1::DeleteResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<bool> existed =
+      store_->Delete(request->tenant(), request->key());
+  if (existed.ok()) response->set_existed(*existed);
+  reactor->Finish(ToGrpcStatus(existed.status()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* PageStoreService::Reclaim(
+    grpc::CallbackServerContext* context, const v1::ReclaimRequest* request,
+    v1::ReclaimResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  executor_->Submit([this, request, response, reactor] {
+    absl::StatusOr<ReclaimResult> result =
+        store_->Reclaim(request->tenant(), request->pages());
+    if (result.ok()) {
+      response->set_reclaimed_pool_pages(result->reclaimed_pool_pages);
+      response->set_evicted_pages(result->evicted_pages);
+    }
+    reactor->Finish(ToGrpcStatus(result.status()));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* PageStoreService::Stats(
+    grpc::CallbackServerContext* context, const v1::StatsRequest* request,
+    v1::StatsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<PageStats> stats = store_->Stats(request->tenant());
+  if (stats.ok()) {
+    response->set_stored_pages(stats->stored_pages);
+    response->set_pool_pages(stats->pool_pages);
+    response->set_density(stats->density());
+    response->set_same_filled_pages(stats->same_filled_pages);
+    response->set_raw_pages(stats->raw_pages);
+    response->set_compressed_bytes(stats->compressed_bytes);
+    response->set_evicted_pages(stats->evicted_pages);
+    response->set_reclaimed_pool_pages(stats->reclaimed_pool_pages);
+    response->set_rejected_puts(stats->rejected_puts());
+    response->set_tenants(stats->tenants);
+  }
+  reactor->Finish(ToGrpcStatus(stats.status()));
+  return reactor;
+}
+
+grpc::ServerBidiReactor<v1::EvictionAck, v1::EvictedPage>*
+PageStoreService::WatchEvictions(grpc::CallbackServerContext* context) {
+  return new WatchReactor(context, hub_);
+}
+
+}  // namespace zpaged

@@ -1,0 +1,51 @@
+// PageStoreService: zpaged.v1.PageStore on gRPC's callback API.
+//
+// Unary calls run on gRPC's callback threads and never block there: a Put
+// that finds its pool full, and every Reclaim, wait for watchers' acks, so
+// they move to the BlockingExecutor and finish from there. WatchEvictions is a
+// WatchReactor per stream. absl::Status becomes grpc::Status here and nowhere
+// else.
+
+#ifndef ZPAGED_SERVER_RPC_PAGE_STORE_SERVICE_H_
+#define ZPAGED_SERVER_RPC_PAGE_STORE_SERVICE_H_
+
+#include "server/rpc/blocking_executor.h"
+#include "server/rpc/eviction_hub.h"
+#include "server/store/page_store.h"
+#include "zpaged/v1/page_store.grpc.pb.h"
+
+namespace zpaged {
+
+class PageStoreService final : public v1::PageStore::CallbackService {
+ public:
+  // All three must outlive the service.
+  PageStoreService(PageStore* store, EvictionHub* hub,
+                   BlockingExecutor* executor);
+
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* context,
+                                const v1::PutRequest* request,
+                                v1::PutResponse* response) override;
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* context,
+                                const v1::GetRequest* request,
+                                v1::GetResponse* response) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context,
+                                   const v1::DeleteRequest* request,
+                                   v1::DeleteResponse* response) override;
+  grpc::ServerUnaryReactor* Reclaim(grpc::CallbackServerContext* context,
+                                    const v1::ReclaimRequest* request,
+                                    v1::ReclaimResponse* response) override;
+  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
+                                  const v1::StatsRequest* request,
+                                  v1::StatsResponse* response) override;
+  grpc::ServerBidiReactor<v1::EvictionAck, v1::EvictedPage>* WatchEvictions(
+      grpc::CallbackServerContext* context) override;
+
+ private:
+  PageStore* const store_;
+  EvictionHub* const hub_;
+  BlockingExecutor* const executor_;
+};
+
+}  // namespace zpaged
+
+#endif  // ZPAGED_SERVER_RPC_PAGE_STORE_SERVICE_H_

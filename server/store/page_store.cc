@@ -1,0 +1,107 @@
+#include "server/store/page_store.h"
+
+#include "absl/strings/str_cat.h"
+#include "server/core/page.h"
+#include "server/store/tenant_name.h"
+
+namespace zpaged {
+
+PageStore::PageStore(const StoreOptions& options, EvictionSink* sink)
+    : options_(options), sink_(sink), budget_(options.max_memory_bytes) {}
+
+Tenant* PageStore::Find(absl::string_view tenant) const {
+  MutexLock lock(&tenants_mu_);
+  auto it = tenants_.find(tenant);
+  return it == tenants_.end() ? nullptr : it->second.get();
+}
+
+Tenant* PageStore::FindOrCreate(absl::string_view tenant) {
+  MutexLock lock(&tenants_mu_);
+  std::unique_ptr<Tenant>& slot = tenants_[tenant];
+  if (slot == nullptr) {
+    slot = std::make_unique<Tenant>(std::string(tenant),
+                                    options_.tenant_max_bytes, sink_, &budget_);
+  }
+  return slot.get();
+}
+
+absl::StatusOr<PutResult> PageStore::Put(absl::string_view tenant, uint64_t key,
+                                         absl::Span<const uint8_t> page,
+                                         bool may_reclaim) {
+  if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
+    return valid;
+  }
+  if (page.size() != kPageSize) {
+    if (Tenant* t = Find(tenant)) t->CountInvalidPut();
+    return absl::InvalidArgumentError(
+        absl::StrCat("page data is ", page.size(),
+                     " bytes; it must be exactly ", kPageSize));
+  }
+  return FindOrCreate(tenant)->Put(key, page, may_reclaim);
+}
+
+absl::Status PageStore::Get(absl::string_view tenant, uint64_t key,
+                            absl::Span<uint8_t> out) const {
+  if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
+    return valid;
+  }
+  const Tenant* t = Find(tenant);
+  if (t == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("tenant '", tenant, "' has no page under key ", key));
+  }
+  return t->Get(key, out);
+}
+
+absl::StatusOr<bool> PageStore::Delete(absl::string_view tenant, uint64_t key) {
+  if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
+    return valid;
+  }
+  Tenant* t = Find(tenant);
+  return t != nullptr && t->Delete(key);
+}
+
+absl::StatusOr<ReclaimResult> PageStore::Reclaim(absl::string_view tenant,
+                                                 uint32_t pages) {
+  if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
+    return valid;
+  }
+  if (!sink_->CanAccept(tenant)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("tenant '", tenant,
+                     "' has no eviction watcher connected; reclaim needs one "
+                     "to take the evicted pages"));
+  }
+  Tenant* t = Find(tenant);
+  if (t == nullptr) return ReclaimResult{};
+  return t->Reclaim(pages);
+}
+
+absl::StatusOr<PageStats> PageStore::Stats(absl::string_view tenant) const {
+  if (tenant.empty()) {
+    PageStats total;
+    for (const auto& [name, stats] : StatsByTenant()) total += stats;
+    return total;
+  }
+  if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
+    return valid;
+  }
+  const Tenant* t = Find(tenant);
+  return t == nullptr ? PageStats{} : t->Stats();
+}
+
+std::vector<std::pair<std::string, PageStats>> PageStore::StatsByTenant()
+    const {
+  std::vector<const Tenant*> tenants;
+  {
+    MutexLock lock(&tenants_mu_);
+    tenants.reserve(tenants_.size());
+    for (const auto& [name, tenant] : tenants_) tenants.push_back(tenant.get());
+  }
+  std::vector<std::pair<std::string, PageStats>> out;
+  out.reserve(tenants.size());
+  for (const Tenant* t : tenants) out.emplace_back(t->name(), t->Stats());
+  return out;
+}
+
+}  // namespace zpaged

@@ -1,0 +1,98 @@
+// PageStore: every tenant's pages, and the limits they share.
+//
+//   PageStore ── Tenant "vm-1" ── zbud pool ── arena
+//             ├─ Tenant "vm-2" ── ...
+//             └─ MemoryBudget (--max_memory_bytes, charged by every arena)
+//
+// A tenant comes into being on its first Put and lives as long as the store.
+// Requests are validated here (tenant name, page size), so every caller gets
+// the same rules. Errors are absl::Status; the RPC layer maps them to gRPC.
+// Thread-safe.
+
+#ifndef ZPAGED_SERVER_STORE_PAGE_STORE_H_
+#define ZPAGED_SERVER_STORE_PAGE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "server/core/memory_budget.h"
+#include "server/core/mutex.h"
+#include "server/store/eviction_sink.h"
+#include "server/store/page_stats.h"
+#include "server/store/tenant.h"
+
+namespace zpaged {
+
+struct StoreOptions {
+  uint64_t tenant_max_bytes = MemoryBudget::kUnlimited;  // one tenant's pool
+  uint64_t max_memory_bytes = MemoryBudget::kUnlimited;  // all pools together
+};
+
+class PageStore {
+ public:
+  // `sink` must outlive the store.
+  PageStore(const StoreOptions& options, EvictionSink* sink);
+
+  PageStore(const PageStore&) = delete;
+  PageStore& operator=(const PageStore&) = delete;
+
+  // Stores `page` under (tenant, key); see Tenant::Put. INVALID_ARGUMENT for
+  // a bad tenant name or a page that is not kPageSize bytes. With
+  // `may_reclaim` false a full pool fails at once with RESOURCE_EXHAUSTED
+  // instead of blocking on evictions, for callers that must not block.
+  absl::StatusOr<PutResult> Put(absl::string_view tenant, uint64_t key,
+                                absl::Span<const uint8_t> page,
+                                bool may_reclaim);
+
+  // Copies the page under (tenant, key) into `out` (kPageSize bytes).
+  // NOT_FOUND if there is none; INVALID_ARGUMENT for a bad tenant name.
+  absl::Status Get(absl::string_view tenant, uint64_t key,
+                   absl::Span<uint8_t> out) const;
+
+  // Removes a page; returns whether there was one.
+  absl::StatusOr<bool> Delete(absl::string_view tenant, uint64_t key);
+
+  // Shrinks the tenant's pool by up to `pages` frames through its watchers.
+  // FAILED_PRECONDITION when no watcher of the tenant is connected.
+  absl::StatusOr<ReclaimResult> Reclaim(absl::string_view tenant,
+                                        uint32_t pages);
+
+  // One tenant's counters, or the sum over all when `tenant` is empty. A
+  // tenant that never stored a page has all zeros.
+  absl::StatusOr<PageStats> Stats(absl::string_view tenant) const;
+
+  // Every tenant's counters, by name, for metrics.
+  std::vector<std::pair<std::string, PageStats>> StatsByTenant() const;
+
+  // True if a Put to `tenant` that finds its pool full could reclaim.
+  bool CanReclaim(absl::string_view tenant) const {
+    return sink_->CanAccept(tenant);
+  }
+
+  const StoreOptions& options() const { return options_; }
+
+ private:
+  Tenant* Find(absl::string_view tenant) const;
+  Tenant* FindOrCreate(absl::string_view tenant);
+
+  const StoreOptions options_;
+  EvictionSink* const sink_;
+  MemoryBudget budget_;
+
+  mutable Mutex tenants_mu_;
+  // Tenants are never removed, so a Tenant* stays valid once found.
+  absl::flat_hash_map<std::string, std::unique_ptr<Tenant>> tenants_
+      ABSL_GUARDED_BY(tenants_mu_);
+};
+
+}  // namespace zpaged
+
+#endif  // ZPAGED_SERVER_STORE_PAGE_STORE_H_

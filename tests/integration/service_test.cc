@@ -1,0 +1,351 @@
+// The service over real gRPC on loopback: every RPC, every status code the
+// contract names, and eviction through WatchEvictions streams.
+
+#include <atomic>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/notification.h"
+#include "gtest/gtest.h"
+#include "server/core/mutex.h"
+#include "tests/support/test_server.h"
+
+namespace zpaged {
+namespace {
+
+std::string TextPage(int seed) {
+  std::string text = "guest page " + std::to_string(seed) + " ";
+  std::string page;
+  while (page.size() < 4096) page += text;
+  page.resize(4096);
+  return page;
+}
+std::string RandomPage(int seed) {
+  std::mt19937_64 rng(seed);
+  std::string page(4096, '\0');
+  for (char& c : page) c = static_cast<char>(rng());
+  return page;
+}
+
+// What a watcher received, by key; thread-safe.
+class Received {
+ public:
+  EvictionCallback Accept(std::string tenant_label) {
+    return [this, tenant_label](uint64_t key, absl::string_view page) {
+      MutexLock lock(&mu_);
+      pages_[key] = std::string(page);
+      return true;
+    };
+  }
+  std::string At(uint64_t key) {
+    MutexLock lock(&mu_);
+    auto it = pages_.find(key);
+    return it == pages_.end() ? "" : it->second;
+  }
+  size_t size() {
+    MutexLock lock(&mu_);
+    return pages_.size();
+  }
+
+ private:
+  Mutex mu_;
+  absl::flat_hash_map<uint64_t, std::string> pages_ ABSL_GUARDED_BY(mu_);
+};
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void Start(const TestServerOptions& options = {}) {
+    server_ = std::make_unique<TestServer>(options);
+    client_ = server_->NewClient();
+  }
+  void SetUp() override { Start(); }
+
+  std::unique_ptr<TestServer> server_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(ServiceTest, PutGetDeleteRoundTrip) {
+  absl::StatusOr<PutReply> put = client_->Put("vm-1", 1, TextPage(1));
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(put->encoding, v1::LZ4);
+  EXPECT_GT(put->stored_bytes, 0u);
+  EXPECT_EQ(*client_->Get("vm-1", 1), TextPage(1));
+
+  put = client_->Put("vm-1", 2, std::string(4096, '\0'));
+  EXPECT_EQ(put->encoding, v1::SAME_FILLED);
+  EXPECT_EQ(put->stored_bytes, 0u);
+  put = client_->Put("vm-1", 3, RandomPage(3));
+  EXPECT_EQ(put->encoding, v1::RAW);
+  EXPECT_EQ(put->stored_bytes, 4096u);
+  EXPECT_EQ(*client_->Get("vm-1", 3), RandomPage(3));
+
+  EXPECT_EQ(*client_->Delete("vm-1", 1), true);
+  EXPECT_EQ(*client_->Delete("vm-1", 1), false);
+  EXPECT_EQ(client_->Get("vm-1", 1).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(ServiceTest, PutReplacesAndMaxKeyWorks) {
+  const uint64_t key = ~uint64_t{0};
+  ASSERT_TRUE(client_->Put("vm", key, RandomPage(1)).ok());
+  ASSERT_TRUE(client_->Put("vm", key, TextPage(2)).ok());
+  EXPECT_EQ(*client_->Get("vm", key), TextPage(2));
+  EXPECT_EQ(client_->Stats("vm")->stored_pages(), 1u);
+}
+
+TEST_F(ServiceTest, InvalidRequestsGetInvalidArgumentWithAReason) {
+  absl::Status s = client_->Put("vm", 1, std::string(4095, 'x')).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("4096"), absl::string_view::npos) << s;
+  EXPECT_EQ(client_->Put("vm", 1, std::string(8192, 'x')).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->Put("vm", 1, "").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  for (const std::string& tenant :
+       {std::string(), std::string(129, 't'), std::string("../etc"),
+        std::string("has space"), std::string("nul\0byte", 8)}) {
+    EXPECT_EQ(client_->Put(tenant, 1, TextPage(1)).status().code(),
+              absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(client_->Get(tenant, 1).status().code(),
+              absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(client_->Delete(tenant, 1).status().code(),
+              absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(client_->Reclaim(tenant, 1).status().code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(client_->Stats("bad name").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(client_->Put(std::string(128, 't'), 1, TextPage(1)).ok());
+}
+
+TEST_F(ServiceTest, StatsPerTenantAndTotal) {
+  ASSERT_TRUE(client_->Put("a", 1, TextPage(1)).ok());
+  ASSERT_TRUE(client_->Put("a", 2, TextPage(2)).ok());
+  ASSERT_TRUE(client_->Put("a", 3, std::string(4096, '\0')).ok());
+  ASSERT_TRUE(client_->Put("b", 1, RandomPage(1)).ok());
+  v1::StatsResponse a = *client_->Stats("a");
+  EXPECT_EQ(a.stored_pages(), 3u);
+  EXPECT_EQ(a.same_filled_pages(), 1u);
+  EXPECT_EQ(a.pool_pages(), 1u);  // two small LZ4 pages share a frame
+  EXPECT_DOUBLE_EQ(a.density(), 2.0);
+  EXPECT_GT(a.compressed_bytes(), 0u);
+  EXPECT_EQ(a.tenants(), 1u);
+  v1::StatsResponse all = *client_->Stats("");
+  EXPECT_EQ(all.stored_pages(), 4u);
+  EXPECT_EQ(all.raw_pages(), 1u);
+  EXPECT_EQ(all.pool_pages(), 2u);
+  EXPECT_DOUBLE_EQ(all.density(), 1.5);
+  EXPECT_EQ(all.tenants(), 2u);
+  EXPECT_EQ(client_->Stats("nobody")->stored_pages(), 0u);
+}
+
+TEST_F(ServiceTest, TenantsNeverSeeEachOthersPages) {
+  ASSERT_TRUE(client_->Put("alice", 7, TextPage(100)).ok());
+  ASSERT_TRUE(client_->Put("bob", 7, TextPage(200)).ok());
+  EXPECT_EQ(*client_->Get("alice", 7), TextPage(100));
+  EXPECT_EQ(*client_->Get("bob", 7), TextPage(200));
+  EXPECT_EQ(client_->Get("carol", 7).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(*client_->Delete("alice", 7));
+  EXPECT_EQ(*client_->Get("bob", 7), TextPage(200));
+}
+
+TEST_F(ServiceTest, ReclaimWithoutWatcherIsFailedPrecondition) {
+  ASSERT_TRUE(client_->Put("vm", 1, TextPage(1)).ok());
+  EXPECT_EQ(client_->Reclaim("vm", 1).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*client_->Get("vm", 1), TextPage(1));
+}
+
+TEST_F(ServiceTest, AckedEvictionsAreGoneAndCarriedTheRightBytes) {
+  for (int key = 1; key <= 6; ++key) {
+    ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
+  }
+  Received received;
+  auto watcher = client_->Watch("vm", received.Accept("vm"));
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
+  absl::StatusOr<v1::ReclaimResponse> r = client_->Reclaim("vm", 3);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->reclaimed_pool_pages(), 3u);
+  EXPECT_EQ(r->evicted_pages(), 3u);
+  ASSERT_EQ(received.size(), 3u);
+  for (int key = 1; key <= 3; ++key) {
+    EXPECT_EQ(received.At(key), RandomPage(key)) << key;
+    EXPECT_EQ(client_->Get("vm", key).status().code(),
+              absl::StatusCode::kNotFound);
+  }
+  for (int key = 4; key <= 6; ++key) {
+    EXPECT_EQ(*client_->Get("vm", key), RandomPage(key));
+  }
+  v1::StatsResponse stats = *client_->Stats("vm");
+  EXPECT_EQ(stats.evicted_pages(), 3u);
+  EXPECT_EQ(stats.reclaimed_pool_pages(), 3u);
+}
+
+TEST_F(ServiceTest, PagesNotAckedStayReadableAndTheWatcherStalls) {
+  for (int key = 1; key <= 4; ++key) {
+    ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
+  }
+  std::atomic<int> offered{0};
+  auto watcher = client_->Watch("vm", [&](uint64_t, absl::string_view) {
+    offered++;
+    return false;  // never safe: no ack
+  });
+  ASSERT_TRUE(watcher.ok());
+  absl::StatusOr<v1::ReclaimResponse> r = client_->Reclaim("vm", 4);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->reclaimed_pool_pages(), 0u);
+  EXPECT_EQ(r->evicted_pages(), 0u);
+  // One page missed its deadline; the stalled watcher got no more.
+  EXPECT_EQ(offered.load(), 1);
+  for (int key = 1; key <= 4; ++key) {
+    EXPECT_EQ(*client_->Get("vm", key), RandomPage(key));
+  }
+  // A stalled watcher is not a ready one.
+  EXPECT_EQ(client_->Reclaim("vm", 1).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ServiceTest, WatcherThatDropsMidStreamLosesNothing) {
+  for (int key = 1; key <= 4; ++key) {
+    ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
+  }
+  absl::Notification got_page;
+  std::unique_ptr<EvictionWatcher> watcher;
+  auto started = client_->Watch("vm", [&](uint64_t, absl::string_view) {
+    got_page.Notify();
+    return false;
+  });
+  ASSERT_TRUE(started.ok());
+  watcher = std::move(*started);
+  std::thread reclaim([&] {
+    absl::StatusOr<v1::ReclaimResponse> r = client_->Reclaim("vm", 2);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (r.ok()) EXPECT_EQ(r->reclaimed_pool_pages(), 0u);
+  });
+  got_page.WaitForNotification();
+  watcher->Stop();  // the client goes away before acking
+  reclaim.join();
+  for (int key = 1; key <= 4; ++key) {
+    EXPECT_EQ(*client_->Get("vm", key), RandomPage(key));
+  }
+  EXPECT_EQ(server_->hub().WatcherCount("vm"), 0u);
+}
+
+TEST_F(ServiceTest, WatchersOnlyReceiveTheirOwnTenantsPages) {
+  for (int key = 1; key <= 4; ++key) {
+    ASSERT_TRUE(client_->Put("alice", key, RandomPage(key)).ok());
+    ASSERT_TRUE(client_->Put("bob", key, RandomPage(100 + key)).ok());
+  }
+  Received alice, bob;
+  auto alice_watcher = client_->Watch("alice", alice.Accept("alice"));
+  auto bob_watcher = client_->Watch("bob", bob.Accept("bob"));
+  ASSERT_TRUE(alice_watcher.ok() && bob_watcher.ok());
+  ASSERT_EQ(client_->Reclaim("alice", 4)->reclaimed_pool_pages(), 4u);
+  EXPECT_EQ(alice.size(), 4u);
+  EXPECT_EQ(bob.size(), 0u);
+  for (int key = 1; key <= 4; ++key) {
+    EXPECT_EQ(alice.At(key), RandomPage(key));
+    EXPECT_EQ(*client_->Get("bob", key), RandomPage(100 + key));
+  }
+}
+
+TEST_F(ServiceTest, FullTenantWithWatcherEvictsAndThePutSucceeds) {
+  Start(TestServerOptions{.store = {.tenant_max_bytes = 4 * 4096}});
+  for (int key = 1; key <= 4; ++key) {
+    ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
+  }
+  Received received;
+  auto watcher = client_->Watch("vm", received.Accept("vm"));
+  ASSERT_TRUE(watcher.ok());
+  absl::StatusOr<PutReply> put = client_->Put("vm", 5, RandomPage(5));
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(received.size(), 1u);
+  EXPECT_EQ(received.At(1), RandomPage(1));
+  EXPECT_EQ(*client_->Get("vm", 5), RandomPage(5));
+  EXPECT_EQ(client_->Get("vm", 1).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ServiceTest, FullTenantWithoutWatcherIsResourceExhaustedAndIntact) {
+  Start(TestServerOptions{.store = {.tenant_max_bytes = 4 * 4096}});
+  for (int key = 1; key <= 4; ++key) {
+    ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
+  }
+  absl::Status s = client_->Put("vm", 5, RandomPage(5)).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  for (int key = 1; key <= 4; ++key) {
+    EXPECT_EQ(*client_->Get("vm", key), RandomPage(key));
+  }
+  EXPECT_EQ(client_->Get("vm", 5).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->Stats("vm")->rejected_puts(), 1u);
+}
+
+TEST_F(ServiceTest, FullTenantWhoseWatcherDoesNotAckIsResourceExhausted) {
+  Start(TestServerOptions{.store = {.tenant_max_bytes = 2 * 4096}});
+  ASSERT_TRUE(client_->Put("vm", 1, RandomPage(1)).ok());
+  ASSERT_TRUE(client_->Put("vm", 2, RandomPage(2)).ok());
+  auto watcher =
+      client_->Watch("vm", [](uint64_t, absl::string_view) { return false; });
+  ASSERT_TRUE(watcher.ok());
+  EXPECT_EQ(client_->Put("vm", 3, RandomPage(3)).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(*client_->Get("vm", 1), RandomPage(1));
+  EXPECT_EQ(*client_->Get("vm", 2), RandomPage(2));
+}
+
+// Raw stream tests: the rules a watcher must keep.
+class WatchStreamTest : public ServiceTest {
+ protected:
+  // Opens a stream, writes `messages`, and returns how the server ended it.
+  grpc::Status Run(const std::vector<v1::EvictionAck>& messages) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(10));
+    auto stream = client_->stub().WatchEvictions(&context);
+    for (const v1::EvictionAck& m : messages) stream->Write(m);
+    v1::EvictedPage page;
+    while (stream->Read(&page)) {
+    }
+    return stream->Finish();
+  }
+  static v1::EvictionAck Subscribe(const std::string& tenant) {
+    v1::EvictionAck m;
+    m.set_tenant(tenant);
+    return m;
+  }
+  static v1::EvictionAck Ack(uint64_t sequence) {
+    v1::EvictionAck m;
+    m.set_sequence(sequence);
+    return m;
+  }
+};
+
+TEST_F(WatchStreamTest, BadSubscriptionsAndAcksEndTheStream) {
+  EXPECT_EQ(Run({Subscribe("")}).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Run({Subscribe("no spaces")}).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Run({Ack(1)}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Run({Subscribe("vm"), Ack(1)}).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Run({Subscribe("vm"), Subscribe("other")}).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  // The service keeps serving.
+  ASSERT_TRUE(client_->Put("vm", 1, TextPage(1)).ok());
+  EXPECT_EQ(*client_->Get("vm", 1), TextPage(1));
+}
+
+TEST_F(WatchStreamTest, ClosingTheStreamEndsItCleanly) {
+  grpc::ClientContext context;
+  auto stream = client_->stub().WatchEvictions(&context);
+  ASSERT_TRUE(stream->Write(Subscribe("vm")));
+  stream->WaitForInitialMetadata();
+  EXPECT_EQ(server_->hub().WatcherCount("vm"), 1u);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+}  // namespace
+}  // namespace zpaged
