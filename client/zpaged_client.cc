@@ -120,14 +120,13 @@ absl::StatusOr<std::unique_ptr<EvictionWatcher>> Client::Watch(
           }
         }
         stream->WritesDone();
-        w->final_status_ = FromGrpcStatus(stream->Finish());
+        w->SetEnded(FromGrpcStatus(stream->Finish()));
       });
 
   if (!subscribed_future.get()) {
-    watcher->thread_.join();
-    return watcher->final_status_.ok()
-               ? absl::UnavailableError("the server did not subscribe")
-               : watcher->final_status_;
+    absl::Status refused = watcher->Wait();
+    return refused.ok() ? absl::UnavailableError("the server did not subscribe")
+                        : refused;
   }
   return watcher;
 }
@@ -140,9 +139,23 @@ void EvictionWatcher::Stop() {
   thread_.join();
 }
 
+void EvictionWatcher::SetEnded(absl::Status status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ended_ = true;
+  final_status_ = std::move(status);
+  ended_changed_.notify_all();
+}
+
 absl::Status EvictionWatcher::Wait() {
-  if (thread_.joinable()) thread_.join();
+  std::unique_lock<std::mutex> lock(mu_);
+  ended_changed_.wait(lock, [this] { return ended_; });
   return final_status_;
+}
+
+bool EvictionWatcher::WaitFor(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return ended_changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                                 [this] { return ended_; });
 }
 
 }  // namespace zpaged

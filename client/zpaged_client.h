@@ -16,9 +16,11 @@
 #ifndef ZPAGED_CLIENT_ZPAGED_CLIENT_H_
 #define ZPAGED_CLIENT_ZPAGED_CLIENT_H_
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -59,13 +61,21 @@ class EvictionWatcher {
   // closed it cleanly, CANCELLED after Stop).
   absl::Status Wait();
 
+  // Waits at most `timeout` for the stream to end; true if it has.
+  bool WaitFor(absl::Duration timeout);
+
  private:
   friend class Client;
   EvictionWatcher() = default;
+  void SetEnded(absl::Status status);
 
   std::unique_ptr<grpc::ClientContext> context_;
   std::thread thread_;
-  absl::Status final_status_;
+
+  std::mutex mu_;
+  std::condition_variable ended_changed_;
+  bool ended_ = false;         // guarded by mu_
+  absl::Status final_status_;  // guarded by mu_
 };
 
 struct PutReply {

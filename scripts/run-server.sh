@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds zpaged and runs the storage core benchmark.
-# (The next step of the project makes this start the server.)
+# Installs what is missing, builds zpaged, and runs the server on its defaults
+# (gRPC on 127.0.0.1:50051). Extra arguments go to zpaged, e.g.
+#   scripts/run-server.sh --tenant_max_bytes=256M
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "==> checking build dependencies"
 scripts/install-deps.sh
-echo "==> building"
+echo "==> configuring and building (build/)"
 cmake -S . -B build -G Ninja >/dev/null
-cmake --build build -j "$(nproc)"
-echo "==> running zbud_bench"
-exec build/server/core/zbud_bench "$@"
+cmake --build build -j "$(nproc)" --target zpaged zpagectl
+echo "==> starting zpaged; stop it with Ctrl-C"
+exec build/server/zpaged "$@"

@@ -109,11 +109,17 @@ def stream_pages(paths, want):
     return out
 
 
+# Already-compressed files are not text, whatever their names say.
+COMPRESSED = (".gz", ".xz", ".bz2", ".zst", ".lz4", ".zip")
+
+
 def files_under(roots, suffixes, rng, limit):
     found = []
     for root in roots:
         for dirpath, _, names in os.walk(root):
             for name in names:
+                if name.endswith(COMPRESSED):
+                    continue
                 if any(s in name for s in suffixes):
                     path = os.path.join(dirpath, name)
                     if os.path.isfile(path) and not os.path.islink(path):

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The real zpaged binary, driven by zpagectl: every command, its output and
+# exit status, evictions into a directory, and a clean SIGTERM.
+#
+# Usage: zpagectl_test.sh ZPAGED ZPAGECTL CORPUS_DIR
+set -euo pipefail
+zpaged=$1 zpagectl=$2 corpus=$3
+work=$(mktemp -d)
+server_pid="" watch_pid=""
+cleanup() {
+  [ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null || true
+  [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+checks=0 failures=0
+pass() { checks=$((checks + 1)); echo "ok: $*"; }
+fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; }
+expect() {  # expect DESCRIPTION COMMAND...: the command must succeed
+  local what=$1; shift
+  if "$@" >"$work/out" 2>"$work/err"; then pass "$what"; else fail "$what: $(cat "$work/err")"; fi
+}
+expect_error() {  # expect_error DESCRIPTION CODE COMMAND...: exit 1 naming CODE
+  local what=$1 code=$2; shift 2
+  if "$@" >"$work/out" 2>"$work/err"; then fail "$what: succeeded"; return; fi
+  if grep -q "$code" "$work/err"; then pass "$what"; else fail "$what: $(cat "$work/err")"; fi
+}
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export ZPAGED_SERVER=127.0.0.1:$port
+# Pages for the test: text from the corpus, zeros, and random bytes.
+python3 - "$corpus" "$work" <<'PY'
+import os, sys
+corpus, work = sys.argv[1], sys.argv[2]
+kinds = [l.split("\t")[1] for l in open(os.path.join(corpus, "manifest.tsv"))]
+data = open(os.path.join(corpus, "pages.bin"), "rb").read()
+text = [i for i, k in enumerate(kinds) if k == "text"][:4]
+for n, i in enumerate(text):
+    open(os.path.join(work, f"text{n}.page"), "wb").write(data[i*4096:(i+1)*4096])
+open(os.path.join(work, "zero.page"), "wb").write(bytes(4096))
+open(os.path.join(work, "random.page"), "wb").write(os.urandom(4096))
+open(os.path.join(work, "short.page"), "wb").write(bytes(4095))
+PY
+
+ZPAGED_ACK_DEADLINE=2s "$zpaged" --listen="127.0.0.1:$port" --tenant_max_bytes=64M \
+  >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 50); do
+  "$zpagectl" stats >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+expect "put a text page" "$zpagectl" --tenant=vm put 1 "$work/text0.page"
+grep -q "LZ4" "$work/err" && pass "text page stored as LZ4" || fail "text page encoding: $(cat "$work/err")"
+expect "get it back" "$zpagectl" --tenant=vm get 1 "$work/back.page"
+cmp -s "$work/text0.page" "$work/back.page" && pass "byte-exact" || fail "page differs"
+expect "put from stdin, hex key" sh -c "\"$zpagectl\" --tenant=vm put 0x10 < \"$work/zero.page\""
+grep -q "SAME_FILLED" "$work/err" && pass "zero page SAME_FILLED" || fail "zero page: $(cat "$work/err")"
+"$zpagectl" --tenant=vm get 16 | cmp -s - "$work/zero.page" && pass "get to stdout" || fail "get to stdout"
+expect "put random" "$zpagectl" --tenant=vm put 2 "$work/random.page"
+grep -q "RAW" "$work/err" && pass "random page RAW" || fail "random page: $(cat "$work/err")"
+expect_error "missing page" NOT_FOUND "$zpagectl" --tenant=vm get 99
+expect_error "short page" INVALID_ARGUMENT "$zpagectl" --tenant=vm put 3 "$work/short.page"
+expect_error "bad tenant" INVALID_ARGUMENT "$zpagectl" --tenant='no/slash' get 1
+expect_error "reclaim without watcher" FAILED_PRECONDITION "$zpagectl" --tenant=vm reclaim 1
+if "$zpagectl" get 1 >/dev/null 2>&1; then fail "usage error accepted"; else
+  [ $? -eq 2 ] && pass "usage error exits 2" || fail "usage error exit status"; fi
+
+expect "stats --json" "$zpagectl" --tenant=vm stats --json
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["stored_pages"]==3 and s["same_filled_pages"]==1 and s["raw_pages"]==1, s' "$work/out" \
+  && pass "stats counts" || fail "stats counts: $(cat "$work/out")"
+expect "stats table" "$zpagectl" stats
+grep -q "stored pages" "$work/out" && pass "stats table readable" || fail "stats table"
+
+mkdir "$work/evicted"
+"$zpagectl" --tenant=vm watch "$work/evicted" >"$work/watch.log" 2>&1 &
+watch_pid=$!
+for _ in $(seq 50); do grep -q watching "$work/watch.log" && break; sleep 0.1; done
+expect "reclaim to the watcher" "$zpagectl" --tenant=vm reclaim 2
+grep -q "reclaimed 2 pool pages, evicted 2 pages" "$work/out" && pass "reclaim counts" || fail "reclaim: $(cat "$work/out")"
+cmp -s "$work/evicted/1.page" "$work/text0.page" && pass "evicted page 1 on disk" || fail "evicted page 1"
+cmp -s "$work/evicted/2.page" "$work/random.page" && pass "evicted page 2 on disk" || fail "evicted page 2"
+expect_error "evicted page is gone" NOT_FOUND "$zpagectl" --tenant=vm get 1
+kill -TERM "$watch_pid"; wait "$watch_pid" && pass "watch stops on SIGTERM" || fail "watch exit"; watch_pid=""
+
+expect "delete" "$zpagectl" --tenant=vm delete 16
+grep -q "deleted 16" "$work/out" && pass "delete says so" || fail "delete: $(cat "$work/out")"
+expect "delete again" "$zpagectl" --tenant=vm delete 16
+grep -q "was not stored" "$work/out" && pass "delete is idempotent" || fail "second delete"
+
+kill -TERM "$server_pid"
+if wait "$server_pid"; then pass "zpaged exits 0 on SIGTERM"; else fail "zpaged exit status $?"; fi
+server_pid=""
+grep -q "stopped" "$work/server.log" && pass "zpaged logged its stop" || fail "server log: $(cat "$work/server.log")"
+
+echo "$((checks - failures)) passed, $failures failed"
+[ "$failures" -eq 0 ]
