@@ -185,11 +185,17 @@ int Run(const std::vector<char*>& args) {
   auto arg = [&](size_t i) -> std::string {
     return i < args.size() ? args[i] : "";
   };
-  const bool needs_tenant = command != "stats";
+  const bool needs_tenant = command != "stats" && command != "health";
   if (needs_tenant && tenant.empty()) {
     return UsageError(command + " needs --tenant");
   }
 
+  if (command == "health") {
+    absl::StatusOr<bool> serving = client->Serving();
+    if (!serving.ok()) return Failed(command, serving.status());
+    std::printf("%s\n", *serving ? "SERVING" : "NOT_SERVING");
+    return *serving ? 0 : 1;
+  }
   if (command == "stats") {
     absl::StatusOr<v1::StatsResponse> stats = client->Stats(tenant);
     if (!stats.ok()) return Failed(command, stats.status());
@@ -264,7 +270,9 @@ int main(int argc, char** argv) {
       "  zpagectl [--tenant=T] stats [--json]   counters (all tenants if no "
       "--tenant)\n"
       "  zpagectl --tenant=T watch DIR          take evicted pages into "
-      "DIR/KEY.page\n\n"
+      "DIR/KEY.page\n"
+      "  zpagectl health                        exit 0 if the server is "
+      "SERVING\n\n"
       "KEY is decimal or 0x-hex. --server and --tenant default to "
       "$ZPAGED_SERVER and $ZPAGED_TENANT.");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);

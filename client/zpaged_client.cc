@@ -29,7 +29,17 @@ std::unique_ptr<Client> Client::Connect(const std::string& target,
 
 Client::Client(std::shared_ptr<grpc::Channel> channel,
                const ClientOptions& options)
-    : options_(options), stub_(v1::PageStore::NewStub(std::move(channel))) {}
+    : options_(options),
+      stub_(v1::PageStore::NewStub(channel)),
+      health_(grpc::health::v1::Health::NewStub(channel)) {}
+
+absl::StatusOr<bool> Client::Serving() {
+  grpc::health::v1::HealthCheckRequest request;
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = health_->Check(NewContext().get(), request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+}
 
 std::unique_ptr<grpc::ClientContext> Client::NewContext() const {
   auto context = std::make_unique<grpc::ClientContext>();

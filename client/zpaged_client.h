@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
 #include "zpaged/v1/page_store.grpc.pb.h"
 
@@ -101,6 +102,11 @@ class Client {
   // One tenant's counters; totals over all tenants for an empty name.
   absl::StatusOr<v1::StatsResponse> Stats(absl::string_view tenant);
 
+  // The server's grpc.health.v1 status: true when SERVING, false when it
+  // answers anything else (NOT_SERVING once shutdown has begun); an error
+  // status when it cannot be asked.
+  absl::StatusOr<bool> Serving();
+
   // Subscribes to `tenant`'s evictions and returns once the server has the
   // watcher ready, or the reason it refused. `on_page` runs on the watcher's
   // thread, one page at a time.
@@ -114,6 +120,7 @@ class Client {
 
   const ClientOptions options_;
   std::unique_ptr<v1::PageStore::Stub> stub_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
 
 // The absl::Status a grpc::Status stands for.

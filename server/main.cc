@@ -1,6 +1,6 @@
-// zpaged: the server. Flags (each also settable as ZPAGED_<FLAG>), wiring of
-// store -> eviction hub -> gRPC service, and an orderly stop on SIGINT or
-// SIGTERM: stop taking calls, let those in flight finish, exit 0.
+// zpaged: the server. Flags (each also settable as ZPAGED_<FLAG>), and an
+// orderly stop on SIGINT or SIGTERM: health NOT_SERVING, eviction streams
+// ended, calls in flight finished, exit 0.
 
 #include <pthread.h>
 #include <signal.h>
@@ -16,18 +16,16 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "grpcpp/server.h"
-#include "grpcpp/server_builder.h"
 #include "server/config/byte_size.h"
 #include "server/config/env_flags.h"
-#include "server/rpc/blocking_executor.h"
-#include "server/rpc/eviction_hub.h"
-#include "server/rpc/page_store_service.h"
-#include "server/store/page_store.h"
+#include "server/zpaged_server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "Address for the gRPC service, host:port. Loopback by default; "
           "0.0.0.0:PORT to serve other machines.");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "Address for Prometheus metrics (path /metrics), host:port; empty "
+          "turns the endpoint off.");
 ABSL_FLAG(zpaged::ByteSize, tenant_max_bytes, zpaged::ByteSize{1ull << 30},
           "Pool memory one tenant may hold (bytes, or with K/M/G/T). A Put "
           "past it evicts the tenant's least recently used pages to its "
@@ -62,39 +60,34 @@ int Run() {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  const StoreOptions store_options{
-      .tenant_max_bytes = absl::GetFlag(FLAGS_tenant_max_bytes).bytes,
-      .max_memory_bytes = absl::GetFlag(FLAGS_max_memory_bytes).bytes};
-  EvictionHub hub(absl::GetFlag(FLAGS_ack_deadline));
-  PageStore store(store_options, &hub);
-  auto executor =
-      std::make_unique<BlockingExecutor>(absl::GetFlag(FLAGS_reclaim_threads));
-  PageStoreService service(&store, &hub, executor.get());
-
-  const std::string listen = absl::GetFlag(FLAGS_listen);
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials());
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr) {
-    Log(absl::StrCat("cannot listen on ", listen,
-                     " (address in use, or not an address?)"));
+  ServerOptions options;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.store.tenant_max_bytes = absl::GetFlag(FLAGS_tenant_max_bytes).bytes;
+  options.store.max_memory_bytes = absl::GetFlag(FLAGS_max_memory_bytes).bytes;
+  options.ack_deadline = absl::GetFlag(FLAGS_ack_deadline);
+  options.reclaim_threads = absl::GetFlag(FLAGS_reclaim_threads);
+  absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
+      ZpagedServer::Start(options);
+  if (!server.ok()) {
+    Log(std::string(server.status().message()));
     return 1;
   }
-  Log(absl::StrCat("serving zpaged.v1.PageStore on ", listen, "; tenant limit ",
-                   AbslUnparseFlag(ByteSize{store_options.tenant_max_bytes}),
+  Log(absl::StrCat("serving zpaged.v1.PageStore on ", (*server)->address(),
+                   options.metrics_listen.empty()
+                       ? ""
+                       : absl::StrCat(", metrics on http://",
+                                      options.metrics_listen, "/metrics"),
+                   "; tenant limit ",
+                   AbslUnparseFlag(ByteSize{options.store.tenant_max_bytes}),
                    ", server limit ",
-                   AbslUnparseFlag(ByteSize{store_options.max_memory_bytes})));
+                   AbslUnparseFlag(ByteSize{options.store.max_memory_bytes})));
 
   int signal = 0;
   sigwait(&stop_signals, &signal);
   Log(absl::StrCat("received ", signal == SIGINT ? "SIGINT" : "SIGTERM",
                    "; finishing calls in flight"));
-  hub.Shutdown();
-  server->Shutdown(std::chrono::system_clock::now() +
-                   absl::ToChronoSeconds(absl::GetFlag(FLAGS_shutdown_grace)));
-  server->Wait();
-  executor.reset();
+  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
   Log("stopped");
   return 0;
 }

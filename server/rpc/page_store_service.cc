@@ -35,33 +35,46 @@ grpc::Status Respond(const absl::StatusOr<PutResult>& result,
 }  // namespace
 
 PageStoreService::PageStoreService(PageStore* store, EvictionHub* hub,
-                                   BlockingExecutor* executor)
-    : store_(store), hub_(hub), executor_(executor) {}
+                                   BlockingExecutor* executor,
+                                   CallObserver* observer)
+    : store_(store), hub_(hub), executor_(executor), observer_(observer) {}
+
+void PageStoreService::Finish(grpc::ServerUnaryReactor* reactor,
+                              RpcMethod method, absl::Time start,
+                              const grpc::Status& status) {
+  if (observer_ != nullptr) {
+    observer_->OnCallFinished(method, status.error_code(), absl::Now() - start);
+  }
+  reactor->Finish(status);
+}
 
 grpc::ServerUnaryReactor* PageStoreService::Put(
     grpc::CallbackServerContext* context, const v1::PutRequest* request,
     v1::PutResponse* response) {
+  const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<PutResult> result =
       store_->Put(request->tenant(), request->key(), Bytes(request->data()),
                   /*may_reclaim=*/false);
   if (absl::IsResourceExhausted(result.status()) &&
       store_->CanReclaim(request->tenant())) {
-    executor_->Submit([this, request, response, reactor] {
-      reactor->Finish(Respond(
-          store_->Put(request->tenant(), request->key(), Bytes(request->data()),
-                      /*may_reclaim=*/true),
-          response));
+    executor_->Submit([this, request, response, reactor, start] {
+      Finish(reactor, RpcMethod::kPut, start,
+             Respond(store_->Put(request->tenant(), request->key(),
+                                 Bytes(request->data()),
+                                 /*may_reclaim=*/true),
+                     response));
     });
     return reactor;
   }
-  reactor->Finish(Respond(result, response));
+  Finish(reactor, RpcMethod::kPut, start, Respond(result, response));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* PageStoreService::Get(
     grpc::CallbackServerContext* context, const v1::GetRequest* request,
     v1::GetResponse* response) {
+  const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::string* data = response->mutable_data();
   data->resize(kPageSize);
@@ -69,33 +82,35 @@ grpc::ServerUnaryReactor* PageStoreService::Get(
       request->tenant(), request->key(),
       absl::MakeSpan(reinterpret_cast<uint8_t*>(data->data()), data->size()));
   if (!status.ok()) response->clear_data();
-  reactor->Finish(ToGrpcStatus(status));
+  Finish(reactor, RpcMethod::kGet, start, ToGrpcStatus(status));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* PageStoreService::Delete(
     grpc::CallbackServerContext* context, const v1::DeleteRequest* request,
     v1::DeleteResponse* response) {
+  const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<bool> existed =
       store_->Delete(request->tenant(), request->key());
   if (existed.ok()) response->set_existed(*existed);
-  reactor->Finish(ToGrpcStatus(existed.status()));
+  Finish(reactor, RpcMethod::kDelete, start, ToGrpcStatus(existed.status()));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* PageStoreService::Reclaim(
     grpc::CallbackServerContext* context, const v1::ReclaimRequest* request,
     v1::ReclaimResponse* response) {
+  const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  executor_->Submit([this, request, response, reactor] {
+  executor_->Submit([this, request, response, reactor, start] {
     absl::StatusOr<ReclaimResult> result =
         store_->Reclaim(request->tenant(), request->pages());
     if (result.ok()) {
       response->set_reclaimed_pool_pages(result->reclaimed_pool_pages);
       response->set_evicted_pages(result->evicted_pages);
     }
-    reactor->Finish(ToGrpcStatus(result.status()));
+    Finish(reactor, RpcMethod::kReclaim, start, ToGrpcStatus(result.status()));
   });
   return reactor;
 }
@@ -103,6 +118,7 @@ grpc::ServerUnaryReactor* PageStoreService::Reclaim(
 grpc::ServerUnaryReactor* PageStoreService::Stats(
     grpc::CallbackServerContext* context, const v1::StatsRequest* request,
     v1::StatsResponse* response) {
+  const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<PageStats> stats = store_->Stats(request->tenant());
   if (stats.ok()) {
@@ -117,13 +133,13 @@ grpc::ServerUnaryReactor* PageStoreService::Stats(
     response->set_rejected_puts(stats->rejected_puts());
     response->set_tenants(stats->tenants);
   }
-  reactor->Finish(ToGrpcStatus(stats.status()));
+  Finish(reactor, RpcMethod::kStats, start, ToGrpcStatus(stats.status()));
   return reactor;
 }
 
 grpc::ServerBidiReactor<v1::EvictionAck, v1::EvictedPage>*
 PageStoreService::WatchEvictions(grpc::CallbackServerContext* context) {
-  return new WatchReactor(context, hub_);
+  return new WatchReactor(context, hub_, observer_);
 }
 
 }  // namespace zpaged

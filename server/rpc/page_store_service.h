@@ -10,6 +10,7 @@
 #define ZPAGED_SERVER_RPC_PAGE_STORE_SERVICE_H_
 
 #include "server/rpc/blocking_executor.h"
+#include "server/rpc/call_observer.h"
 #include "server/rpc/eviction_hub.h"
 #include "server/store/page_store.h"
 #include "zpaged/v1/page_store.grpc.pb.h"
@@ -18,9 +19,9 @@ namespace zpaged {
 
 class PageStoreService final : public v1::PageStore::CallbackService {
  public:
-  // All three must outlive the service.
+  // All must outlive the service; `observer` may be null.
   PageStoreService(PageStore* store, EvictionHub* hub,
-                   BlockingExecutor* executor);
+                   BlockingExecutor* executor, CallObserver* observer);
 
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* context,
                                 const v1::PutRequest* request,
@@ -41,9 +42,14 @@ class PageStoreService final : public v1::PageStore::CallbackService {
       grpc::CallbackServerContext* context) override;
 
  private:
+  // Finishes a unary call, telling the observer.
+  void Finish(grpc::ServerUnaryReactor* reactor, RpcMethod method,
+              absl::Time start, const grpc::Status& status);
+
   PageStore* const store_;
   EvictionHub* const hub_;
   BlockingExecutor* const executor_;
+  CallObserver* const observer_;
 };
 
 }  // namespace zpaged

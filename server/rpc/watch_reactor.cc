@@ -9,8 +9,8 @@
 namespace zpaged {
 
 WatchReactor::WatchReactor(grpc::CallbackServerContext* context,
-                           EvictionHub* hub)
-    : context_(context), hub_(hub) {
+                           EvictionHub* hub, CallObserver* observer)
+    : context_(context), hub_(hub), observer_(observer), start_(absl::Now()) {
   StartRead(&incoming_);
 }
 
@@ -59,6 +59,10 @@ void WatchReactor::FinishOnce(const grpc::Status& status) {
   if (finished_) return;
   finished_ = true;
   FailPending("the watcher's stream ended before it acked");
+  if (observer_ != nullptr) {
+    observer_->OnCallFinished(RpcMethod::kWatchEvictions, status.error_code(),
+                              absl::Now() - start_);
+  }
   Finish(status);
 }
 

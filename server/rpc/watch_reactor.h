@@ -26,6 +26,7 @@
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
 #include "server/core/mutex.h"
+#include "server/rpc/call_observer.h"
 #include "server/rpc/eviction_hub.h"
 #include "zpaged/v1/page_store.pb.h"
 
@@ -38,8 +39,10 @@ class WatchReactor final
   // ready for pages; its value is the tenant. Clients wait for it.
   static constexpr char kSubscribedMetadata[] = "zpaged-subscribed";
 
-  // Starts reading the subscription. Deletes itself in OnDone.
-  WatchReactor(grpc::CallbackServerContext* context, EvictionHub* hub);
+  // Starts reading the subscription. Deletes itself in OnDone. `observer`
+  // may be null.
+  WatchReactor(grpc::CallbackServerContext* context, EvictionHub* hub,
+               CallObserver* observer);
 
   // For the hub, which holds its own lock across these calls.
   //
@@ -68,6 +71,8 @@ class WatchReactor final
 
   grpc::CallbackServerContext* const context_;
   EvictionHub* const hub_;
+  CallObserver* const observer_;
+  const absl::Time start_;
   v1::EvictionAck incoming_;  // the read in flight; only OnReadDone reads it
 
   Mutex mu_;

@@ -3,9 +3,10 @@
 
 #include <string>
 
+#include "client/zpaged_client.h"
 #include "gtest/gtest.h"
+#include "server/zpaged_server.h"
 #include "tests/corpus/page_corpus.h"
-#include "tests/support/test_server.h"
 
 namespace zpaged {
 namespace {
@@ -15,8 +16,12 @@ TEST(CorpusRoundTripTest, EveryPageComesBackByteExactWithTheRightEncoding) {
       PageCorpus::Load(PageCorpus::DefaultDir());
   ASSERT_TRUE(corpus.ok()) << corpus.status();
   ASSERT_GE(corpus->size(), 1000u);
-  TestServer server;
-  std::unique_ptr<Client> client = server.NewClient();
+  ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
+      ZpagedServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::unique_ptr<Client> client = Client::Connect((*server)->address());
 
   int zero = 0, same = 0, random = 0, lz4 = 0;
   for (size_t i = 0; i < corpus->size(); ++i) {

@@ -8,9 +8,12 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/notification.h"
+#include "client/zpaged_client.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "server/core/mutex.h"
-#include "tests/support/test_server.h"
+#include "server/zpaged_server.h"
 
 namespace zpaged {
 namespace {
@@ -54,15 +57,31 @@ class Received {
   absl::flat_hash_map<uint64_t, std::string> pages_ ABSL_GUARDED_BY(mu_);
 };
 
+// The whole server on a loopback port the kernel picks, with a short ack
+// deadline so that tests of missing acks are quick.
+ServerOptions TestOptions(StoreOptions store = {}) {
+  ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.store = store;
+  options.ack_deadline = absl::Milliseconds(300);
+  options.reclaim_threads = 2;
+  return options;
+}
+
 class ServiceTest : public ::testing::Test {
  protected:
-  void Start(const TestServerOptions& options = {}) {
-    server_ = std::make_unique<TestServer>(options);
-    client_ = server_->NewClient();
+  void Start(const ServerOptions& options) {
+    client_.reset();
+    server_.reset();
+    absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
+        ZpagedServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    client_ = Client::Connect(server_->address());
   }
-  void SetUp() override { Start(); }
+  void SetUp() override { Start(TestOptions()); }
 
-  std::unique_ptr<TestServer> server_;
+  std::unique_ptr<ZpagedServer> server_;
   std::unique_ptr<Client> client_;
 };
 
@@ -253,7 +272,7 @@ TEST_F(ServiceTest, WatchersOnlyReceiveTheirOwnTenantsPages) {
 }
 
 TEST_F(ServiceTest, FullTenantWithWatcherEvictsAndThePutSucceeds) {
-  Start(TestServerOptions{.store = {.tenant_max_bytes = 4 * 4096}});
+  Start(TestOptions({.tenant_max_bytes = 4 * 4096}));
   for (int key = 1; key <= 4; ++key) {
     ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
   }
@@ -269,7 +288,7 @@ TEST_F(ServiceTest, FullTenantWithWatcherEvictsAndThePutSucceeds) {
 }
 
 TEST_F(ServiceTest, FullTenantWithoutWatcherIsResourceExhaustedAndIntact) {
-  Start(TestServerOptions{.store = {.tenant_max_bytes = 4 * 4096}});
+  Start(TestOptions({.tenant_max_bytes = 4 * 4096}));
   for (int key = 1; key <= 4; ++key) {
     ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
   }
@@ -283,7 +302,7 @@ TEST_F(ServiceTest, FullTenantWithoutWatcherIsResourceExhaustedAndIntact) {
 }
 
 TEST_F(ServiceTest, FullTenantWhoseWatcherDoesNotAckIsResourceExhausted) {
-  Start(TestServerOptions{.store = {.tenant_max_bytes = 2 * 4096}});
+  Start(TestOptions({.tenant_max_bytes = 2 * 4096}));
   ASSERT_TRUE(client_->Put("vm", 1, RandomPage(1)).ok());
   ASSERT_TRUE(client_->Put("vm", 2, RandomPage(2)).ok());
   auto watcher =
@@ -293,6 +312,32 @@ TEST_F(ServiceTest, FullTenantWhoseWatcherDoesNotAckIsResourceExhausted) {
             absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(*client_->Get("vm", 1), RandomPage(1));
   EXPECT_EQ(*client_->Get("vm", 2), RandomPage(2));
+}
+
+TEST_F(ServiceTest, HealthIsServingUntilShutdownBegins) {
+  EXPECT_EQ(*client_->Serving(), true);
+  auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+      server_->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  auto updates =
+      health->Watch(&context, grpc::health::v1::HealthCheckRequest());
+  grpc::health::v1::HealthCheckResponse status;
+  ASSERT_TRUE(updates->Read(&status));
+  EXPECT_EQ(status.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  std::thread stop([&] { server_->Shutdown(absl::Seconds(2)); });
+  ASSERT_TRUE(updates->Read(&status));
+  EXPECT_EQ(status.status(),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  stop.join();
+}
+
+TEST_F(ServiceTest, ShutdownEndsEvictionStreamsWithUnavailable) {
+  auto watcher =
+      client_->Watch("vm", [](uint64_t, absl::string_view) { return true; });
+  ASSERT_TRUE(watcher.ok());
+  server_->Shutdown(absl::Seconds(2));
+  EXPECT_EQ((*watcher)->Wait().code(), absl::StatusCode::kUnavailable);
 }
 
 // Raw stream tests: the rules a watcher must keep.
