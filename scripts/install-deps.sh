@@ -1,16 +1,34 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages zpaged needs to build, test and run.
-# Idempotent: when everything is present it says so in one line and exits.
+# Installs the Debian 12 packages zpaged needs. Idempotent: when everything is
+# present it says so in one line.
+#
+#   scripts/install-deps.sh                  build, test and run (the default)
+#   scripts/install-deps.sh --runtime-build  only what building zpaged and
+#                                            zpagectl needs (the container)
 set -euo pipefail
 
-packages=(
-  build-essential cmake pkg-config git ninja-build
-  clang lld libclang-rt-14-dev clang-format
+# To build zpaged and zpagectl.
+build_packages=(
+  build-essential cmake ninja-build pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev liblz4-dev prometheus-cpp-dev
-  libgtest-dev libgmock-dev googletest libbenchmark-dev
-  gdb prometheus curl python3
 )
+# To build and run the tests and benchmarks: GoogleTest, Google Benchmark,
+# clang's sanitizer runtimes, gdb for gcore (the page corpus), python3 for the
+# corpus and end-to-end scripts, Prometheus (promtool and the server) and
+# docker-compose (to validate the compose file; no engine is needed).
+test_packages=(
+  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  clang lld libclang-rt-14-dev clang-format
+  gdb python3 curl prometheus docker-compose
+)
+
+packages=("${build_packages[@]}")
+case "${1:-}" in
+  --runtime-build) ;;
+  "") packages+=("${test_packages[@]}") ;;
+  *) echo "usage: $0 [--runtime-build]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
