@@ -41,7 +41,12 @@ absl::StatusOr<PutResult> Tenant::Put(uint64_t key,
                                       absl::Span<const uint8_t> page,
                                       bool may_reclaim) {
   if (std::optional<uint64_t> word = SameFilledWord(page)) {
-    Install(key, IndexEntry{*word, 0, PageEncoding::kSameFilled});
+    std::optional<IndexEntry> replaced;
+    {
+      MutexLock lock(&index_mu_);
+      replaced = SwapIn(key, IndexEntry{*word, 0, PageEncoding::kSameFilled});
+    }
+    if (replaced.has_value()) Release(*replaced);
     return PutResult{PageEncoding::kSameFilled, 0};
   }
 
@@ -64,8 +69,7 @@ absl::StatusOr<PutResult> Tenant::Put(uint64_t key,
     return handle.status();
   }
 
-  IndexEntry replaced{};
-  bool had_page = false;
+  std::optional<IndexEntry> replaced;
   size_t capacity;
   {
     // The copy happens under the index lock: a reclaim may already see the
@@ -83,33 +87,21 @@ absl::StatusOr<PutResult> Tenant::Put(uint64_t key,
     }
     pool_->Unmap(*handle);
 
-    const IndexEntry entry{*handle, static_cast<uint32_t>(lz4_bytes), encoding};
-    auto [it, inserted] = index_.try_emplace(key, entry);
-    if (!inserted) {
-      replaced = std::exchange(it->second, entry);
-      had_page = true;
-      Account(replaced, -1);
-    }
-    Account(entry, +1);
+    replaced = SwapIn(
+        key, IndexEntry{*handle, static_cast<uint32_t>(lz4_bytes), encoding});
   }
-  if (had_page) Release(replaced);
+  if (replaced.has_value()) Release(*replaced);
   return PutResult{encoding, static_cast<uint32_t>(capacity)};
 }
 
-void Tenant::Install(uint64_t key, const IndexEntry& entry) {
-  IndexEntry replaced{};
-  bool had_page = false;
-  {
-    MutexLock lock(&index_mu_);
-    auto [it, inserted] = index_.try_emplace(key, entry);
-    if (!inserted) {
-      replaced = std::exchange(it->second, entry);
-      had_page = true;
-      Account(replaced, -1);
-    }
-    Account(entry, +1);
-  }
-  if (had_page) Release(replaced);
+std::optional<Tenant::IndexEntry> Tenant::SwapIn(uint64_t key,
+                                                 const IndexEntry& entry) {
+  Account(entry, +1);
+  auto [it, inserted] = index_.try_emplace(key, entry);
+  if (inserted) return std::nullopt;
+  const IndexEntry replaced = std::exchange(it->second, entry);
+  Account(replaced, -1);
+  return replaced;
 }
 
 void Tenant::Account(const IndexEntry& entry, int direction) {

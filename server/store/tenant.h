@@ -29,6 +29,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
@@ -99,8 +100,10 @@ class Tenant {
 
   // Allocates `size` bytes (0: a whole frame), reclaiming if allowed.
   absl::StatusOr<ZpoolHandle> Allocate(size_t size, bool may_reclaim);
-  // Installs `entry` under `key` and frees the copy it replaces.
-  void Install(uint64_t key, const IndexEntry& entry);
+  // Puts `entry` under `key` and returns the entry it replaced, which the
+  // caller must Release once the lock is dropped.
+  std::optional<IndexEntry> SwapIn(uint64_t key, const IndexEntry& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
   // Adjusts the per-encoding counters for an entry coming (+1) or going (-1).
   void Account(const IndexEntry& entry, int direction)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
