@@ -29,7 +29,10 @@ RUN apt-get update \
 COPY --from=build /build/server/zpaged /build/client/zpagectl /usr/local/bin/
 USER zpaged
 # Listen on every interface inside the container; publish the ports to
-# choose who can reach them.
+# choose who can reach them. Off loopback zpaged insists on a token file
+# (ZPAGED_AUTH_TOKENS_FILE) unless ZPAGED_ALLOW_UNAUTHENTICATED_REMOTE=true
+# is set; the image sets neither, so that choice is the operator's. The
+# health service needs no token, so the HEALTHCHECK works either way.
 ENV ZPAGED_LISTEN=0.0.0.0:50051 \
     ZPAGED_METRICS_LISTEN=0.0.0.0:9464
 EXPOSE 50051 9464

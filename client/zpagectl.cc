@@ -33,6 +33,9 @@
 ABSL_FLAG(std::string, server, "",
           "zpaged address (default: $ZPAGED_SERVER, else 127.0.0.1:50051)");
 ABSL_FLAG(std::string, tenant, "", "tenant name (default: $ZPAGED_TENANT)");
+ABSL_FLAG(std::string, token, "",
+          "bearer token, for servers with --auth_tokens_file (default: "
+          "$ZPAGED_TOKEN)");
 ABSL_FLAG(bool, json, false, "stats: print one JSON object");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of each call");
 
@@ -139,13 +142,19 @@ void PrintStats(const std::string& tenant, const v1::StatsResponse& s) {
   std::printf("%-22s %lu\n", "rejected puts", s.rejected_puts());
 }
 
-int Watch(Client& client, const std::string& tenant, const std::string& dir) {
+// The signals that end `watch`. Blocked before gRPC starts any thread, so
+// that every thread inherits the mask and only sigtimedwait receives them;
+// otherwise one of gRPC's threads could take SIGTERM and die of it.
+sigset_t StopSignals() {
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  return stop;
+}
 
+int Watch(Client& client, const std::string& tenant, const std::string& dir) {
+  const sigset_t stop = StopSignals();
   auto watcher = client.Watch(tenant, [&](uint64_t key, absl::string_view p) {
     if (!WriteDurably(dir, absl::StrCat(key, ".page"), p)) {
       std::fprintf(stderr, "zpagectl: watch: cannot write %s/%lu.page: %s\n",
@@ -180,8 +189,14 @@ int Run(const std::vector<char*>& args) {
                                        "ZPAGED_SERVER", "127.0.0.1:50051");
   const std::string tenant =
       FlagOrEnv(absl::GetFlag(FLAGS_tenant), "ZPAGED_TENANT", "");
+  if (command == "watch") {
+    const sigset_t stop = StopSignals();
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  }
   auto client = Client::Connect(
-      server, ClientOptions{.timeout = absl::GetFlag(FLAGS_timeout)});
+      server, ClientOptions{.timeout = absl::GetFlag(FLAGS_timeout),
+                            .token = FlagOrEnv(absl::GetFlag(FLAGS_token),
+                                               "ZPAGED_TOKEN", "")});
   auto arg = [&](size_t i) -> std::string {
     return i < args.size() ? args[i] : "";
   };
@@ -273,8 +288,8 @@ int main(int argc, char** argv) {
       "DIR/KEY.page\n"
       "  zpagectl health                        exit 0 if the server is "
       "SERVING\n\n"
-      "KEY is decimal or 0x-hex. --server and --tenant default to "
-      "$ZPAGED_SERVER and $ZPAGED_TENANT.");
+      "KEY is decimal or 0x-hex. --server, --tenant and --token default to "
+      "$ZPAGED_SERVER, $ZPAGED_TENANT and $ZPAGED_TOKEN.");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   return zpaged::Run(args);
 }

@@ -41,10 +41,15 @@ absl::StatusOr<bool> Client::Serving() {
   return response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
 }
 
-std::unique_ptr<grpc::ClientContext> Client::NewContext() const {
+std::unique_ptr<grpc::ClientContext> Client::NewContext(bool streaming) const {
   auto context = std::make_unique<grpc::ClientContext>();
-  context->set_deadline(std::chrono::system_clock::now() +
-                        absl::ToChronoNanoseconds(options_.timeout));
+  if (!streaming) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          absl::ToChronoNanoseconds(options_.timeout));
+  }
+  if (!options_.token.empty()) {
+    context->AddMetadata("authorization", "Bearer " + options_.token);
+  }
   return context;
 }
 
@@ -104,7 +109,7 @@ absl::StatusOr<v1::StatsResponse> Client::Stats(absl::string_view tenant) {
 absl::StatusOr<std::unique_ptr<EvictionWatcher>> Client::Watch(
     absl::string_view tenant, EvictionCallback on_page) {
   std::unique_ptr<EvictionWatcher> watcher(new EvictionWatcher);
-  watcher->context_ = std::make_unique<grpc::ClientContext>();
+  watcher->context_ = NewContext(/*streaming=*/true);
   std::promise<bool> subscribed;
   std::future<bool> subscribed_future = subscribed.get_future();
 

@@ -38,6 +38,8 @@ struct ClientOptions {
   // Deadline of each unary call. Reclaim waits for evictions, so give it at
   // least a few ack deadlines.
   absl::Duration timeout = absl::Seconds(30);
+  // Sent as "authorization: Bearer TOKEN" on every call when not empty.
+  std::string token;
 };
 
 // Called for each evicted page; return true once the page is safe (the
@@ -116,7 +118,8 @@ class Client {
   v1::PageStore::Stub& stub() { return *stub_; }
 
  private:
-  std::unique_ptr<grpc::ClientContext> NewContext() const;
+  // A context carrying the token; with the call deadline unless `streaming`.
+  std::unique_ptr<grpc::ClientContext> NewContext(bool streaming = false) const;
 
   const ClientOptions options_;
   std::unique_ptr<v1::PageStore::Stub> stub_;

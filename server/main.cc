@@ -1,6 +1,6 @@
-// zpaged: the server. Flags (each also settable as ZPAGED_<FLAG>), and an
-// orderly stop on SIGINT or SIGTERM: health NOT_SERVING, eviction streams
-// ended, calls in flight finished, exit 0.
+// zpaged: the server. Flags (each also settable as ZPAGED_<FLAG>), SIGHUP to
+// reload the token file, and an orderly stop on SIGINT or SIGTERM: health
+// NOT_SERVING, eviction streams ended, calls in flight finished, exit 0.
 
 #include <pthread.h>
 #include <signal.h>
@@ -23,6 +23,13 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "Address for the gRPC service, host:port. Loopback by default; "
           "0.0.0.0:PORT to serve other machines.");
+ABSL_FLAG(std::string, auth_tokens_file, "",
+          "File of 'TOKEN TENANT[,TENANT...]' lines. With it, every call needs "
+          "'authorization: Bearer TOKEN' metadata and may use only the token's "
+          "tenants. Read again on SIGHUP.");
+ABSL_FLAG(bool, allow_unauthenticated_remote, false,
+          "Without --auth_tokens_file the server refuses to listen on a "
+          "non-loopback address unless this is set.");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Address for Prometheus metrics (path /metrics), host:port; empty "
           "turns the endpoint off.");
@@ -58,11 +65,15 @@ int Run() {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
+  options.allow_unauthenticated_remote =
+      absl::GetFlag(FLAGS_allow_unauthenticated_remote);
   options.store.tenant_max_bytes = absl::GetFlag(FLAGS_tenant_max_bytes).bytes;
   options.store.max_memory_bytes = absl::GetFlag(FLAGS_max_memory_bytes).bytes;
   options.ack_deadline = absl::GetFlag(FLAGS_ack_deadline);
@@ -83,8 +94,22 @@ int Run() {
                    ", server limit ",
                    AbslUnparseFlag(ByteSize{options.store.max_memory_bytes})));
 
+  if (!options.auth_tokens_file.empty()) {
+    Log(absl::StrCat("authentication on: tokens from ",
+                     options.auth_tokens_file));
+  }
+
   int signal = 0;
-  sigwait(&stop_signals, &signal);
+  for (;;) {
+    sigwait(&stop_signals, &signal);
+    if (signal != SIGHUP) break;
+    // Counts only: tokens are never logged.
+    absl::StatusOr<size_t> reloaded = (*server)->ReloadTokens();
+    Log(reloaded.ok()
+            ? absl::StrCat("SIGHUP: reloaded ", *reloaded, " tokens")
+            : absl::StrCat("SIGHUP: tokens not reloaded, the old ones stay: ",
+                           reloaded.status().message()));
+  }
   Log(absl::StrCat("received ", signal == SIGINT ? "SIGINT" : "SIGTERM",
                    "; finishing calls in flight"));
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));

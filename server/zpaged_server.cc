@@ -3,8 +3,10 @@
 #include <chrono>
 #include <exception>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -12,18 +14,50 @@
 
 namespace zpaged {
 
-ZpagedServer::ZpagedServer(const ServerOptions& options)
-    : hub_(options.ack_deadline),
+namespace {
+
+// True for addresses only this machine can reach: 127.0.0.0/8, ::1,
+// localhost, and Unix sockets.
+bool IsLoopback(absl::string_view address) {
+  if (absl::StartsWith(address, "unix:")) return true;
+  absl::string_view host = address.substr(0, address.rfind(':'));
+  if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+}  // namespace
+
+ZpagedServer::ZpagedServer(const ServerOptions& options,
+                           std::unique_ptr<Authorizer> authorizer)
+    : authorizer_(std::move(authorizer)),
+      hub_(options.ack_deadline),
       store_(options.store, &hub_),
       registry_(std::make_shared<prometheus::Registry>()),
       request_metrics_(*registry_),
       store_collector_(std::make_shared<StoreCollector>(&store_)),
       executor_(std::make_unique<BlockingExecutor>(options.reclaim_threads)),
-      service_(&store_, &hub_, executor_.get(), &request_metrics_) {}
+      service_(&store_, &hub_, executor_.get(), authorizer_.get(),
+               &request_metrics_) {}
 
 absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
     const ServerOptions& options) {
-  std::unique_ptr<ZpagedServer> server(new ZpagedServer(options));
+  std::unique_ptr<Authorizer> authorizer = std::make_unique<Authorizer>();
+  if (!options.auth_tokens_file.empty()) {
+    absl::StatusOr<std::unique_ptr<Authorizer>> loaded =
+        Authorizer::FromFile(options.auth_tokens_file);
+    if (!loaded.ok()) return loaded.status();
+    authorizer = *std::move(loaded);
+  } else if (!options.allow_unauthenticated_remote &&
+             !IsLoopback(options.listen)) {
+    // As Redis' protected mode: other machines' memory is not served to
+    // anyone who can reach the port unless the operator says so.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve ", options.listen,
+        " without authentication: give --auth_tokens_file, listen on "
+        "loopback, or pass --allow_unauthenticated_remote"));
+  }
+  std::unique_ptr<ZpagedServer> server(
+      new ZpagedServer(options, std::move(authorizer)));
 
   if (!options.metrics_listen.empty()) {
     try {
@@ -56,6 +90,14 @@ absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
       absl::string_view(options.listen).substr(0, options.listen.rfind(':'));
   server->address_ = absl::StrCat(host, ":", port);
   return server;
+}
+
+absl::StatusOr<size_t> ZpagedServer::ReloadTokens() {
+  if (!authorizer_->enabled()) {
+    return absl::FailedPreconditionError(
+        "no --auth_tokens_file: authentication is off");
+  }
+  return authorizer_->Reload();
 }
 
 void ZpagedServer::Shutdown(absl::Duration grace) {

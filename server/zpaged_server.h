@@ -1,5 +1,6 @@
-// ZpagedServer: the whole server, assembled — store, eviction hub, gRPC
-// service with health and reflection, and the metrics endpoint — so that
+// ZpagedServer: the whole server, assembled — authorization, store, eviction
+// hub, gRPC service with health and reflection, and the metrics endpoint — so
+// that
 // main() and the tests run the same thing.
 //
 //   ZpagedServer ── grpc::Server ── PageStoreService ── PageStore ── tenants
@@ -18,6 +19,7 @@
 #include "grpcpp/server.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
+#include "server/auth/authorizer.h"
 #include "server/metrics/request_metrics.h"
 #include "server/metrics/store_collector.h"
 #include "server/rpc/blocking_executor.h"
@@ -30,6 +32,10 @@ namespace zpaged {
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  // port 0: the kernel picks
   std::string metrics_listen;              // empty: no metrics endpoint
+  // Bearer tokens and the tenants each may use; empty: no authentication.
+  std::string auth_tokens_file;
+  // Without a token file, listen beyond loopback only if this is set.
+  bool allow_unauthenticated_remote = false;
   StoreOptions store;
   absl::Duration ack_deadline = absl::Seconds(5);
   int reclaim_threads = 4;
@@ -38,7 +44,9 @@ struct ServerOptions {
 class ZpagedServer {
  public:
   // Builds and starts everything. UNAVAILABLE when an address cannot be
-  // listened on.
+  // listened on; FAILED_PRECONDITION when `listen` is not a loopback address
+  // and there is neither a token file nor allow_unauthenticated_remote;
+  // the token file's error when it cannot be loaded.
   static absl::StatusOr<std::unique_ptr<ZpagedServer>> Start(
       const ServerOptions& options);
 
@@ -56,12 +64,19 @@ class ZpagedServer {
   // cancelled). Returns once all are done. Idempotent.
   void Shutdown(absl::Duration grace);
 
+  // Reads the token file again (SIGHUP); the old tokens stay in force if it
+  // is bad. Returns how many tokens are loaded; FAILED_PRECONDITION when the
+  // server runs without authentication.
+  absl::StatusOr<size_t> ReloadTokens();
+
   EvictionHub& hub() { return hub_; }
   PageStore& store() { return store_; }
 
  private:
-  explicit ZpagedServer(const ServerOptions& options);
+  ZpagedServer(const ServerOptions& options,
+               std::unique_ptr<Authorizer> authorizer);
 
+  const std::unique_ptr<Authorizer> authorizer_;
   EvictionHub hub_;
   PageStore store_;
   std::shared_ptr<prometheus::Registry> registry_;

@@ -19,6 +19,18 @@ v1::Encoding ToProto(PageEncoding encoding) {
   return v1::ENCODING_UNSPECIFIED;
 }
 
+}  // namespace
+
+std::optional<absl::string_view> AuthorizationOf(
+    const grpc::ServerContextBase& context) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return std::nullopt;
+  return absl::string_view(it->second.data(), it->second.size());
+}
+
+namespace {
+
 absl::Span<const uint8_t> Bytes(const std::string& s) {
   return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(s.data()),
                              s.size());
@@ -36,8 +48,18 @@ grpc::Status Respond(const absl::StatusOr<PutResult>& result,
 
 PageStoreService::PageStoreService(PageStore* store, EvictionHub* hub,
                                    BlockingExecutor* executor,
+                                   const Authorizer* authorizer,
                                    CallObserver* observer)
-    : store_(store), hub_(hub), executor_(executor), observer_(observer) {}
+    : store_(store),
+      hub_(hub),
+      executor_(executor),
+      authorizer_(authorizer),
+      observer_(observer) {}
+
+absl::Status PageStoreService::Authorize(grpc::CallbackServerContext* context,
+                                         absl::string_view tenant) const {
+  return authorizer_->Check(AuthorizationOf(*context), tenant);
+}
 
 void PageStoreService::Finish(grpc::ServerUnaryReactor* reactor,
                               RpcMethod method, absl::Time start,
@@ -53,6 +75,11 @@ grpc::ServerUnaryReactor* PageStoreService::Put(
     v1::PutResponse* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status allowed = Authorize(context, request->tenant());
+      !allowed.ok()) {
+    Finish(reactor, RpcMethod::kPut, start, ToGrpcStatus(allowed));
+    return reactor;
+  }
   absl::StatusOr<PutResult> result =
       store_->Put(request->tenant(), request->key(), Bytes(request->data()),
                   /*may_reclaim=*/false);
@@ -76,6 +103,11 @@ grpc::ServerUnaryReactor* PageStoreService::Get(
     v1::GetResponse* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status allowed = Authorize(context, request->tenant());
+      !allowed.ok()) {
+    Finish(reactor, RpcMethod::kGet, start, ToGrpcStatus(allowed));
+    return reactor;
+  }
   std::string* data = response->mutable_data();
   data->resize(kPageSize);
   const absl::Status status = store_->Get(
@@ -91,6 +123,11 @@ grpc::ServerUnaryReactor* PageStoreService::Delete(
     v1::DeleteResponse* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status allowed = Authorize(context, request->tenant());
+      !allowed.ok()) {
+    Finish(reactor, RpcMethod::kDelete, start, ToGrpcStatus(allowed));
+    return reactor;
+  }
   absl::StatusOr<bool> existed =
       store_->Delete(request->tenant(), request->key());
   if (existed.ok()) response->set_existed(*existed);
@@ -103,6 +140,11 @@ grpc::ServerUnaryReactor* PageStoreService::Reclaim(
     v1::ReclaimResponse* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status allowed = Authorize(context, request->tenant());
+      !allowed.ok()) {
+    Finish(reactor, RpcMethod::kReclaim, start, ToGrpcStatus(allowed));
+    return reactor;
+  }
   executor_->Submit([this, request, response, reactor, start] {
     absl::StatusOr<ReclaimResult> result =
         store_->Reclaim(request->tenant(), request->pages());
@@ -120,7 +162,24 @@ grpc::ServerUnaryReactor* PageStoreService::Stats(
     v1::StatsResponse* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<PageStats> stats = store_->Stats(request->tenant());
+  absl::StatusOr<PageStats> stats;
+  if (!request->tenant().empty()) {
+    absl::Status allowed = Authorize(context, request->tenant());
+    stats = allowed.ok() ? store_->Stats(request->tenant())
+                         : absl::StatusOr<PageStats>(allowed);
+  } else {
+    // Totals: over every tenant without authentication, over the token's
+    // own tenants with it.
+    absl::StatusOr<std::optional<std::vector<std::string>>> mine =
+        authorizer_->TenantsOf(AuthorizationOf(*context));
+    if (!mine.ok()) {
+      stats = mine.status();
+    } else if (mine->has_value()) {
+      stats = store_->StatsOf(**mine);
+    } else {
+      stats = store_->Stats("");
+    }
+  }
   if (stats.ok()) {
     response->set_stored_pages(stats->stored_pages);
     response->set_pool_pages(stats->pool_pages);
@@ -139,7 +198,7 @@ grpc::ServerUnaryReactor* PageStoreService::Stats(
 
 grpc::ServerBidiReactor<v1::EvictionAck, v1::EvictedPage>*
 PageStoreService::WatchEvictions(grpc::CallbackServerContext* context) {
-  return new WatchReactor(context, hub_, observer_);
+  return new WatchReactor(context, hub_, authorizer_, observer_);
 }
 
 }  // namespace zpaged

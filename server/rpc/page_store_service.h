@@ -1,7 +1,8 @@
 // PageStoreService: zpaged.v1.PageStore on gRPC's callback API.
 //
-// Unary calls run on gRPC's callback threads and never block there: a Put
-// that finds its pool full, and every Reclaim, wait for watchers' acks, so
+// Every call is authorized first (Authorizer; a no-op without a token
+// file). Unary calls run on gRPC's callback threads and never block there: a
+// Put that finds its pool full, and every Reclaim, wait for watchers' acks, so
 // they move to the BlockingExecutor and finish from there. WatchEvictions is a
 // WatchReactor per stream. absl::Status becomes grpc::Status here and nowhere
 // else.
@@ -9,6 +10,10 @@
 #ifndef ZPAGED_SERVER_RPC_PAGE_STORE_SERVICE_H_
 #define ZPAGED_SERVER_RPC_PAGE_STORE_SERVICE_H_
 
+#include <optional>
+
+#include "absl/strings/string_view.h"
+#include "server/auth/authorizer.h"
 #include "server/rpc/blocking_executor.h"
 #include "server/rpc/call_observer.h"
 #include "server/rpc/eviction_hub.h"
@@ -17,11 +22,16 @@
 
 namespace zpaged {
 
+// The value of a call's "authorization" metadata, if it has one.
+std::optional<absl::string_view> AuthorizationOf(
+    const grpc::ServerContextBase& context);
+
 class PageStoreService final : public v1::PageStore::CallbackService {
  public:
   // All must outlive the service; `observer` may be null.
   PageStoreService(PageStore* store, EvictionHub* hub,
-                   BlockingExecutor* executor, CallObserver* observer);
+                   BlockingExecutor* executor, const Authorizer* authorizer,
+                   CallObserver* observer);
 
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* context,
                                 const v1::PutRequest* request,
@@ -46,9 +56,14 @@ class PageStoreService final : public v1::PageStore::CallbackService {
   void Finish(grpc::ServerUnaryReactor* reactor, RpcMethod method,
               absl::Time start, const grpc::Status& status);
 
+  // The authorization check every call makes first.
+  absl::Status Authorize(grpc::CallbackServerContext* context,
+                         absl::string_view tenant) const;
+
   PageStore* const store_;
   EvictionHub* const hub_;
   BlockingExecutor* const executor_;
+  const Authorizer* const authorizer_;
   CallObserver* const observer_;
 };
 

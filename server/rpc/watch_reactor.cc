@@ -3,14 +3,20 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/rpc/page_store_service.h"
 #include "server/rpc/status_conversion.h"
 #include "server/store/tenant_name.h"
 
 namespace zpaged {
 
 WatchReactor::WatchReactor(grpc::CallbackServerContext* context,
-                           EvictionHub* hub, CallObserver* observer)
-    : context_(context), hub_(hub), observer_(observer), start_(absl::Now()) {
+                           EvictionHub* hub, const Authorizer* authorizer,
+                           CallObserver* observer)
+    : context_(context),
+      hub_(hub),
+      authorizer_(authorizer),
+      observer_(observer),
+      start_(absl::Now()) {
   StartRead(&incoming_);
 }
 
@@ -91,6 +97,12 @@ void WatchReactor::OnReadDone(bool ok) {
       End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                        "the first message must subscribe: set tenant, not "
                        "sequence"));
+      return;
+    }
+    if (absl::Status allowed =
+            authorizer_->Check(AuthorizationOf(*context_), incoming_.tenant());
+        !allowed.ok()) {
+      End(ToGrpcStatus(allowed));
       return;
     }
     if (absl::Status valid = ValidateTenantName(incoming_.tenant());

@@ -4,7 +4,9 @@
 // EvictionHub queues evicted pages on it (Send) and the client acks them by
 // sequence. Writes go out one at a time: OnWriteDone starts the next.
 //
-// Rules a client must keep, each ending the stream with INVALID_ARGUMENT:
+// The subscription is authorized like any call on its tenant
+// (UNAUTHENTICATED, PERMISSION_DENIED). Rules a client must keep, each
+// ending the stream with INVALID_ARGUMENT:
 // the first message names a valid tenant and no sequence; later messages
 // carry a sequence this stream has sent, and no tenant.
 //
@@ -25,6 +27,7 @@
 #include "absl/types/span.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
+#include "server/auth/authorizer.h"
 #include "server/core/mutex.h"
 #include "server/rpc/call_observer.h"
 #include "server/rpc/eviction_hub.h"
@@ -42,7 +45,7 @@ class WatchReactor final
   // Starts reading the subscription. Deletes itself in OnDone. `observer`
   // may be null.
   WatchReactor(grpc::CallbackServerContext* context, EvictionHub* hub,
-               CallObserver* observer);
+               const Authorizer* authorizer, CallObserver* observer);
 
   // For the hub, which holds its own lock across these calls.
   //
@@ -71,6 +74,7 @@ class WatchReactor final
 
   grpc::CallbackServerContext* const context_;
   EvictionHub* const hub_;
+  const Authorizer* const authorizer_;
   CallObserver* const observer_;
   const absl::Time start_;
   v1::EvictionAck incoming_;  // the read in flight; only OnReadDone reads it

@@ -90,6 +90,14 @@ absl::StatusOr<PageStats> PageStore::Stats(absl::string_view tenant) const {
   return t == nullptr ? PageStats{} : t->Stats();
 }
 
+PageStats PageStore::StatsOf(const std::vector<std::string>& tenants) const {
+  PageStats total;
+  for (const std::string& name : tenants) {
+    if (const Tenant* t = Find(name)) total += t->Stats();
+  }
+  return total;
+}
+
 std::vector<std::pair<std::string, PageStats>> PageStore::StatsByTenant()
     const {
   std::vector<const Tenant*> tenants;

@@ -69,6 +69,9 @@ class PageStore {
   // tenant that never stored a page has all zeros.
   absl::StatusOr<PageStats> Stats(absl::string_view tenant) const;
 
+  // The sum of the named tenants' counters (unknown ones add nothing).
+  PageStats StatsOf(const std::vector<std::string>& tenants) const;
+
   // Every tenant's counters, by name, for metrics.
   std::vector<std::pair<std::string, PageStats>> StatsByTenant() const;
 

@@ -1,7 +1,11 @@
 // The service over real gRPC on loopback: every RPC, every status code the
 // contract names, and eviction through WatchEvictions streams.
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
+#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -338,6 +342,109 @@ TEST_F(ServiceTest, ShutdownEndsEvictionStreamsWithUnavailable) {
   ASSERT_TRUE(watcher.ok());
   server_->Shutdown(absl::Seconds(2));
   EXPECT_EQ((*watcher)->Wait().code(), absl::StatusCode::kUnavailable);
+}
+
+class AuthTest : public ServiceTest {
+ protected:
+  void SetUp() override {
+    char name[] = "/tmp/zpaged-auth-XXXXXX";
+    close(mkstemp(name));
+    tokens_ = name;
+    WriteTokens("tok-alpha alpha,shared\ntok-beta beta\n");
+    ServerOptions options = TestOptions();
+    options.auth_tokens_file = tokens_;
+    Start(options);
+  }
+  void TearDown() override { std::remove(tokens_.c_str()); }
+  void WriteTokens(const std::string& contents) {
+    std::ofstream(tokens_) << contents;
+  }
+  std::unique_ptr<Client> As(const std::string& token) {
+    return Client::Connect(server_->address(), ClientOptions{.token = token});
+  }
+  std::string tokens_;
+};
+
+TEST_F(AuthTest, EveryCallNeedsAKnownToken) {
+  const std::string page = TextPage(1);
+  EXPECT_EQ(client_->Put("alpha", 1, page).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(As("tok-nope")->Put("alpha", 1, page).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(client_->Get("alpha", 1).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(client_->Delete("alpha", 1).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(client_->Reclaim("alpha", 1).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(client_->Stats("").status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(
+      client_->Watch("alpha", [](uint64_t, absl::string_view) { return true; })
+          .status()
+          .code(),
+      absl::StatusCode::kUnauthenticated);
+  // Health stays open to probes.
+  EXPECT_EQ(*client_->Serving(), true);
+}
+
+TEST_F(AuthTest, ATokenReachesOnlyItsOwnTenants) {
+  auto alpha = As("tok-alpha");
+  auto beta = As("tok-beta");
+  ASSERT_TRUE(alpha->Put("alpha", 1, TextPage(1)).ok());
+  ASSERT_TRUE(alpha->Put("shared", 1, TextPage(2)).ok());
+  ASSERT_TRUE(beta->Put("beta", 1, TextPage(3)).ok());
+  EXPECT_EQ(*alpha->Get("alpha", 1), TextPage(1));
+  EXPECT_EQ(beta->Get("alpha", 1).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(beta->Put("alpha", 1, TextPage(9)).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(beta->Delete("shared", 1).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(beta->Stats("alpha").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(
+      beta->Watch("alpha", [](uint64_t, absl::string_view) { return true; })
+          .status()
+          .code(),
+      absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(*alpha->Get("alpha", 1), TextPage(1));
+
+  // Totals cover only the caller's tenants.
+  EXPECT_EQ(alpha->Stats("")->stored_pages(), 2u);
+  EXPECT_EQ(alpha->Stats("")->tenants(), 2u);
+  EXPECT_EQ(beta->Stats("")->stored_pages(), 1u);
+  EXPECT_TRUE(
+      alpha->Watch("alpha", [](uint64_t, absl::string_view) { return true; })
+          .ok());
+}
+
+TEST_F(AuthTest, ReloadedTokensTakeEffectAndABadFileChangesNothing) {
+  auto alpha = As("tok-alpha");
+  ASSERT_TRUE(alpha->Put("alpha", 1, TextPage(1)).ok());
+  WriteTokens("tok-alpha beta\ntok-gamma alpha\n");
+  ASSERT_EQ(*server_->ReloadTokens(), 2u);
+  EXPECT_EQ(alpha->Get("alpha", 1).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(*As("tok-gamma")->Get("alpha", 1), TextPage(1));
+  WriteTokens("broken-line-without-tenants\n");
+  EXPECT_FALSE(server_->ReloadTokens().ok());
+  EXPECT_EQ(*As("tok-gamma")->Get("alpha", 1), TextPage(1));
+}
+
+TEST(ListenPolicyTest, NoRemoteListeningWithoutAuthUnlessAllowed) {
+  ServerOptions options = TestOptions();
+  options.listen = "0.0.0.0:0";
+  absl::StatusOr<std::unique_ptr<ZpagedServer>> refused =
+      ZpagedServer::Start(options);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("--auth_tokens_file"),
+            absl::string_view::npos);
+  options.allow_unauthenticated_remote = true;
+  EXPECT_TRUE(ZpagedServer::Start(options).ok());
+  options.listen = "[::1]:0";
+  options.allow_unauthenticated_remote = false;
+  EXPECT_TRUE(ZpagedServer::Start(options).ok());
 }
 
 // Raw stream tests: the rules a watcher must keep.

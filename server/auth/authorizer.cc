@@ -1,0 +1,75 @@
+#include "server/auth/authorizer.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace zpaged {
+namespace {
+
+constexpr absl::string_view kScheme = "Bearer ";
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::FromFile(
+    const std::string& path) {
+  std::unique_ptr<Authorizer> authorizer(new Authorizer(path));
+  absl::StatusOr<size_t> loaded = authorizer->Reload();
+  if (!loaded.ok()) return loaded.status();
+  return authorizer;
+}
+
+absl::StatusOr<size_t> Authorizer::Reload() {
+  absl::StatusOr<TokenTable> table = TokenTable::Load(path_);
+  if (!table.ok()) return table.status();
+  const size_t size = table->size();
+  auto fresh = std::make_shared<const TokenTable>(*std::move(table));
+  MutexLock lock(&mu_);
+  table_ = std::move(fresh);
+  return size;
+}
+
+std::shared_ptr<const TokenTable> Authorizer::table() const {
+  MutexLock lock(&mu_);
+  return table_;
+}
+
+absl::StatusOr<std::optional<std::vector<std::string>>> Authorizer::TenantsOf(
+    std::optional<absl::string_view> authorization) const {
+  if (!enabled()) return std::optional<std::vector<std::string>>();
+  if (!authorization.has_value()) {
+    return absl::UnauthenticatedError(
+        "this server needs 'authorization: Bearer TOKEN' metadata");
+  }
+  if (!absl::StartsWithIgnoreCase(*authorization, kScheme)) {
+    return absl::UnauthenticatedError(
+        "the authorization metadata must be 'Bearer TOKEN'");
+  }
+  const absl::string_view token =
+      absl::StripAsciiWhitespace(authorization->substr(kScheme.size()));
+  const std::shared_ptr<const TokenTable> snapshot = table();
+  const std::vector<std::string>* tenants = snapshot->TenantsOf(token);
+  if (tenants == nullptr) {
+    return absl::UnauthenticatedError("unknown token");
+  }
+  return std::optional<std::vector<std::string>>(*tenants);
+}
+
+absl::Status Authorizer::Check(std::optional<absl::string_view> authorization,
+                               absl::string_view tenant) const {
+  absl::StatusOr<std::optional<std::vector<std::string>>> tenants =
+      TenantsOf(authorization);
+  if (!tenants.ok()) return tenants.status();
+  if (!tenants->has_value()) return absl::OkStatus();
+  const std::vector<std::string>& allowed = **tenants;
+  if (std::find(allowed.begin(), allowed.end(), tenant) == allowed.end()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("this token may not use tenant '", tenant, "'"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace zpaged
