@@ -39,6 +39,11 @@ ABSL_FLAG(zpaged::ByteSize, tenant_max_bytes, zpaged::ByteSize{1ull << 30},
           "watchers, or fails with RESOURCE_EXHAUSTED if none can take them.");
 ABSL_FLAG(zpaged::ByteSize, max_memory_bytes, zpaged::ByteSize{4ull << 30},
           "Pool memory all tenants together may hold (bytes, or K/M/G/T).");
+ABSL_FLAG(int, max_tenants, 1024,
+          "Tenants the server holds at most; a Put that would create one more "
+          "fails with RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, max_watchers_per_tenant, 16,
+          "Eviction streams one tenant may have open at once.");
 ABSL_FLAG(absl::Duration, ack_deadline, absl::Seconds(5),
           "How long an evicted page waits for its watcher's ack before the "
           "page is kept and the watcher counts as stalled (e.g. 5s, 500ms).");
@@ -68,6 +73,17 @@ int Run() {
   sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  for (const auto& [name, value] :
+       {std::pair{"max_tenants", absl::GetFlag(FLAGS_max_tenants)},
+        std::pair{"max_watchers_per_tenant",
+                  absl::GetFlag(FLAGS_max_watchers_per_tenant)},
+        std::pair{"reclaim_threads", absl::GetFlag(FLAGS_reclaim_threads)}}) {
+    if (value < 1) {
+      Log(absl::StrCat("--", name, " must be at least 1, not ", value));
+      return 2;
+    }
+  }
+
   ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
@@ -76,6 +92,9 @@ int Run() {
       absl::GetFlag(FLAGS_allow_unauthenticated_remote);
   options.store.tenant_max_bytes = absl::GetFlag(FLAGS_tenant_max_bytes).bytes;
   options.store.max_memory_bytes = absl::GetFlag(FLAGS_max_memory_bytes).bytes;
+  options.store.max_tenants = absl::GetFlag(FLAGS_max_tenants);
+  options.max_watchers_per_tenant =
+      absl::GetFlag(FLAGS_max_watchers_per_tenant);
   options.ack_deadline = absl::GetFlag(FLAGS_ack_deadline);
   options.reclaim_threads = absl::GetFlag(FLAGS_reclaim_threads);
   absl::StatusOr<std::unique_ptr<ZpagedServer>> server =

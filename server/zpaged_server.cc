@@ -11,10 +11,20 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "server/core/page.h"
+#include "server/store/tenant_name.h"
 
 namespace zpaged {
 
 namespace {
+
+// The largest legal request is a Put of a page with a tenant name at its
+// longest: about 4.3 KB with protobuf's framing. The cap leaves a little
+// room above that, so that a request that is bad in a small way (a tenant
+// name a few hundred bytes too long) gets its own INVALID_ARGUMENT rather
+// than a size error.
+constexpr int kMaxRequestBytes = static_cast<int>(kPageSize + 1024);
+static_assert(kMaxRequestBytes > kPageSize + kMaxTenantNameBytes + 64);
 
 // True for addresses only this machine can reach: 127.0.0.0/8, ::1,
 // localhost, and Unix sockets.
@@ -30,7 +40,7 @@ bool IsLoopback(absl::string_view address) {
 ZpagedServer::ZpagedServer(const ServerOptions& options,
                            std::unique_ptr<Authorizer> authorizer)
     : authorizer_(std::move(authorizer)),
-      hub_(options.ack_deadline),
+      hub_(options.ack_deadline, options.max_watchers_per_tenant),
       store_(options.store, &hub_),
       registry_(std::make_shared<prometheus::Registry>()),
       request_metrics_(*registry_),
@@ -79,6 +89,17 @@ absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
                            &port);
   builder.RegisterService(&server->service_);
+  // Anything larger than a Put can be is refused with RESOURCE_EXHAUSTED
+  // before it is parsed (gRPC's default would take 4 MiB).
+  builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
+  // Ping idle connections so that a watcher whose host died is noticed in
+  // about a minute and a half rather than at TCP's timeout, and let clients
+  // keep their own idle connections alive at a modest rate.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || port == 0) {
     return absl::UnavailableError(

@@ -38,6 +38,7 @@ struct ServerOptions {
   bool allow_unauthenticated_remote = false;
   StoreOptions store;
   absl::Duration ack_deadline = absl::Seconds(5);
+  size_t max_watchers_per_tenant = 16;
   int reclaim_threads = 4;
 };
 

@@ -94,6 +94,14 @@ std::vector<MetricFamily> StoreCollector::Collect() const {
   }
   families.push_back(std::move(rejected));
 
+  MetricFamily refused_tenants = Family(
+      "zpaged_rejected_tenants_total",
+      "Puts refused because they would create a tenant past --max_tenants",
+      MetricType::Counter);
+  refused_tenants.metric.push_back(
+      Sample({}, MetricType::Counter, double(store_->rejected_new_tenants())));
+  families.push_back(std::move(refused_tenants));
+
   MetricFamily count =
       Family("zpaged_tenants", "Tenants with a pool", MetricType::Gauge);
   count.metric.push_back(Sample({}, MetricType::Gauge, double(tenants.size())));

@@ -15,8 +15,10 @@ void PendingAck::Resolve(State to, absl::string_view why) {
   changed.SignalAll();
 }
 
-EvictionHub::EvictionHub(absl::Duration ack_deadline)
-    : ack_deadline_(ack_deadline) {}
+EvictionHub::EvictionHub(absl::Duration ack_deadline,
+                         size_t max_watchers_per_tenant)
+    : ack_deadline_(ack_deadline),
+      max_watchers_per_tenant_(max_watchers_per_tenant) {}
 
 bool EvictionHub::CanAccept(absl::string_view tenant) {
   MutexLock lock(&mu_);
@@ -94,11 +96,18 @@ absl::Status EvictionHub::Deliver(absl::string_view tenant, uint64_t key,
       "eviction of key ", key, " to tenant '", tenant, "': ", failure));
 }
 
-bool EvictionHub::Register(const std::string& tenant, WatchReactor* watcher) {
+absl::Status EvictionHub::Register(const std::string& tenant,
+                                   WatchReactor* watcher) {
   MutexLock lock(&mu_);
-  if (shut_down_) return false;
-  watchers_[tenant].push_back(watcher);
-  return true;
+  if (shut_down_) return absl::UnavailableError("zpaged is shutting down");
+  std::vector<WatchReactor*>& list = watchers_[tenant];
+  if (list.size() >= max_watchers_per_tenant_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "tenant '", tenant, "' already has ", max_watchers_per_tenant_,
+        " eviction watchers (--max_watchers_per_tenant)"));
+  }
+  list.push_back(watcher);
+  return absl::OkStatus();
 }
 
 void EvictionHub::Unregister(const std::string& tenant, WatchReactor* watcher) {

@@ -50,7 +50,8 @@ struct PendingAck {
 
 class EvictionHub final : public EvictionSink {
  public:
-  explicit EvictionHub(absl::Duration ack_deadline);
+  // At most `max_watchers_per_tenant` streams may watch one tenant.
+  EvictionHub(absl::Duration ack_deadline, size_t max_watchers_per_tenant);
 
   // EvictionSink. Deliver: OK once acked; UNAVAILABLE when the tenant has no
   // ready watcher or the watcher went away; DEADLINE_EXCEEDED when the ack
@@ -59,9 +60,10 @@ class EvictionHub final : public EvictionSink {
   absl::Status Deliver(absl::string_view tenant, uint64_t key,
                        absl::Span<const uint8_t> page) override;
 
-  // For WatchReactor: adds or removes a subscribed stream. Register returns
-  // false once Shutdown has begun. Unregister is idempotent.
-  bool Register(const std::string& tenant, WatchReactor* watcher);
+  // For WatchReactor: adds or removes a subscribed stream. Register fails
+  // with UNAVAILABLE once Shutdown has begun, RESOURCE_EXHAUSTED when the
+  // tenant has its maximum of watchers. Unregister is idempotent.
+  absl::Status Register(const std::string& tenant, WatchReactor* watcher);
   void Unregister(const std::string& tenant, WatchReactor* watcher);
 
   // Ends every stream with UNAVAILABLE and refuses new ones.
@@ -72,6 +74,7 @@ class EvictionHub final : public EvictionSink {
 
  private:
   const absl::Duration ack_deadline_;
+  const size_t max_watchers_per_tenant_;
   Mutex mu_;
   absl::flat_hash_map<std::string, std::vector<WatchReactor*>> watchers_
       ABSL_GUARDED_BY(mu_);

@@ -114,9 +114,9 @@ void WatchReactor::OnReadDone(bool ok) {
       MutexLock lock(&mu_);
       tenant_ = incoming_.tenant();
     }
-    if (!hub_->Register(incoming_.tenant(), this)) {
-      FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                              "zpaged is shutting down"));
+    if (absl::Status registered = hub_->Register(incoming_.tenant(), this);
+        !registered.ok()) {
+      FinishOnce(ToGrpcStatus(registered));
       return;
     }
     {

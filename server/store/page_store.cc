@@ -15,13 +15,19 @@ Tenant* PageStore::Find(absl::string_view tenant) const {
   return it == tenants_.end() ? nullptr : it->second.get();
 }
 
-Tenant* PageStore::FindOrCreate(absl::string_view tenant) {
+absl::StatusOr<Tenant*> PageStore::FindOrCreate(absl::string_view tenant) {
   MutexLock lock(&tenants_mu_);
-  std::unique_ptr<Tenant>& slot = tenants_[tenant];
-  if (slot == nullptr) {
-    slot = std::make_unique<Tenant>(std::string(tenant),
-                                    options_.tenant_max_bytes, sink_, &budget_);
+  auto it = tenants_.find(tenant);
+  if (it != tenants_.end()) return it->second.get();
+  if (tenants_.size() >= options_.max_tenants) {
+    rejected_new_tenants_++;
+    return absl::ResourceExhaustedError(
+        absl::StrCat("zpaged already holds its maximum of ",
+                     options_.max_tenants, " tenants (--max_tenants)"));
   }
+  std::unique_ptr<Tenant>& slot = tenants_[tenant];
+  slot = std::make_unique<Tenant>(std::string(tenant),
+                                  options_.tenant_max_bytes, sink_, &budget_);
   return slot.get();
 }
 
@@ -37,7 +43,9 @@ absl::StatusOr<PutResult> PageStore::Put(absl::string_view tenant, uint64_t key,
         absl::StrCat("page data is ", page.size(),
                      " bytes; it must be exactly ", kPageSize));
   }
-  return FindOrCreate(tenant)->Put(key, page, may_reclaim);
+  absl::StatusOr<Tenant*> t = FindOrCreate(tenant);
+  if (!t.ok()) return t.status();
+  return (*t)->Put(key, page, may_reclaim);
 }
 
 absl::Status PageStore::Get(absl::string_view tenant, uint64_t key,

@@ -12,6 +12,7 @@
 #ifndef ZPAGED_SERVER_STORE_PAGE_STORE_H_
 #define ZPAGED_SERVER_STORE_PAGE_STORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -34,6 +35,7 @@ namespace zpaged {
 struct StoreOptions {
   uint64_t tenant_max_bytes = MemoryBudget::kUnlimited;  // one tenant's pool
   uint64_t max_memory_bytes = MemoryBudget::kUnlimited;  // all pools together
+  size_t max_tenants = 1024;
 };
 
 class PageStore {
@@ -45,7 +47,8 @@ class PageStore {
   PageStore& operator=(const PageStore&) = delete;
 
   // Stores `page` under (tenant, key); see Tenant::Put. INVALID_ARGUMENT for
-  // a bad tenant name or a page that is not kPageSize bytes. With
+  // a bad tenant name or a page that is not kPageSize bytes;
+  // RESOURCE_EXHAUSTED for a new tenant when max_tenants exist. With
   // `may_reclaim` false a full pool fails at once with RESOURCE_EXHAUSTED
   // instead of blocking on evictions, for callers that must not block.
   absl::StatusOr<PutResult> Put(absl::string_view tenant, uint64_t key,
@@ -82,13 +85,18 @@ class PageStore {
 
   const StoreOptions& options() const { return options_; }
 
+  // Puts refused because they would have created a tenant past max_tenants.
+  uint64_t rejected_new_tenants() const { return rejected_new_tenants_.load(); }
+
  private:
   Tenant* Find(absl::string_view tenant) const;
-  Tenant* FindOrCreate(absl::string_view tenant);
+  // RESOURCE_EXHAUSTED when the tenant is new and max_tenants exist.
+  absl::StatusOr<Tenant*> FindOrCreate(absl::string_view tenant);
 
   const StoreOptions options_;
   EvictionSink* const sink_;
   MemoryBudget budget_;
+  std::atomic<uint64_t> rejected_new_tenants_{0};
 
   mutable Mutex tenants_mu_;
   // Tenants are never removed, so a Tenant* stays valid once found.

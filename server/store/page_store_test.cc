@@ -301,6 +301,18 @@ TEST_F(PageStoreTest, ServerWideLimitIsSharedByTenants) {
   EXPECT_TRUE(store_->Put("b", 2, RandomPage(4), true).ok());
 }
 
+TEST_F(PageStoreTest, TenantCapRefusesNewTenantsOnly) {
+  Make(StoreOptions{.max_tenants = 2});
+  MustPut("a", 1, TextPage(1));
+  MustPut("b", 1, TextPage(2));
+  absl::Status s = store_->Put("c", 1, TextPage(3), true).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("--max_tenants"), absl::string_view::npos);
+  EXPECT_EQ(store_->rejected_new_tenants(), 1u);
+  MustPut("a", 2, TextPage(4));
+  EXPECT_EQ(StatsOf("").tenants, 2u);
+}
+
 TEST_F(PageStoreTest, DeleteDuringEvictionIsNotFreedTwice) {
   for (uint64_t key = 1; key <= 3; ++key) MustPut("vm", key, RandomPage(key));
   sink_.on_deliver = [&](absl::string_view, uint64_t key) {

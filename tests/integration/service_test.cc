@@ -122,7 +122,7 @@ TEST_F(ServiceTest, InvalidRequestsGetInvalidArgumentWithAReason) {
   absl::Status s = client_->Put("vm", 1, std::string(4095, 'x')).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("4096"), absl::string_view::npos) << s;
-  EXPECT_EQ(client_->Put("vm", 1, std::string(8192, 'x')).status().code(),
+  EXPECT_EQ(client_->Put("vm", 1, std::string(4097, 'x')).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(client_->Put("vm", 1, "").status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -141,6 +141,36 @@ TEST_F(ServiceTest, InvalidRequestsGetInvalidArgumentWithAReason) {
   EXPECT_EQ(client_->Stats("bad name").status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(client_->Put(std::string(128, 't'), 1, TextPage(1)).ok());
+}
+
+TEST_F(ServiceTest, OversizedMessagesAreRefusedAndServiceGoesOn) {
+  for (size_t size : {size_t{8192}, size_t{1} << 20, size_t{3} << 20}) {
+    absl::Status s = client_->Put("vm", 1, std::string(size, 'x')).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << size;
+  }
+  EXPECT_EQ(client_->Put(std::string(300, 't'), 1, TextPage(1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(client_->Put("vm", 1, TextPage(1)).ok());
+  EXPECT_EQ(*client_->Get("vm", 1), TextPage(1));
+}
+
+TEST_F(ServiceTest, WatchersPerTenantAreCapped) {
+  ServerOptions options = TestOptions();
+  options.max_watchers_per_tenant = 2;
+  Start(options);
+  auto accept = [](uint64_t, absl::string_view) { return true; };
+  auto first = client_->Watch("vm", accept);
+  auto second = client_->Watch("vm", accept);
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(client_->Watch("vm", accept).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(client_->Watch("other", accept).ok());
+  (*first)->Stop();
+  // A slot frees when a watcher leaves.
+  for (int i = 0; i < 50 && server_->hub().WatcherCount("vm") != 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(client_->Watch("vm", accept).ok());
 }
 
 TEST_F(ServiceTest, StatsPerTenantAndTotal) {
