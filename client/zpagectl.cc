@@ -36,6 +36,13 @@ ABSL_FLAG(std::string, tenant, "", "tenant name (default: $ZPAGED_TENANT)");
 ABSL_FLAG(std::string, token, "",
           "bearer token, for servers with --auth_tokens_file (default: "
           "$ZPAGED_TOKEN)");
+ABSL_FLAG(
+    std::string, tls_ca, "",
+    "PEM CA bundle to verify a TLS server with (default: $ZPAGED_TLS_CA); "
+    "without it zpagectl speaks plaintext");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate chain, for servers that require mutual TLS");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
 ABSL_FLAG(bool, json, false, "stats: print one JSON object");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of each call");
 
@@ -71,7 +78,7 @@ bool ParseKey(const std::string& text, uint64_t* key) {
   return absl::SimpleAtoi(text, key);
 }
 
-absl::StatusOr<std::string> ReadPage(const std::string& path) {
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::string data;
   if (path == "-") {
     data.assign(std::istreambuf_iterator<char>(std::cin),
@@ -193,10 +200,24 @@ int Run(const std::vector<char*>& args) {
     const sigset_t stop = StopSignals();
     pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   }
-  auto client = Client::Connect(
-      server, ClientOptions{.timeout = absl::GetFlag(FLAGS_timeout),
-                            .token = FlagOrEnv(absl::GetFlag(FLAGS_token),
-                                               "ZPAGED_TOKEN", "")});
+  ClientOptions options{
+      .timeout = absl::GetFlag(FLAGS_timeout),
+      .token = FlagOrEnv(absl::GetFlag(FLAGS_token), "ZPAGED_TOKEN", "")};
+  const std::string tls_ca =
+      FlagOrEnv(absl::GetFlag(FLAGS_tls_ca), "ZPAGED_TLS_CA", "");
+  for (const auto& [path, pem] :
+       {std::pair{tls_ca, &options.tls_root_certs},
+        std::pair{absl::GetFlag(FLAGS_tls_cert), &options.tls_cert_chain},
+        std::pair{absl::GetFlag(FLAGS_tls_key), &options.tls_private_key}}) {
+    if (path.empty()) continue;
+    absl::StatusOr<std::string> contents = ReadFile(path);
+    if (!contents.ok()) return Failed("tls", contents.status());
+    *pem = *std::move(contents);
+  }
+  if (options.tls_root_certs.empty() && !options.tls_cert_chain.empty()) {
+    return UsageError("--tls_cert needs --tls_ca");
+  }
+  auto client = Client::Connect(server, options);
   auto arg = [&](size_t i) -> std::string {
     return i < args.size() ? args[i] : "";
   };
@@ -240,7 +261,7 @@ int Run(const std::vector<char*>& args) {
   }
   const std::string file = arg(3).empty() ? "-" : arg(3);
   if (command == "put") {
-    absl::StatusOr<std::string> page = ReadPage(file);
+    absl::StatusOr<std::string> page = ReadFile(file);
     if (!page.ok()) return Failed(command, page.status());
     absl::StatusOr<PutReply> r = client->Put(tenant, key, *page);
     if (!r.ok()) return Failed(command, r.status());

@@ -23,8 +23,17 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
 
 std::unique_ptr<Client> Client::Connect(const std::string& target,
                                         const ClientOptions& options) {
-  return std::make_unique<Client>(
-      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()), options);
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      grpc::InsecureChannelCredentials();
+  if (!options.tls_root_certs.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls_root_certs;
+    ssl.pem_cert_chain = options.tls_cert_chain;
+    ssl.pem_private_key = options.tls_private_key;
+    credentials = grpc::SslCredentials(ssl);
+  }
+  return std::make_unique<Client>(grpc::CreateChannel(target, credentials),
+                                  options);
 }
 
 Client::Client(std::shared_ptr<grpc::Channel> channel,

@@ -40,6 +40,12 @@ struct ClientOptions {
   absl::Duration timeout = absl::Seconds(30);
   // Sent as "authorization: Bearer TOKEN" on every call when not empty.
   std::string token;
+  // TLS, when tls_root_certs is not empty: the PEM CA bundle that the
+  // server's certificate must chain to, and for mutual TLS the client's own
+  // PEM certificate chain and key.
+  std::string tls_root_certs;
+  std::string tls_cert_chain;
+  std::string tls_private_key;
 };
 
 // Called for each evicted page; return true once the page is safe (the

@@ -20,7 +20,7 @@ build_packages=(
 test_packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang lld libclang-rt-14-dev clang-format
-  gdb python3 curl prometheus docker-compose
+  gdb python3 curl openssl prometheus docker-compose
 )
 
 packages=("${build_packages[@]}")

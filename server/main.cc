@@ -30,6 +30,13 @@ ABSL_FLAG(std::string, auth_tokens_file, "",
 ABSL_FLAG(bool, allow_unauthenticated_remote, false,
           "Without --auth_tokens_file the server refuses to listen on a "
           "non-loopback address unless this is set.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain of the server; with --tls_key, the service "
+          "speaks TLS only.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle; with it, clients must present a certificate that "
+          "chains to it (mutual TLS).");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Address for Prometheus metrics (path /metrics), host:port; empty "
           "turns the endpoint off.");
@@ -88,6 +95,9 @@ int Run() {
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   options.allow_unauthenticated_remote =
       absl::GetFlag(FLAGS_allow_unauthenticated_remote);
   options.store.tenant_max_bytes = absl::GetFlag(FLAGS_tenant_max_bytes).bytes;

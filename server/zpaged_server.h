@@ -36,6 +36,12 @@ struct ServerOptions {
   std::string auth_tokens_file;
   // Without a token file, listen beyond loopback only if this is set.
   bool allow_unauthenticated_remote = false;
+  // TLS: PEM files of the server's certificate chain and key (both or
+  // neither), and of the CA that client certificates must chain to (mutual
+  // TLS; needs the other two).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
   StoreOptions store;
   absl::Duration ack_deadline = absl::Seconds(5);
   size_t max_watchers_per_tenant = 16;
@@ -47,7 +53,8 @@ class ZpagedServer {
   // Builds and starts everything. UNAVAILABLE when an address cannot be
   // listened on; FAILED_PRECONDITION when `listen` is not a loopback address
   // and there is neither a token file nor allow_unauthenticated_remote;
-  // the token file's error when it cannot be loaded.
+  // the token file's error when it cannot be loaded; INVALID_ARGUMENT or
+  // NOT_FOUND for TLS files that do not go together or cannot be read.
   static absl::StatusOr<std::unique_ptr<ZpagedServer>> Start(
       const ServerOptions& options);
 

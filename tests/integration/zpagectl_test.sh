@@ -114,5 +114,49 @@ expect_error "old grant gone after reload" PERMISSION_DENIED "$zpagectl" --tenan
 kill -TERM "$server_pid"; wait "$server_pid" || true; server_pid=""
 if grep -q Sekr1t "$work/auth.log"; then fail "a token was logged"; else pass "tokens never logged"; fi
 
+# TLS and mutual TLS, with certificates made here.
+tls="$work/tls"; mkdir "$tls"
+(
+  cd "$tls"
+  ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+  openssl req -x509 $ec -days 1 -subj /CN=zpaged-test-ca -keyout ca.key -out ca.pem
+  openssl req $ec -subj /CN=localhost -keyout server.key -out server.csr
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > san.ext
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+    -extfile san.ext -out server.pem
+  openssl req $ec -subj /CN=zpaged-client -keyout client.key -out client.csr
+  openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+    -out client.pem
+) >/dev/null 2>&1 && pass "test certificates made" || fail "openssl could not make certificates"
+start_server() {  # start_server LOG ARGS...
+  local log=$1; shift
+  "$zpaged" --listen="127.0.0.1:$port" --metrics_listen= "$@" >"$log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 50); do grep -q serving "$log" && return; sleep 0.1; done
+}
+stop_server() { kill -TERM "$server_pid"; wait "$server_pid" || true; server_pid=""; }
+
+start_server "$work/tls.log" --tls_cert="$tls/server.pem" --tls_key="$tls/server.key"
+expect "TLS: put with --tls_ca" "$zpagectl" --tls_ca="$tls/ca.pem" --tenant=vm put 1 "$work/text0.page"
+rm -f "$work/back.page"
+expect "TLS: get with ZPAGED_TLS_CA" env ZPAGED_TLS_CA="$tls/ca.pem" "$zpagectl" --tenant=vm get 1 "$work/back.page"
+cmp -s "$work/text0.page" "$work/back.page" && pass "TLS: byte-exact" || fail "TLS: page differs"
+expect_error "TLS: plaintext client refused" UNAVAILABLE "$zpagectl" --timeout=2s --tenant=vm get 1
+stop_server
+
+start_server "$work/mtls.log" --tls_cert="$tls/server.pem" --tls_key="$tls/server.key" \
+  --tls_client_ca="$tls/ca.pem"
+expect_error "mTLS: client without certificate refused" UNAVAILABLE \
+  "$zpagectl" --timeout=2s --tls_ca="$tls/ca.pem" --tenant=vm get 1
+expect "mTLS: client with certificate" "$zpagectl" --tls_ca="$tls/ca.pem" \
+  --tls_cert="$tls/client.pem" --tls_key="$tls/client.key" health
+stop_server
+
+if "$zpaged" --listen="127.0.0.1:$port" --tls_cert="$tls/server.pem" >"$work/bad.log" 2>&1; then
+  fail "--tls_cert without --tls_key accepted"
+else
+  grep -q "tls_key" "$work/bad.log" && pass "--tls_cert without --tls_key refused" || fail "bad TLS flags: $(cat "$work/bad.log")"
+fi
+
 echo "$((checks - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ]
