@@ -56,6 +56,10 @@ ABSL_FLAG(absl::Duration, ack_deadline, absl::Seconds(5),
           "page is kept and the watcher counts as stalled (e.g. 5s, 500ms).");
 ABSL_FLAG(int, reclaim_threads, 4,
           "Threads that run Reclaims and Puts that must wait for evictions.");
+ABSL_FLAG(bool, drain_on_shutdown, false,
+          "On SIGINT/SIGTERM, first evict every page of each tenant with a "
+          "connected watcher to it, so a rolling restart loses nothing; what "
+          "could not be drained is logged.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGINT/SIGTERM, how long calls in flight get to finish.");
 
@@ -106,6 +110,7 @@ int Run() {
   options.max_watchers_per_tenant =
       absl::GetFlag(FLAGS_max_watchers_per_tenant);
   options.ack_deadline = absl::GetFlag(FLAGS_ack_deadline);
+  options.drain_on_shutdown = absl::GetFlag(FLAGS_drain_on_shutdown);
   options.reclaim_threads = absl::GetFlag(FLAGS_reclaim_threads);
   absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
       ZpagedServer::Start(options);
@@ -141,7 +146,16 @@ int Run() {
   }
   Log(absl::StrCat("received ", signal == SIGINT ? "SIGINT" : "SIGTERM",
                    "; finishing calls in flight"));
-  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  const PageStore::DrainReport drained =
+      (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  if (options.drain_on_shutdown) {
+    Log(absl::StrCat("drained ", drained.drained_pages,
+                     " pages to their watchers"));
+    for (const auto& [tenant, left] : drained.left) {
+      Log(absl::StrCat("not drained: tenant '", tenant, "' still held ", left,
+                       " pages (no watcher, or acks did not come)"));
+    }
+  }
   Log("stopped");
   return 0;
 }

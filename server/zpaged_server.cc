@@ -87,7 +87,8 @@ ZpagedServer::ZpagedServer(const ServerOptions& options,
       store_collector_(std::make_shared<StoreCollector>(&store_)),
       executor_(std::make_unique<BlockingExecutor>(options.reclaim_threads)),
       service_(&store_, &hub_, executor_.get(), authorizer_.get(),
-               &request_metrics_) {}
+               &request_metrics_),
+      drain_on_shutdown_(options.drain_on_shutdown) {}
 
 absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
     const ServerOptions& options) {
@@ -163,19 +164,23 @@ absl::StatusOr<size_t> ZpagedServer::ReloadTokens() {
   return authorizer_->Reload();
 }
 
-void ZpagedServer::Shutdown(absl::Duration grace) {
-  if (shut_down_) return;
+PageStore::DrainReport ZpagedServer::Shutdown(absl::Duration grace) {
+  PageStore::DrainReport report;
+  if (shut_down_) return report;
   shut_down_ = true;
   // Health first, so that load balancers stop sending work while calls
-  // drain; then the eviction streams, which would otherwise hold the server
-  // open until the grace runs out.
+  // drain; then the pages, while the watchers are still connected; then the
+  // eviction streams, which would otherwise hold the server open until the
+  // grace runs out.
   server_->GetHealthCheckService()->Shutdown();
+  if (drain_on_shutdown_) report = store_.DrainToWatchers();
   hub_.Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoNanoseconds(grace));
   server_->Wait();
   // Runs the tasks still queued; their calls are already cancelled.
   executor_.reset();
+  return report;
 }
 
 ZpagedServer::~ZpagedServer() {

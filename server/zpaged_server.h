@@ -45,6 +45,8 @@ struct ServerOptions {
   StoreOptions store;
   absl::Duration ack_deadline = absl::Seconds(5);
   size_t max_watchers_per_tenant = 16;
+  // On Shutdown, evict every page of tenants with a watcher to it first.
+  bool drain_on_shutdown = false;
   int reclaim_threads = 4;
 };
 
@@ -67,10 +69,12 @@ class ZpagedServer {
   // The address the gRPC service listens on, with the real port.
   const std::string& address() const { return address_; }
 
-  // Health goes NOT_SERVING, eviction streams end with UNAVAILABLE, new calls
-  // are refused, and calls in flight get `grace` to finish (then they are
-  // cancelled). Returns once all are done. Idempotent.
-  void Shutdown(absl::Duration grace);
+  // Health goes NOT_SERVING; with drain_on_shutdown, every page of a tenant
+  // with a watcher is evicted to it; eviction streams end with UNAVAILABLE,
+  // new calls are refused, and calls in flight get `grace` to finish (then
+  // they are cancelled). Returns once all are done, with what the drain did
+  // (empty without drain_on_shutdown). Idempotent.
+  PageStore::DrainReport Shutdown(absl::Duration grace);
 
   // Reads the token file again (SIGHUP); the old tokens stay in force if it
   // is bad. Returns how many tokens are loaded; FAILED_PRECONDITION when the
@@ -95,6 +99,7 @@ class ZpagedServer {
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
+  const bool drain_on_shutdown_;
   bool shut_down_ = false;
 };
 

@@ -98,6 +98,21 @@ absl::StatusOr<PageStats> PageStore::Stats(absl::string_view tenant) const {
   return t == nullptr ? PageStats{} : t->Stats();
 }
 
+PageStore::DrainReport PageStore::DrainToWatchers() {
+  std::vector<Tenant*> tenants;
+  {
+    MutexLock lock(&tenants_mu_);
+    for (const auto& [name, tenant] : tenants_) tenants.push_back(tenant.get());
+  }
+  DrainReport report;
+  for (Tenant* t : tenants) {
+    if (sink_->CanAccept(t->name())) report.drained_pages += t->Drain();
+    const uint64_t left = t->Stats().stored_pages;
+    if (left > 0) report.left.emplace_back(t->name(), left);
+  }
+  return report;
+}
+
 PageStats PageStore::StatsOf(const std::vector<std::string>& tenants) const {
   PageStats total;
   for (const std::string& name : tenants) {

@@ -68,6 +68,16 @@ class PageStore {
   absl::StatusOr<ReclaimResult> Reclaim(absl::string_view tenant,
                                         uint32_t pages);
 
+  struct DrainReport {
+    uint64_t drained_pages = 0;  // acked by watchers
+    // Tenants that still hold pages, and how many: no watcher, or acks
+    // that did not come.
+    std::vector<std::pair<std::string, uint64_t>> left;
+  };
+  // Evicts every page of every tenant with a watcher to it (for a rolling
+  // restart that loses nothing). Tenants without one keep their pages.
+  DrainReport DrainToWatchers();
+
   // One tenant's counters, or the sum over all when `tenant` is empty. A
   // tenant that never stored a page has all zeros.
   absl::StatusOr<PageStats> Stats(absl::string_view tenant) const;

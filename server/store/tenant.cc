@@ -3,6 +3,7 @@
 #include <array>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "absl/base/macros.h"
 #include "absl/strings/str_cat.h"
@@ -250,6 +251,42 @@ absl::Status Tenant::Evict(ZpoolHandle handle) {
   }
   if (still_indexed) Release(removed);
   return absl::OkStatus();
+}
+
+uint64_t Tenant::Drain() {
+  const uint64_t evicted_before = evicted_.load();
+  for (;;) {
+    const uint64_t frames = pool_->Stats().pool_frames;
+    if (frames == 0 ||
+        Reclaim(static_cast<uint32_t>(frames)).reclaimed_pool_pages == 0) {
+      break;
+    }
+  }
+  // Same-filled pages hold no pool memory, so reclaim never sees them.
+  std::vector<std::pair<uint64_t, uint64_t>> same_filled;  // key, word
+  {
+    MutexLock lock(&index_mu_);
+    for (const auto& [key, entry] : index_) {
+      if (entry.encoding == PageEncoding::kSameFilled) {
+        same_filled.emplace_back(key, entry.value);
+      }
+    }
+  }
+  std::array<uint8_t, kPageSize> page;
+  for (const auto& [key, word] : same_filled) {
+    FillWithWord(word, absl::MakeSpan(page));
+    if (!sink_->Deliver(name_, key, page).ok()) continue;
+    evicted_++;
+    MutexLock lock(&index_mu_);
+    auto it = index_.find(key);
+    if (it != index_.end() &&
+        it->second.encoding == PageEncoding::kSameFilled &&
+        it->second.value == word) {
+      Account(it->second, -1);
+      index_.erase(it);
+    }
+  }
+  return evicted_.load() - evicted_before;
 }
 
 ReclaimResult Tenant::Reclaim(uint32_t frames) {

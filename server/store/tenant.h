@@ -86,6 +86,11 @@ class Tenant {
   // to the sink; see Zpool::Shrink.
   ReclaimResult Reclaim(uint32_t frames);
 
+  // Evicts every page to the sink: the pool by reclaim until it is empty or
+  // stops shrinking, then the same-filled pages one by one. Returns how many
+  // pages were acked; what is left shows in Stats().
+  uint64_t Drain();
+
   // Counts a Put refused before it reached the tenant (bad page).
   void CountInvalidPut() { rejected_invalid_.fetch_add(1); }
 

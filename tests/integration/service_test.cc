@@ -366,6 +366,29 @@ TEST_F(ServiceTest, HealthIsServingUntilShutdownBegins) {
   stop.join();
 }
 
+TEST_F(ServiceTest, DrainOnShutdownHandsEveryPageToItsWatcher) {
+  ServerOptions options = TestOptions();
+  options.drain_on_shutdown = true;
+  Start(options);
+  const std::string zero(4096, '\0');
+  ASSERT_TRUE(client_->Put("watched", 1, TextPage(1)).ok());
+  ASSERT_TRUE(client_->Put("watched", 2, RandomPage(2)).ok());
+  ASSERT_TRUE(client_->Put("watched", 3, zero).ok());
+  ASSERT_TRUE(client_->Put("unwatched", 1, TextPage(9)).ok());
+  Received received;
+  auto watcher = client_->Watch("watched", received.Accept("watched"));
+  ASSERT_TRUE(watcher.ok());
+
+  PageStore::DrainReport report = server_->Shutdown(absl::Seconds(2));
+  EXPECT_EQ(report.drained_pages, 3u);
+  EXPECT_EQ(received.At(1), TextPage(1));
+  EXPECT_EQ(received.At(2), RandomPage(2));
+  EXPECT_EQ(received.At(3), zero);
+  ASSERT_EQ(report.left.size(), 1u);
+  EXPECT_EQ(report.left[0], (std::pair<std::string, uint64_t>{"unwatched", 1}));
+  EXPECT_EQ(server_->store().Stats("watched")->stored_pages, 0u);
+}
+
 TEST_F(ServiceTest, ShutdownEndsEvictionStreamsWithUnavailable) {
   auto watcher =
       client_->Watch("vm", [](uint64_t, absl::string_view) { return true; });
