@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds zpaged, and runs the whole test suite:
 # once in a plain build, once under AddressSanitizer+UndefinedBehaviorSanitizer
-# and once under ThreadSanitizer. ZPAGED_SANITIZERS picks the sanitizer
-# builds: "address thread" by default, "" for none.
+# and once under ThreadSanitizer; then runs each libFuzzer target briefly.
+# ZPAGED_SANITIZERS picks the sanitizer builds ("address thread" by default,
+# "" for none); ZPAGED_FUZZ_SECONDS the fuzzing time per target (15; 0 skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,4 +36,9 @@ for sanitizer in ${ZPAGED_SANITIZERS-address thread}; do
     run_suite "build-${sanitizer}" "$sanitizer"
   fi
 done
+# The libFuzzer targets, briefly: ZPAGED_FUZZ_SECONDS per target (0 skips).
+fuzz_seconds=${ZPAGED_FUZZ_SECONDS-15}
+if [ "$fuzz_seconds" -gt 0 ]; then
+  scripts/fuzz.sh "$fuzz_seconds"
+fi
 step "all suites passed"

@@ -1,0 +1,131 @@
+// Fuzzes ZbudPool with operation sequences: every 3 input bytes are one
+// operation (allocate, allocate a whole frame, free, free a stale handle,
+// shrink, map), checked against a model of the live allocations, each filled
+// with a pattern derived from its handle.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "server/core/zbud_pool.h"
+
+namespace {
+
+using zpaged::ZpoolHandle;
+
+struct Live {
+  ZpoolHandle handle;
+  size_t size;
+};
+
+uint8_t PatternByte(ZpoolHandle handle, size_t i) {
+  return static_cast<uint8_t>((handle * 0x9E3779B97F4A7C15ull >> 56) + i);
+}
+
+void Fill(zpaged::ZbudPool& pool, const Live& live) {
+  auto m = pool.Map(live.handle);
+  if (!m.ok() || m->capacity < live.size) std::abort();
+  for (size_t i = 0; i < live.size; ++i)
+    m->data[i] = PatternByte(live.handle, i);
+  pool.Unmap(live.handle);
+}
+
+void Check(zpaged::ZbudPool& pool, const Live& live) {
+  auto m = pool.Map(live.handle);
+  if (!m.ok()) std::abort();
+  for (size_t i = 0; i < live.size; ++i) {
+    if (m->data[i] != PatternByte(live.handle, i)) std::abort();
+  }
+  pool.Unmap(live.handle);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::vector<Live> live;
+  std::vector<ZpoolHandle> freed;
+  zpaged::ZbudPool* pool_ptr = nullptr;
+  bool refuse = false;
+  zpaged::ZpoolOptions options;
+  options.arena.max_bytes = 64 * zpaged::kPageSize;
+  // A small region: mapping 64 MiB per input would dominate the run.
+  options.arena.region_bytes = 64 * zpaged::kPageSize;
+  options.evict = [&](ZpoolHandle h) -> absl::Status {
+    if (refuse) return absl::UnavailableError("refused");
+    for (size_t i = 0; i < live.size(); ++i) {
+      if (live[i].handle == h) {
+        Check(*pool_ptr, live[i]);
+        live[i] = live.back();
+        live.pop_back();
+        freed.push_back(h);
+        return pool_ptr->Free(h);
+      }
+    }
+    return absl::NotFoundError("not live");
+  };
+  zpaged::ZbudPool pool(std::move(options));
+  pool_ptr = &pool;
+
+  for (size_t at = 0; at + 3 <= size; at += 3) {
+    const uint8_t op = data[at] % 6;
+    const uint16_t arg =
+        static_cast<uint16_t>(data[at + 1] | data[at + 2] << 8);
+    switch (op) {
+      case 0: {  // allocate arg bytes (0 and too-big sizes included)
+        auto h = pool.Allocate(arg);
+        if (arg == 0 || arg > zpaged::kZbudMaxAllocation) {
+          if (h.ok()) std::abort();
+          break;
+        }
+        if (h.ok()) {
+          live.push_back({*h, arg});
+          Fill(pool, live.back());
+        } else if (!absl::IsResourceExhausted(h.status())) {
+          std::abort();
+        }
+        break;
+      }
+      case 1: {  // a whole frame
+        auto h = pool.AllocateWholeFrame();
+        if (h.ok()) {
+          live.push_back({*h, zpaged::kPageSize});
+          Fill(pool, live.back());
+        }
+        break;
+      }
+      case 2:  // free a live allocation
+        if (!live.empty()) {
+          const size_t i = arg % live.size();
+          Check(pool, live[i]);
+          if (!pool.Free(live[i].handle).ok()) std::abort();
+          freed.push_back(live[i].handle);
+          live[i] = live.back();
+          live.pop_back();
+        }
+        break;
+      case 3: {  // a stale or garbage handle must be refused
+        const ZpoolHandle h = freed.empty() ? ZpoolHandle{arg} * 0x10001
+                                            : freed[arg % freed.size()];
+        bool is_live = false;
+        for (const Live& l : live) is_live |= l.handle == h;
+        if (!is_live && pool.Free(h).ok()) std::abort();
+        break;
+      }
+      case 4:  // shrink, sometimes with a refusing callback
+        refuse = arg & 1;
+        if (!pool.Shrink(arg % 5 + 1).ok()) std::abort();
+        break;
+      case 5:  // everything still holds its pattern
+        for (const Live& l : live) Check(pool, l);
+        break;
+    }
+    const zpaged::ZpoolStats stats = pool.Stats();
+    if (stats.allocations != live.size()) std::abort();
+    if (stats.pool_frames > stats.allocations) std::abort();  // density >= 1
+  }
+  if (!pool.CheckConsistency().ok()) std::abort();
+  for (const Live& l : live) Check(pool, l);
+  return 0;
+}
