@@ -62,16 +62,28 @@ std::unique_ptr<grpc::ClientContext> Client::NewContext(bool streaming) const {
   return context;
 }
 
+template <typename Request, typename Response>
+absl::StatusOr<Response> Client::Call(
+    grpc::Status (v1::PageStore::Stub::*method)(grpc::ClientContext*,
+                                                const Request&, Response*),
+    const Request& request) {
+  Response response;
+  grpc::Status status =
+      ((*stub_).*method)(NewContext().get(), request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
 absl::StatusOr<PutReply> Client::Put(absl::string_view tenant, uint64_t key,
                                      absl::string_view page) {
   v1::PutRequest request;
   request.set_tenant(std::string(tenant));
   request.set_key(key);
   request.set_data(std::string(page));
-  v1::PutResponse response;
-  grpc::Status status = stub_->Put(NewContext().get(), request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return PutReply{response.encoding(), response.stored_bytes()};
+  absl::StatusOr<v1::PutResponse> response =
+      Call(&v1::PageStore::Stub::Put, request);
+  if (!response.ok()) return response.status();
+  return PutReply{response->encoding(), response->stored_bytes()};
 }
 
 absl::StatusOr<std::string> Client::Get(absl::string_view tenant,
@@ -79,20 +91,20 @@ absl::StatusOr<std::string> Client::Get(absl::string_view tenant,
   v1::GetRequest request;
   request.set_tenant(std::string(tenant));
   request.set_key(key);
-  v1::GetResponse response;
-  grpc::Status status = stub_->Get(NewContext().get(), request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return std::move(*response.mutable_data());
+  absl::StatusOr<v1::GetResponse> response =
+      Call(&v1::PageStore::Stub::Get, request);
+  if (!response.ok()) return response.status();
+  return std::move(*response->mutable_data());
 }
 
 absl::StatusOr<bool> Client::Delete(absl::string_view tenant, uint64_t key) {
   v1::DeleteRequest request;
   request.set_tenant(std::string(tenant));
   request.set_key(key);
-  v1::DeleteResponse response;
-  grpc::Status status = stub_->Delete(NewContext().get(), request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return response.existed();
+  absl::StatusOr<v1::DeleteResponse> response =
+      Call(&v1::PageStore::Stub::Delete, request);
+  if (!response.ok()) return response.status();
+  return response->existed();
 }
 
 absl::StatusOr<v1::ReclaimResponse> Client::Reclaim(absl::string_view tenant,
@@ -100,19 +112,13 @@ absl::StatusOr<v1::ReclaimResponse> Client::Reclaim(absl::string_view tenant,
   v1::ReclaimRequest request;
   request.set_tenant(std::string(tenant));
   request.set_pages(pages);
-  v1::ReclaimResponse response;
-  grpc::Status status = stub_->Reclaim(NewContext().get(), request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return response;
+  return Call(&v1::PageStore::Stub::Reclaim, request);
 }
 
 absl::StatusOr<v1::StatsResponse> Client::Stats(absl::string_view tenant) {
   v1::StatsRequest request;
   request.set_tenant(std::string(tenant));
-  v1::StatsResponse response;
-  grpc::Status status = stub_->Stats(NewContext().get(), request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return response;
+  return Call(&v1::PageStore::Stub::Stats, request);
 }
 
 absl::StatusOr<std::unique_ptr<EvictionWatcher>> Client::Watch(

@@ -124,6 +124,13 @@ class Client {
   v1::PageStore::Stub& stub() { return *stub_; }
 
  private:
+  // One unary call of `method` with the options' deadline and token.
+  template <typename Request, typename Response>
+  absl::StatusOr<Response> Call(
+      grpc::Status (v1::PageStore::Stub::*method)(grpc::ClientContext*,
+                                                  const Request&, Response*),
+      const Request& request);
+
   // A context carrying the token; with the call deadline unless `streaming`.
   std::unique_ptr<grpc::ClientContext> NewContext(bool streaming = false) const;
 

@@ -61,6 +61,16 @@ absl::Status PageStoreService::Authorize(grpc::CallbackServerContext* context,
   return authorizer_->Check(AuthorizationOf(*context), tenant);
 }
 
+bool PageStoreService::Refused(grpc::CallbackServerContext* context,
+                               grpc::ServerUnaryReactor* reactor,
+                               RpcMethod method, absl::Time start,
+                               absl::string_view tenant) {
+  absl::Status allowed = Authorize(context, tenant);
+  if (allowed.ok()) return false;
+  Finish(reactor, method, start, ToGrpcStatus(allowed));
+  return true;
+}
+
 void PageStoreService::Finish(grpc::ServerUnaryReactor* reactor,
                               RpcMethod method, absl::Time start,
                               const grpc::Status& status) {
@@ -75,9 +85,7 @@ grpc::ServerUnaryReactor* PageStoreService::Put(
     v1::PutResponse* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status allowed = Authorize(context, request->tenant());
-      !allowed.ok()) {
-    Finish(reactor, RpcMethod::kPut, start, ToGrpcStatus(allowed));
+  if (Refused(context, reactor, RpcMethod::kPut, start, request->tenant())) {
     return reactor;
   }
   absl::StatusOr<PutResult> result =
@@ -103,9 +111,7 @@ grpc::ServerUnaryReactor* PageStoreService::Get(
     v1::GetResponse* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status allowed = Authorize(context, request->tenant());
-      !allowed.ok()) {
-    Finish(reactor, RpcMethod::kGet, start, ToGrpcStatus(allowed));
+  if (Refused(context, reactor, RpcMethod::kGet, start, request->tenant())) {
     return reactor;
   }
   std::string* data = response->mutable_data();
@@ -123,9 +129,7 @@ grpc::ServerUnaryReactor* PageStoreService::Delete(
     v1::DeleteResponse* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status allowed = Authorize(context, request->tenant());
-      !allowed.ok()) {
-    Finish(reactor, RpcMethod::kDelete, start, ToGrpcStatus(allowed));
+  if (Refused(context, reactor, RpcMethod::kDelete, start, request->tenant())) {
     return reactor;
   }
   absl::StatusOr<bool> existed =
@@ -140,9 +144,8 @@ grpc::ServerUnaryReactor* PageStoreService::Reclaim(
     v1::ReclaimResponse* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status allowed = Authorize(context, request->tenant());
-      !allowed.ok()) {
-    Finish(reactor, RpcMethod::kReclaim, start, ToGrpcStatus(allowed));
+  if (Refused(context, reactor, RpcMethod::kReclaim, start,
+              request->tenant())) {
     return reactor;
   }
   executor_->Submit([this, request, response, reactor, start] {

@@ -59,6 +59,11 @@ class PageStoreService final : public v1::PageStore::CallbackService {
   // The authorization check every call makes first.
   absl::Status Authorize(grpc::CallbackServerContext* context,
                          absl::string_view tenant) const;
+  // Authorizes a unary call on `tenant`; if refused, finishes it with the
+  // reason and returns true.
+  bool Refused(grpc::CallbackServerContext* context,
+               grpc::ServerUnaryReactor* reactor, RpcMethod method,
+               absl::Time start, absl::string_view tenant);
 
   PageStore* const store_;
   EvictionHub* const hub_;
