@@ -1,8 +1,10 @@
 #include "client/zpaged_client.h"
 
+#include <algorithm>
 #include <future>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -119,6 +121,76 @@ absl::StatusOr<v1::StatsResponse> Client::Stats(absl::string_view tenant) {
   v1::StatsRequest request;
   request.set_tenant(std::string(tenant));
   return Call(&v1::PageStore::Stub::Stats, request);
+}
+
+template <typename Request, typename Response, typename Open>
+absl::StatusOr<std::vector<Response>> Client::Pipeline(
+    Open open, size_t count, const std::function<Request(size_t)>& make_request,
+    int max_in_flight) {
+  // The server queues at most 64 responses before it stops reading.
+  const size_t window = static_cast<size_t>(std::clamp(max_in_flight, 1, 64));
+  std::unique_ptr<grpc::ClientContext> context = NewContext(/*streaming=*/true);
+  auto stream = open(context.get());
+  std::vector<Response> responses;
+  responses.reserve(count);
+  size_t sent = 0;
+  Response response;
+  while (responses.size() < count) {
+    if (sent < count && sent - responses.size() < window) {
+      if (!stream->Write(make_request(sent))) break;
+      ++sent;
+    } else if (stream->Read(&response)) {
+      responses.push_back(std::move(response));
+    } else {
+      break;
+    }
+  }
+  stream->WritesDone();
+  if (grpc::Status status = stream->Finish(); !status.ok()) {
+    return FromGrpcStatus(status);
+  }
+  if (responses.size() != count) {
+    return absl::UnavailableError(absl::StrCat("the stream ended after ",
+                                               responses.size(), " of ", count,
+                                               " responses"));
+  }
+  return responses;
+}
+
+absl::StatusOr<std::vector<v1::PutStreamResponse>> Client::PutMany(
+    absl::string_view tenant,
+    const std::vector<std::pair<uint64_t, std::string>>& pages,
+    int max_in_flight) {
+  return Pipeline<v1::PutRequest, v1::PutStreamResponse>(
+      [this](grpc::ClientContext* context) {
+        return stub_->PutStream(context);
+      },
+      pages.size(),
+      [&](size_t i) {
+        v1::PutRequest request;
+        request.set_tenant(std::string(tenant));
+        request.set_key(pages[i].first);
+        request.set_data(pages[i].second);
+        return request;
+      },
+      max_in_flight);
+}
+
+absl::StatusOr<std::vector<v1::GetStreamResponse>> Client::GetMany(
+    absl::string_view tenant, const std::vector<uint64_t>& keys,
+    int max_in_flight) {
+  return Pipeline<v1::GetRequest, v1::GetStreamResponse>(
+      [this](grpc::ClientContext* context) {
+        return stub_->GetStream(context);
+      },
+      keys.size(),
+      [&](size_t i) {
+        v1::GetRequest request;
+        request.set_tenant(std::string(tenant));
+        request.set_key(keys[i]);
+        return request;
+      },
+      max_in_flight);
 }
 
 absl::StatusOr<std::unique_ptr<EvictionWatcher>> Client::Watch(

@@ -23,6 +23,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -110,6 +112,18 @@ class Client {
   // One tenant's counters; totals over all tenants for an empty name.
   absl::StatusOr<v1::StatsResponse> Stats(absl::string_view tenant);
 
+  // Puts (key, page) pairs through one PutStream, keeping at most
+  // `max_in_flight` (1 to 64) unanswered. Returns one response per page, in
+  // order, each with its own code; an error only if the stream itself fails.
+  absl::StatusOr<std::vector<v1::PutStreamResponse>> PutMany(
+      absl::string_view tenant,
+      const std::vector<std::pair<uint64_t, std::string>>& pages,
+      int max_in_flight = 32);
+  // Gets `keys` through one GetStream, as PutMany.
+  absl::StatusOr<std::vector<v1::GetStreamResponse>> GetMany(
+      absl::string_view tenant, const std::vector<uint64_t>& keys,
+      int max_in_flight = 32);
+
   // The server's grpc.health.v1 status: true when SERVING, false when it
   // answers anything else (NOT_SERVING once shutdown has begun); an error
   // status when it cannot be asked.
@@ -130,6 +144,14 @@ class Client {
       grpc::Status (v1::PageStore::Stub::*method)(grpc::ClientContext*,
                                                   const Request&, Response*),
       const Request& request);
+
+  // Sends `count` requests, made by `make_request(i)`, down a bidi stream
+  // opened by `open`, at most `max_in_flight` unanswered, and collects the
+  // responses.
+  template <typename Request, typename Response, typename Open>
+  absl::StatusOr<std::vector<Response>> Pipeline(
+      Open open, size_t count,
+      const std::function<Request(size_t)>& make_request, int max_in_flight);
 
   // A context carrying the token; with the call deadline unless `streaming`.
   std::unique_ptr<grpc::ClientContext> NewContext(bool streaming = false) const;

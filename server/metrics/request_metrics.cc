@@ -25,7 +25,7 @@ RequestMetrics::RequestMetrics(prometheus::Registry& registry) {
           .Name("zpaged_request_duration_seconds")
           .Help(
               "RPC latency from the handler's start to its finish; "
-              "WatchEvictions streams are not timed")
+              "streams are not timed")
           .Register(registry);
   for (int m = 0; m < kRpcMethodCount; ++m) {
     const char* method = RpcMethodName(static_cast<RpcMethod>(m));
@@ -44,7 +44,10 @@ void RequestMetrics::OnCallFinished(RpcMethod method, grpc::StatusCode code,
   const int m = static_cast<int>(method);
   const int c = static_cast<int>(code);
   if (c >= 0 && c < kCodes) requests_[m][c]->Increment();
-  if (method != RpcMethod::kWatchEvictions) {
+  // A stream's length says how long the client kept it open, not how fast
+  // the server was.
+  if (method != RpcMethod::kWatchEvictions && method != RpcMethod::kPutStream &&
+      method != RpcMethod::kGetStream) {
     durations_[m]->Observe(absl::ToDoubleSeconds(latency));
   }
 }

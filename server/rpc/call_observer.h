@@ -11,8 +11,17 @@
 namespace zpaged {
 
 // The methods of zpaged.v1.PageStore, as metric labels.
-enum class RpcMethod { kPut, kGet, kDelete, kReclaim, kWatchEvictions, kStats };
-inline constexpr int kRpcMethodCount = 6;
+enum class RpcMethod {
+  kPut,
+  kGet,
+  kDelete,
+  kReclaim,
+  kWatchEvictions,
+  kStats,
+  kPutStream,
+  kGetStream
+};
+inline constexpr int kRpcMethodCount = 8;
 inline const char* RpcMethodName(RpcMethod method) {
   switch (method) {
     case RpcMethod::kPut:
@@ -27,6 +36,10 @@ inline const char* RpcMethodName(RpcMethod method) {
       return "WatchEvictions";
     case RpcMethod::kStats:
       return "Stats";
+    case RpcMethod::kPutStream:
+      return "PutStream";
+    case RpcMethod::kGetStream:
+      return "GetStream";
   }
   return "unknown";
 }

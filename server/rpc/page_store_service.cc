@@ -1,6 +1,7 @@
 #include "server/rpc/page_store_service.h"
 
 #include "server/core/page.h"
+#include "server/rpc/item_stream_reactor.h"
 #include "server/rpc/status_conversion.h"
 #include "server/rpc/watch_reactor.h"
 
@@ -202,6 +203,73 @@ grpc::ServerUnaryReactor* PageStoreService::Stats(
 grpc::ServerBidiReactor<v1::EvictionAck, v1::EvictedPage>*
 PageStoreService::WatchEvictions(grpc::CallbackServerContext* context) {
   return new WatchReactor(context, hub_, authorizer_, observer_);
+}
+
+grpc::ServerBidiReactor<v1::PutRequest, v1::PutStreamResponse>*
+PageStoreService::PutStream(grpc::CallbackServerContext* context) {
+  // Fills `response` from a Put's outcome.
+  auto respond = [](const v1::PutRequest& request,
+                    const absl::StatusOr<PutResult>& result,
+                    v1::PutStreamResponse* response) {
+    response->set_key(request.key());
+    response->set_code(static_cast<int32_t>(result.status().code()));
+    if (!result.ok()) {
+      response->set_message(std::string(result.status().message()));
+      return;
+    }
+    response->set_encoding(ToProto(result->encoding));
+    response->set_stored_bytes(result->stored_bytes);
+  };
+  auto handle = [this, context, respond](const v1::PutRequest& request,
+                                         v1::PutStreamResponse* response) {
+    if (absl::Status allowed = Authorize(context, request.tenant());
+        !allowed.ok()) {
+      respond(request, allowed, response);
+      return true;
+    }
+    absl::StatusOr<PutResult> result =
+        store_->Put(request.tenant(), request.key(), Bytes(request.data()),
+                    /*may_reclaim=*/false);
+    if (absl::IsResourceExhausted(result.status()) &&
+        store_->CanReclaim(request.tenant())) {
+      return false;  // must wait for evictions: off gRPC's threads
+    }
+    respond(request, result, response);
+    return true;
+  };
+  auto blocking = [this, respond](const v1::PutRequest& request,
+                                  v1::PutStreamResponse* response) {
+    respond(request,
+            store_->Put(request.tenant(), request.key(), Bytes(request.data()),
+                        /*may_reclaim=*/true),
+            response);
+  };
+  return new ItemStreamReactor<v1::PutRequest, v1::PutStreamResponse>(
+      RpcMethod::kPutStream, handle, blocking, executor_, observer_);
+}
+
+grpc::ServerBidiReactor<v1::GetRequest, v1::GetStreamResponse>*
+PageStoreService::GetStream(grpc::CallbackServerContext* context) {
+  auto handle = [this, context](const v1::GetRequest& request,
+                                v1::GetStreamResponse* response) {
+    response->set_key(request.key());
+    absl::Status status = Authorize(context, request.tenant());
+    if (status.ok()) {
+      std::string* data = response->mutable_data();
+      data->resize(kPageSize);
+      status =
+          store_->Get(request.tenant(), request.key(),
+                      absl::MakeSpan(reinterpret_cast<uint8_t*>(data->data()),
+                                     data->size()));
+      if (!status.ok()) response->clear_data();
+    }
+    response->set_code(static_cast<int32_t>(status.code()));
+    response->set_message(std::string(status.message()));
+    return true;  // a Get never blocks
+  };
+  return new ItemStreamReactor<v1::GetRequest, v1::GetStreamResponse>(
+      RpcMethod::kGetStream, handle, /*blocking=*/nullptr, executor_,
+      observer_);
 }
 
 }  // namespace zpaged

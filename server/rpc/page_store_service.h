@@ -50,6 +50,10 @@ class PageStoreService final : public v1::PageStore::CallbackService {
                                   v1::StatsResponse* response) override;
   grpc::ServerBidiReactor<v1::EvictionAck, v1::EvictedPage>* WatchEvictions(
       grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<v1::PutRequest, v1::PutStreamResponse>* PutStream(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<v1::GetRequest, v1::GetStreamResponse>* GetStream(
+      grpc::CallbackServerContext* context) override;
 
  private:
   // Finishes a unary call, telling the observer.

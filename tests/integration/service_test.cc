@@ -463,6 +463,17 @@ TEST_F(AuthTest, ATokenReachesOnlyItsOwnTenants) {
       absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(*alpha->Get("alpha", 1), TextPage(1));
 
+  // Streams check every item.
+  auto denied = beta->PutMany("alpha", {{5, TextPage(5)}});
+  ASSERT_TRUE(denied.ok()) << denied.status();
+  EXPECT_EQ((*denied)[0].code(),
+            static_cast<int>(absl::StatusCode::kPermissionDenied));
+  auto read = beta->GetMany("alpha", {1});
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ((*read)[0].code(),
+            static_cast<int>(absl::StatusCode::kPermissionDenied));
+  EXPECT_TRUE((*read)[0].data().empty());
+
   // Totals cover only the caller's tenants.
   EXPECT_EQ(alpha->Stats("")->stored_pages(), 2u);
   EXPECT_EQ(alpha->Stats("")->tenants(), 2u);
@@ -498,6 +509,113 @@ TEST(ListenPolicyTest, NoRemoteListeningWithoutAuthUnlessAllowed) {
   options.listen = "[::1]:0";
   options.allow_unauthenticated_remote = false;
   EXPECT_TRUE(ZpagedServer::Start(options).ok());
+}
+
+TEST_F(ServiceTest, StreamsAnswerInOrderWithPerItemOutcomes) {
+  std::vector<std::pair<uint64_t, std::string>> pages;
+  for (uint64_t key = 0; key < 300; ++key) {
+    std::string page = key % 3 == 0   ? TextPage(key)
+                       : key % 3 == 1 ? RandomPage(key)
+                                      : std::string(4096, '\0');
+    if (key % 50 == 7) page.resize(4095);  // a bad item mid-stream
+    pages.emplace_back(key * 11, std::move(page));
+  }
+  absl::StatusOr<std::vector<v1::PutStreamResponse>> put =
+      client_->PutMany("vm", pages, /*max_in_flight=*/16);
+  ASSERT_TRUE(put.ok()) << put.status();
+  ASSERT_EQ(put->size(), pages.size());
+  for (size_t i = 0; i < pages.size(); ++i) {
+    const v1::PutStreamResponse& r = (*put)[i];
+    EXPECT_EQ(r.key(), pages[i].first);
+    if (pages[i].second.size() != 4096) {
+      EXPECT_EQ(r.code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+      EXPECT_NE(r.message().find("4096"), std::string::npos);
+      continue;
+    }
+    EXPECT_EQ(r.code(), 0) << r.message();
+    const v1::Encoding want = i % 3 == 0   ? v1::LZ4
+                              : i % 3 == 1 ? v1::RAW
+                                           : v1::SAME_FILLED;
+    EXPECT_EQ(r.encoding(), want) << i;
+  }
+
+  std::vector<uint64_t> keys;
+  for (const auto& [key, page] : pages) keys.push_back(key);
+  keys.push_back(999999);  // never stored
+  absl::StatusOr<std::vector<v1::GetStreamResponse>> got =
+      client_->GetMany("vm", keys);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), keys.size());
+  for (size_t i = 0; i < pages.size(); ++i) {
+    const v1::GetStreamResponse& r = (*got)[i];
+    EXPECT_EQ(r.key(), keys[i]);
+    if (pages[i].second.size() != 4096) {
+      EXPECT_EQ(r.code(), static_cast<int>(absl::StatusCode::kNotFound));
+    } else {
+      ASSERT_EQ(r.code(), 0) << r.message();
+      EXPECT_EQ(r.data(), pages[i].second) << i;
+    }
+  }
+  EXPECT_EQ(got->back().code(), static_cast<int>(absl::StatusCode::kNotFound));
+  EXPECT_TRUE(got->back().data().empty());
+}
+
+TEST_F(ServiceTest, StreamsCarryLargeBatches) {
+  std::vector<std::pair<uint64_t, std::string>> pages;
+  for (uint64_t key = 0; key < 2000; ++key) {
+    pages.emplace_back(key, TextPage(key));
+  }
+  auto put = client_->PutMany("bulk", pages, /*max_in_flight=*/64);
+  ASSERT_TRUE(put.ok()) << put.status();
+  std::vector<uint64_t> keys;
+  for (uint64_t key = 0; key < 2000; ++key) keys.push_back(key);
+  auto got = client_->GetMany("bulk", keys, /*max_in_flight=*/64);
+  ASSERT_TRUE(got.ok()) << got.status();
+  for (uint64_t key = 0; key < 2000; ++key) {
+    ASSERT_EQ((*got)[key].data(), TextPage(key)) << key;
+  }
+}
+
+TEST_F(ServiceTest, StreamPutOnAFullTenantEvictsToTheWatcher) {
+  Start(TestOptions({.tenant_max_bytes = 4 * 4096}));
+  Received received;
+  auto watcher = client_->Watch("vm", received.Accept("vm"));
+  ASSERT_TRUE(watcher.ok());
+  std::vector<std::pair<uint64_t, std::string>> pages;
+  for (uint64_t key = 1; key <= 10; ++key) {
+    pages.emplace_back(key, RandomPage(key));
+  }
+  auto put = client_->PutMany("vm", pages);
+  ASSERT_TRUE(put.ok()) << put.status();
+  for (const v1::PutStreamResponse& r : *put) {
+    EXPECT_EQ(r.code(), 0) << r.key() << ": " << r.message();
+  }
+  EXPECT_EQ(received.size(), 6u);
+  EXPECT_EQ(received.At(1), RandomPage(1));
+  EXPECT_EQ(*client_->Get("vm", 10), RandomPage(10));
+}
+
+TEST_F(ServiceTest, StreamServerPausesForAClientThatDoesNotRead) {
+  grpc::ClientContext context;
+  auto stream = client_->stub().PutStream(&context);
+  constexpr int kItems = 500;
+  for (int i = 0; i < kItems; ++i) {
+    v1::PutRequest request;
+    request.set_tenant("vm");
+    request.set_key(i);
+    request.set_data(std::string(4096, static_cast<char>(i)));
+    ASSERT_TRUE(stream->Write(request)) << i;
+  }
+  stream->WritesDone();
+  v1::PutStreamResponse response;
+  int read = 0;
+  while (stream->Read(&response)) {
+    EXPECT_EQ(response.key(), static_cast<uint64_t>(read));
+    EXPECT_EQ(response.code(), 0);
+    ++read;
+  }
+  EXPECT_EQ(read, kItems);
+  EXPECT_TRUE(stream->Finish().ok());
 }
 
 // Raw stream tests: the rules a watcher must keep.
