@@ -1,6 +1,7 @@
 #include "server/rpc/page_store_service.h"
 
 #include "server/core/page.h"
+#include "server/rpc/authorization_metadata.h"
 #include "server/rpc/item_stream_reactor.h"
 #include "server/rpc/status_conversion.h"
 #include "server/rpc/watch_reactor.h"
@@ -19,18 +20,6 @@ v1::Encoding ToProto(PageEncoding encoding) {
   }
   return v1::ENCODING_UNSPECIFIED;
 }
-
-}  // namespace
-
-std::optional<absl::string_view> AuthorizationOf(
-    const grpc::ServerContextBase& context) {
-  const auto& metadata = context.client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) return std::nullopt;
-  return absl::string_view(it->second.data(), it->second.size());
-}
-
-namespace {
 
 absl::Span<const uint8_t> Bytes(const std::string& s) {
   return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(s.data()),

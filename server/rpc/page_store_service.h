@@ -10,8 +10,6 @@
 #ifndef ZPAGED_SERVER_RPC_PAGE_STORE_SERVICE_H_
 #define ZPAGED_SERVER_RPC_PAGE_STORE_SERVICE_H_
 
-#include <optional>
-
 #include "absl/strings/string_view.h"
 #include "server/auth/authorizer.h"
 #include "server/rpc/blocking_executor.h"
@@ -21,10 +19,6 @@
 #include "zpaged/v1/page_store.grpc.pb.h"
 
 namespace zpaged {
-
-// The value of a call's "authorization" metadata, if it has one.
-std::optional<absl::string_view> AuthorizationOf(
-    const grpc::ServerContextBase& context);
 
 class PageStoreService final : public v1::PageStore::CallbackService {
  public:

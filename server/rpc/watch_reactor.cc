@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "server/rpc/page_store_service.h"
+#include "server/rpc/authorization_metadata.h"
 #include "server/rpc/status_conversion.h"
 #include "server/store/tenant_name.h"
 

@@ -127,7 +127,7 @@ void Tenant::Release(const IndexEntry& entry) {
   // the free cannot miss.
   const absl::Status freed = pool_->Free(entry.value);
   ABSL_ASSERT(freed.ok());
-  (void)freed;
+  freed.IgnoreError();
 }
 
 absl::StatusOr<ZpoolHandle> Tenant::Allocate(size_t size, bool may_reclaim) {
