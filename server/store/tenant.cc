@@ -44,7 +44,7 @@ absl::StatusOr<PutResult> Tenant::Put(uint64_t key,
   if (std::optional<uint64_t> word = SameFilledWord(page)) {
     std::optional<IndexEntry> replaced;
     {
-      MutexLock lock(&index_mu_);
+      WriterLock lock(&index_mu_);
       replaced = SwapIn(key, IndexEntry{*word, 0, PageEncoding::kSameFilled});
     }
     if (replaced.has_value()) Release(*replaced);
@@ -75,7 +75,7 @@ absl::StatusOr<PutResult> Tenant::Put(uint64_t key,
   {
     // The copy happens under the index lock: a reclaim may already see the
     // new allocation on the LRU, and reads its key under this lock.
-    MutexLock lock(&index_mu_);
+    WriterLock lock(&index_mu_);
     absl::StatusOr<MappedAllocation> mapped = pool_->Map(*handle);
     ABSL_ASSERT(mapped.ok());
     capacity = mapped->capacity;
@@ -154,7 +154,7 @@ absl::StatusOr<ZpoolHandle> Tenant::Allocate(size_t size, bool may_reclaim) {
 }
 
 absl::Status Tenant::Get(uint64_t key, absl::Span<uint8_t> out) const {
-  MutexLock lock(&index_mu_);
+  ReaderLock lock(&index_mu_);
   auto it = index_.find(key);
   if (it == index_.end()) {
     return absl::NotFoundError(
@@ -186,7 +186,7 @@ absl::Status Tenant::Read(uint64_t key, const IndexEntry& entry,
 bool Tenant::Delete(uint64_t key) {
   IndexEntry removed;
   {
-    MutexLock lock(&index_mu_);
+    WriterLock lock(&index_mu_);
     auto it = index_.find(key);
     if (it == index_.end()) return false;
     removed = it->second;
@@ -201,7 +201,7 @@ absl::Status Tenant::Evict(ZpoolHandle handle) {
   thread_local std::array<uint8_t, kPageSize> page;
   uint64_t key;
   {
-    MutexLock lock(&index_mu_);
+    ReaderLock lock(&index_mu_);
     absl::StatusOr<MappedAllocation> mapped = pool_->Map(handle);
     if (!mapped.ok()) return mapped.status();
     // Only a whole frame is a page long: a buddy is at most 3968 bytes.
@@ -238,7 +238,7 @@ absl::Status Tenant::Evict(ZpoolHandle handle) {
   IndexEntry removed{};
   bool still_indexed = false;
   {
-    MutexLock lock(&index_mu_);
+    WriterLock lock(&index_mu_);
     auto it = index_.find(key);
     // A Put or Delete during the delivery already released this copy.
     if (it != index_.end() && it->second.value == handle &&
@@ -265,7 +265,7 @@ uint64_t Tenant::Drain() {
   // Same-filled pages hold no pool memory, so reclaim never sees them.
   std::vector<std::pair<uint64_t, uint64_t>> same_filled;  // key, word
   {
-    MutexLock lock(&index_mu_);
+    ReaderLock lock(&index_mu_);
     for (const auto& [key, entry] : index_) {
       if (entry.encoding == PageEncoding::kSameFilled) {
         same_filled.emplace_back(key, entry.value);
@@ -277,7 +277,7 @@ uint64_t Tenant::Drain() {
     FillWithWord(word, absl::MakeSpan(page));
     if (!sink_->Deliver(name_, key, page).ok()) continue;
     evicted_++;
-    MutexLock lock(&index_mu_);
+    WriterLock lock(&index_mu_);
     auto it = index_.find(key);
     if (it != index_.end() &&
         it->second.encoding == PageEncoding::kSameFilled &&
@@ -299,7 +299,7 @@ ReclaimResult Tenant::Reclaim(uint32_t frames) {
 
 PageStats Tenant::Stats() const {
   PageStats stats;
-  MutexLock lock(&index_mu_);
+  ReaderLock lock(&index_mu_);
   const ZpoolStats pool = pool_->Stats();
   stats.stored_pages = index_.size();
   stats.pool_pages = pool.pool_frames;

@@ -7,7 +7,8 @@
 //           at a limit and a watcher can take pages); copy; swap the index
 //           entry; free the old copy only after the new one is in.
 //   Get     index -> map -> decompress into the caller's buffer, under the
-//           index lock so the copy cannot be freed mid-read.
+//           index lock held shared: the copy cannot be freed mid-read, and
+//           Gets do not wait for each other.
 //   Evict   (the pool's callback during reclaim) read the key from the
 //           allocation, decompress, hand the page to the EvictionSink and wait
 //           for the ack with no lock held; then drop the index entry and free.
@@ -115,7 +116,7 @@ class Tenant {
   // Copies the page an entry holds into `out`.
   absl::Status Read(uint64_t key, const IndexEntry& entry,
                     absl::Span<uint8_t> out) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
+      ABSL_SHARED_LOCKS_REQUIRED(index_mu_);
   // Releases the pool memory behind an entry that is no longer indexed.
   void Release(const IndexEntry& entry);
   // The pool's evict callback.
@@ -125,7 +126,9 @@ class Tenant {
   EvictionSink* const sink_;
   std::unique_ptr<Zpool> pool_;
 
-  mutable Mutex index_mu_;
+  // Readers (Get, Stats, the read phase of Evict) share it, so Gets of one
+  // tenant decompress in parallel; index changes take it alone.
+  mutable SharedMutex index_mu_;
   absl::flat_hash_map<uint64_t, IndexEntry> index_ ABSL_GUARDED_BY(index_mu_);
   absl::flat_hash_map<ZpoolHandle, uint64_t> raw_keys_
       ABSL_GUARDED_BY(index_mu_);
