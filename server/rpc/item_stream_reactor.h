@@ -1,12 +1,18 @@
 // ItemStreamReactor: a bidirectional stream of independent items, answered
 // one response per request, in request order (PutStream, GetStream).
 //
-// Each request is handled as it is read; its response joins an outbox that
-// one write at a time drains. Reading pauses while the outbox holds
-// kMaxQueuedResponses, so a client that does not read its responses cannot
-// make the server buffer without bound. An item whose handling may block
-// (a Put that must wait for evictions) goes to the BlockingExecutor, and the
-// next request is read only after it is done, which keeps the order.
+// Each request is handled as it is read, straight into a response slot; the
+// slot joins a queue that one write at a time drains. Reading pauses while
+// kMaxQueuedResponses wait, so a client that does not read its responses
+// cannot make the server buffer without bound. Written slots are reused
+// most-recently-freed first, so a stream kept d deep touches about d slots
+// and a Get's page buffer is allocated once per slot, not per item.
+// A write with more responses queued behind it is marked as buffered: gRPC
+// then sends the run in one system call instead of one per response, and
+// the last write of every run is unbuffered, so nothing waits for a flush. An
+// item whose handling may block (a Put that must wait for evictions) goes to
+// the BlockingExecutor, and the next request is read only after it is done,
+// which keeps the order.
 //
 // Handlers report each item's outcome in its response; nothing an item does
 // ends the stream.
@@ -14,7 +20,8 @@
 #ifndef ZPAGED_SERVER_RPC_ITEM_STREAM_REACTOR_H_
 #define ZPAGED_SERVER_RPC_ITEM_STREAM_REACTOR_H_
 
-#include <deque>
+#include <array>
+#include <cstdint>
 #include <functional>
 #include <utility>
 
@@ -48,7 +55,10 @@ class ItemStreamReactor final
         executor_(executor),
         observer_(observer),
         start_(absl::Now()) {
-    this->StartRead(&request_);
+    MutexLock lock(&mu_);
+    for (size_t i = 0; i < kSlots; ++i) free_[i] = kSlots - 1 - i;
+    free_count_ = kSlots;
+    TakeSlotAndRead();
   }
 
   void OnReadDone(bool ok) override {
@@ -58,32 +68,39 @@ class ItemStreamReactor final
       MaybeFinish();
       return;
     }
-    Response response;
+    // The slot at filling_ belongs to this read path until Queue().
+    Response& response = slots_[filling_];
+    response.Clear();
     if (handler_(request_, &response)) {
-      Queue(std::move(response));
+      Queue();
       return;
     }
-    executor_->Submit([this] {
-      Response response;
+    executor_->Submit([this, &response] {
       blocking_(request_, &response);
-      Queue(std::move(response));
+      Queue();
     });
   }
 
   void OnWriteDone(bool ok) override {
     MutexLock lock(&mu_);
-    outbox_.pop_front();
+    free_[free_count_++] = queue_[oldest_];
+    oldest_ = (oldest_ + 1) % kSlots;
+    --queued_;
     if (!ok) {
       // The client is gone: drop what is queued; the failed read that
       // follows finishes the call.
-      outbox_.clear();
+      while (queued_ > 0) {
+        free_[free_count_++] = queue_[oldest_];
+        oldest_ = (oldest_ + 1) % kSlots;
+        --queued_;
+      }
       broken_ = true;
     }
-    writing_ = !outbox_.empty();
-    if (writing_) this->StartWrite(&outbox_.front());
-    if (read_paused_ && outbox_.size() < kMaxQueuedResponses) {
+    writing_ = queued_ > 0;
+    if (writing_) WriteOldest();
+    if (read_paused_) {
       read_paused_ = false;
-      this->StartRead(&request_);
+      TakeSlotAndRead();
     }
     MaybeFinish();
   }
@@ -91,22 +108,39 @@ class ItemStreamReactor final
   void OnDone() override { delete this; }
 
  private:
-  // Adds the response of the item just handled and reads the next request
-  // unless the outbox is full.
-  void Queue(Response response) {
+  // One slot is being filled while up to kMaxQueuedResponses wait.
+  static constexpr size_t kSlots = kMaxQueuedResponses + 1;
+
+  // Queues the response of the item just handled, and reads the next
+  // request unless kMaxQueuedResponses are waiting.
+  void Queue() {
     MutexLock lock(&mu_);
-    if (!broken_) {
-      outbox_.push_back(std::move(response));
+    if (broken_) {
+      free_[free_count_++] = filling_;
+    } else {
+      queue_[(oldest_ + queued_) % kSlots] = filling_;
+      ++queued_;
       if (!writing_) {
         writing_ = true;
-        this->StartWrite(&outbox_.front());
+        WriteOldest();
       }
     }
-    if (outbox_.size() >= kMaxQueuedResponses) {
+    if (queued_ >= kMaxQueuedResponses) {
       read_paused_ = true;
     } else {
-      this->StartRead(&request_);
+      TakeSlotAndRead();
     }
+  }
+
+  void TakeSlotAndRead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    filling_ = free_[--free_count_];
+    this->StartRead(&request_);
+  }
+
+  void WriteOldest() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    grpc::WriteOptions options;
+    if (queued_ > 1) options.set_buffer_hint();
+    this->StartWrite(&slots_[queue_[oldest_]], options);
   }
 
   void MaybeFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -126,9 +160,17 @@ class ItemStreamReactor final
   CallObserver* const observer_;
   const absl::Time start_;
   Request request_;  // the read in flight, or the item being handled
+  std::array<Response, kSlots> slots_;
+  // The slot of the read in flight or the item being handled: set under
+  // mu_ before StartRead, then used by the read path alone.
+  uint8_t filling_ = 0;
 
   Mutex mu_;
-  std::deque<Response> outbox_ ABSL_GUARDED_BY(mu_);
+  std::array<uint8_t, kSlots> queue_ ABSL_GUARDED_BY(mu_);  // a ring
+  size_t oldest_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t queued_ ABSL_GUARDED_BY(mu_) = 0;
+  std::array<uint8_t, kSlots> free_ ABSL_GUARDED_BY(mu_);  // a stack
+  size_t free_count_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
