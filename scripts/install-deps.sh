@@ -15,12 +15,14 @@ build_packages=(
 )
 # To build and run the tests and benchmarks: GoogleTest, Google Benchmark,
 # clang's sanitizer runtimes, gdb for gcore (the page corpus), python3 for the
-# corpus and end-to-end scripts, Prometheus (promtool and the server) and
-# docker-compose (to validate the compose file; no engine is needed).
+# corpus and end-to-end scripts, Prometheus (promtool and the server),
+# docker-compose (to validate the compose file; no engine is needed), and
+# Redis with hiredis, the peer zpaged-bench measures zpaged against.
 test_packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang lld libclang-rt-14-dev clang-format
   gdb python3 curl openssl prometheus docker-compose
+  libhiredis-dev redis-server
 )
 
 packages=("${build_packages[@]}")

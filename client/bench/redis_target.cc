@@ -1,0 +1,188 @@
+#include "client/bench/redis_target.h"
+
+#include <hiredis/hiredis.h>
+#include <lz4.h>
+
+#include <cstdio>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "client/bench/in_flight_window.h"
+#include "server/core/page.h"
+
+namespace zpaged::bench {
+namespace {
+
+// The value of `field` in the text of an INFO reply.
+absl::StatusOr<double> InfoField(absl::string_view info,
+                                 absl::string_view field) {
+  for (absl::string_view line : absl::StrSplit(info, "\r\n")) {
+    if (!absl::ConsumePrefix(&line, field) ||
+        !absl::ConsumePrefix(&line, ":")) {
+      continue;
+    }
+    double value;
+    if (absl::SimpleAtod(line, &value)) return value;
+  }
+  return absl::InternalError(absl::StrCat("Redis INFO has no ", field));
+}
+
+}  // namespace
+
+absl::StatusOr<RedisAddress> ParseRedisUrl(const std::string& url) {
+  absl::string_view rest = url;
+  if (!absl::ConsumePrefix(&rest, "redis://") || rest.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--peer must look like redis://HOST:PORT, not \"", url, "\""));
+  }
+  RedisAddress address;
+  const size_t colon = rest.rfind(':');
+  address.host = std::string(rest.substr(0, colon));
+  if (colon != absl::string_view::npos &&
+      (!absl::SimpleAtoi(rest.substr(colon + 1), &address.port) ||
+       address.port <= 0 || address.port > 65535)) {
+    return absl::InvalidArgumentError(absl::StrCat("bad port in --peer ", url));
+  }
+  return address;
+}
+
+void RedisTarget::ContextFree::operator()(redisContext* context) const {
+  redisFree(context);
+}
+
+RedisTarget::RedisTarget(Flavour flavour, RedisAddress address)
+    : flavour_(flavour), address_(std::move(address)) {}
+
+RedisTarget::~RedisTarget() = default;
+
+std::string RedisTarget::mode() const {
+  return flavour_ == Flavour::kRaw ? "raw" : "lz4";
+}
+
+absl::StatusOr<RedisTarget::Connection> RedisTarget::Open() const {
+  Connection connection(redisConnect(address_.host.c_str(), address_.port));
+  if (connection == nullptr) {
+    return absl::ResourceExhaustedError("cannot allocate a Redis context");
+  }
+  if (connection->err != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to Redis at ", address_.host, ":",
+                     address_.port, ": ", connection->errstr));
+  }
+  return connection;
+}
+
+absl::Status RedisTarget::Connect(int channels) {
+  connections_.clear();
+  for (int i = 0; i < channels; ++i) {
+    absl::StatusOr<Connection> connection = Open();
+    if (!connection.ok()) return connection.status();
+    connections_.push_back(std::move(*connection));
+  }
+  absl::StatusOr<Connection> info = Open();
+  if (!info.ok()) return info.status();
+  info_connection_ = std::move(*info);
+  return absl::OkStatus();
+}
+
+absl::Status RedisTarget::RunChannel(int channel, int depth,
+                                     ChannelLoad& load) {
+  redisContext* const redis = connections_[channel].get();
+  const bool lz4 = flavour_ == Flavour::kLz4;
+  InFlightWindow window(depth);
+  bool sending = true;
+  char compressed[LZ4_COMPRESSBOUND(kPageSize)];
+  char page[kPageSize];
+  char name[64];
+
+  while (sending || !window.empty()) {
+    uint64_t key;
+    if (sending && !window.full()) {
+      if (!load.NextKey(&key)) {
+        sending = false;
+        continue;
+      }
+      const int name_size = std::snprintf(
+          name, sizeof(name), "zpaged-bench:%s:%llu", lz4 ? "lz4" : "raw",
+          static_cast<unsigned long long>(key));
+      window.Push(key);
+      int appended = REDIS_ERR;
+      switch (load.phase()) {
+        case Phase::kPut: {
+          absl::string_view value = load.PageOf(key);
+          if (lz4) {
+            const int size = LZ4_compress_default(
+                value.data(), compressed, value.size(), sizeof(compressed));
+            value = absl::string_view(compressed, size);
+          }
+          appended = redisAppendCommand(redis, "SET %b %b", name,
+                                        static_cast<size_t>(name_size),
+                                        value.data(), value.size());
+          break;
+        }
+        case Phase::kGet:
+          appended = redisAppendCommand(redis, "GET %b", name,
+                                        static_cast<size_t>(name_size));
+          break;
+        case Phase::kDelete:
+          appended = redisAppendCommand(redis, "DEL %b", name,
+                                        static_cast<size_t>(name_size));
+          break;
+      }
+      if (appended != REDIS_OK) {
+        return absl::UnavailableError(absl::StrCat("Redis: ", redis->errstr));
+      }
+      continue;
+    }
+    void* reply_memory = nullptr;
+    if (redisGetReply(redis, &reply_memory) != REDIS_OK) {
+      return absl::UnavailableError(absl::StrCat("Redis: ", redis->errstr));
+    }
+    std::unique_ptr<redisReply, decltype(&freeReplyObject)> reply(
+        static_cast<redisReply*>(reply_memory), freeReplyObject);
+    const InFlightWindow::Item item = window.Pop();
+    if (reply->type == REDIS_REPLY_ERROR) {
+      load.Done(item.key, item.sent, absl::string_view(reply->str, reply->len));
+    } else if (load.phase() != Phase::kGet) {
+      load.Done(item.key, item.sent, "");
+    } else if (reply->type != REDIS_REPLY_STRING) {
+      load.Done(item.key, item.sent, "NOT_FOUND: no such key");
+    } else if (!lz4) {
+      load.Done(item.key, item.sent, "",
+                absl::string_view(reply->str, reply->len));
+    } else {
+      const int size =
+          LZ4_decompress_safe(reply->str, page, reply->len, sizeof(page));
+      load.Done(item.key, item.sent, size < 0 ? "DATA_LOSS: bad LZ4" : "",
+                absl::string_view(page, size < 0 ? 0 : size));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<ServerSample>> RedisTarget::SampleServer() {
+  void* reply_memory = redisCommand(info_connection_.get(), "INFO");
+  if (reply_memory == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("Redis INFO: ", info_connection_->errstr));
+  }
+  std::unique_ptr<redisReply, decltype(&freeReplyObject)> reply(
+      static_cast<redisReply*>(reply_memory), freeReplyObject);
+  const absl::string_view info(reply->str, reply->len);
+  absl::StatusOr<double> user = InfoField(info, "used_cpu_user");
+  absl::StatusOr<double> system = InfoField(info, "used_cpu_sys");
+  absl::StatusOr<double> memory = InfoField(info, "used_memory");
+  for (const auto* field : {&user, &system, &memory}) {
+    if (!field->ok()) return field->status();
+  }
+  ServerSample sample;
+  sample.cpu_seconds = *user + *system;
+  sample.memory_bytes = static_cast<uint64_t>(*memory);
+  return sample;
+}
+
+}  // namespace zpaged::bench

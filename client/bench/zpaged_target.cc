@@ -1,0 +1,286 @@
+#include "client/bench/zpaged_target.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "client/bench/in_flight_window.h"
+#include "client/bench/process_sample.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "zpaged/v1/page_store.pb.h"
+
+namespace zpaged::bench {
+namespace {
+
+std::string ErrorOf(int code, const std::string& message) {
+  return absl::StrCat(
+      absl::StatusCodeToString(static_cast<absl::StatusCode>(code)), ": ",
+      message);
+}
+
+std::string ErrorOf(const grpc::Status& status) {
+  return status.ok() ? std::string()
+                     : ErrorOf(status.error_code(), status.error_message());
+}
+
+absl::Status StatusOf(const grpc::Status& status) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      status.error_message());
+}
+
+// Keeps up to `depth` items in flight on one bidi stream: `fill(key)` makes
+// the request for a key, `answer(key, sent, response)` records its response.
+// Responses come in request order, so the oldest item in flight is the one
+// answered.
+template <typename Request, typename Response, typename Fill, typename Answer>
+absl::Status PumpStream(grpc::ClientReaderWriter<Request, Response>& stream,
+                        int depth, ChannelLoad& load, Fill fill,
+                        Answer answer) {
+  InFlightWindow window(depth);
+  const size_t refill_at = depth / 2;
+  bool sending = true;
+  Response response;
+  while (sending || !window.empty()) {
+    // Refill the window in bursts once half of it is answered: a burst is
+    // buffered and goes out in one write, where one item at a time would
+    // cost a system call (and a server wakeup) per item.
+    if (sending && window.size() <= refill_at) {
+      uint64_t key;
+      bool sent = true;
+      while (sent && !window.full()) {
+        if (!load.NextKey(&key)) {
+          sending = false;
+          break;
+        }
+        window.Push(key);
+        grpc::WriteOptions options;
+        if (!window.full()) options.set_buffer_hint();
+        sent = stream.Write(fill(key), options);
+      }
+      if (!sent) break;
+      if (!sending) stream.WritesDone();
+      continue;
+    }
+    if (!stream.Read(&response)) break;
+    const InFlightWindow::Item item = window.Pop();
+    if (response.key() != item.key) {
+      return absl::InternalError(absl::StrCat("response for key ",
+                                              response.key(), " where key ",
+                                              item.key, " was due"));
+    }
+    answer(item.key, item.sent, response);
+  }
+  if (sending) stream.WritesDone();
+  if (absl::Status status = StatusOf(stream.Finish()); !status.ok()) {
+    return status;
+  }
+  if (!window.empty()) {
+    return absl::UnavailableError(absl::StrCat(
+        "the stream ended with ", window.size(), " items unanswered"));
+  }
+  return absl::OkStatus();
+}
+
+// Keeps up to `depth` unary calls in flight with the callback API: each
+// call's completion records it and sends the next, on gRPC's thread.
+class UnaryWindow {
+ public:
+  UnaryWindow(v1::PageStore::Stub& stub, const std::string& tenant,
+              std::function<std::unique_ptr<grpc::ClientContext>()> context,
+              int depth, ChannelLoad& load)
+      : stub_(stub),
+        new_context_(std::move(context)),
+        load_(load),
+        slots_(depth),
+        active_(depth) {
+    for (Slot& slot : slots_) {
+      slot.put.set_tenant(tenant);
+      slot.get.set_tenant(tenant);
+      slot.del.set_tenant(tenant);
+    }
+  }
+
+  // Returns once every call has been answered.
+  void Run() {
+    for (Slot& slot : slots_) Send(slot);
+    std::unique_lock<std::mutex> lock(mu_);
+    all_retired_.wait(lock, [this] { return active_ == 0; });
+  }
+
+ private:
+  // One call in flight, reused for the next once answered.
+  struct Slot {
+    std::unique_ptr<grpc::ClientContext> context;
+    uint64_t key = 0;
+    Clock::time_point sent;
+    v1::PutRequest put;
+    v1::PutResponse put_response;
+    v1::GetRequest get;
+    v1::GetResponse get_response;
+    v1::DeleteRequest del;
+    v1::DeleteResponse del_response;
+  };
+
+  void Send(Slot& slot) {
+    if (!load_.NextKey(&slot.key)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--active_ == 0) all_retired_.notify_all();
+      return;
+    }
+    // A context serves one call only; the previous one is done with it.
+    slot.context = new_context_();
+    slot.sent = Clock::now();
+    switch (load_.phase()) {
+      case Phase::kPut:
+        slot.put.set_key(slot.key);
+        {
+          absl::string_view page = load_.PageOf(slot.key);
+          slot.put.mutable_data()->assign(page.data(), page.size());
+        }
+        stub_.async()->Put(slot.context.get(), &slot.put, &slot.put_response,
+                           [this, &slot](grpc::Status status) {
+                             load_.Done(slot.key, slot.sent, ErrorOf(status));
+                             Send(slot);
+                           });
+        break;
+      case Phase::kGet:
+        slot.get.set_key(slot.key);
+        stub_.async()->Get(slot.context.get(), &slot.get, &slot.get_response,
+                           [this, &slot](grpc::Status status) {
+                             load_.Done(slot.key, slot.sent, ErrorOf(status),
+                                        slot.get_response.data());
+                             Send(slot);
+                           });
+        break;
+      case Phase::kDelete:
+        slot.del.set_key(slot.key);
+        stub_.async()->Delete(slot.context.get(), &slot.del, &slot.del_response,
+                              [this, &slot](grpc::Status status) {
+                                load_.Done(slot.key, slot.sent,
+                                           ErrorOf(status));
+                                Send(slot);
+                              });
+        break;
+    }
+  }
+
+  v1::PageStore::Stub& stub_;
+  const std::function<std::unique_ptr<grpc::ClientContext>()> new_context_;
+  ChannelLoad& load_;
+  std::vector<Slot> slots_;
+
+  std::mutex mu_;
+  std::condition_variable all_retired_;
+  int active_;  // guarded by mu_: slots still sending
+};
+
+}  // namespace
+
+ZpagedTarget::ZpagedTarget(Mode mode, ZpagedTargetOptions options)
+    : mode_(mode),
+      options_(std::move(options)),
+      tenant_(absl::StrCat(options_.tenant, "-", this->mode())) {}
+
+std::string ZpagedTarget::mode() const {
+  return mode_ == Mode::kStream ? "stream" : "unary";
+}
+
+absl::Status ZpagedTarget::Connect(int channels) {
+  stubs_.clear();
+  for (int i = 0; i < channels; ++i) {
+    // A distinct argument keeps gRPC from sharing one connection.
+    grpc::ChannelArguments arguments;
+    arguments.SetInt("zpaged.bench.channel", i);
+    std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+        options_.server, grpc::InsecureChannelCredentials(), arguments);
+    if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                   std::chrono::seconds(10))) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot connect to zpaged at ", options_.server));
+    }
+    stubs_.push_back(v1::PageStore::NewStub(channel));
+  }
+  return absl::OkStatus();
+}
+
+std::unique_ptr<grpc::ClientContext> ZpagedTarget::NewContext() const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  if (!options_.token.empty()) {
+    context->AddMetadata("authorization",
+                         absl::StrCat("Bearer ", options_.token));
+  }
+  return context;
+}
+
+absl::Status ZpagedTarget::RunChannel(int channel, int depth,
+                                      ChannelLoad& load) {
+  v1::PageStore::Stub& stub = *stubs_[channel];
+  // There is no delete stream: cleanup is unary in both modes.
+  if (mode_ == Mode::kUnary || load.phase() == Phase::kDelete) {
+    RunUnary(stub, depth, load);
+    return absl::OkStatus();
+  }
+  return RunStream(stub, depth, load);
+}
+
+absl::Status ZpagedTarget::RunStream(v1::PageStore::Stub& stub, int depth,
+                                     ChannelLoad& load) {
+  std::unique_ptr<grpc::ClientContext> context = NewContext();
+  if (load.phase() == Phase::kPut) {
+    v1::PutRequest request;
+    request.set_tenant(tenant_);
+    auto stream = stub.PutStream(context.get());
+    return PumpStream(
+        *stream, depth, load,
+        [&](uint64_t key) -> const v1::PutRequest& {
+          request.set_key(key);
+          absl::string_view page = load.PageOf(key);
+          request.mutable_data()->assign(page.data(), page.size());
+          return request;
+        },
+        [&](uint64_t key, Clock::time_point sent,
+            const v1::PutStreamResponse& response) {
+          load.Done(key, sent,
+                    response.code() == 0
+                        ? std::string()
+                        : ErrorOf(response.code(), response.message()));
+        });
+  }
+  v1::GetRequest request;
+  request.set_tenant(tenant_);
+  auto stream = stub.GetStream(context.get());
+  return PumpStream(
+      *stream, depth, load,
+      [&](uint64_t key) -> const v1::GetRequest& {
+        request.set_key(key);
+        return request;
+      },
+      [&](uint64_t key, Clock::time_point sent,
+          const v1::GetStreamResponse& response) {
+        load.Done(key, sent,
+                  response.code() == 0
+                      ? std::string()
+                      : ErrorOf(response.code(), response.message()),
+                  response.data());
+      });
+}
+
+void ZpagedTarget::RunUnary(v1::PageStore::Stub& stub, int depth,
+                            ChannelLoad& load) {
+  UnaryWindow window(
+      stub, tenant_, [this] { return NewContext(); }, depth, load);
+  window.Run();
+}
+
+absl::StatusOr<std::optional<ServerSample>> ZpagedTarget::SampleServer() {
+  if (options_.server_pid == 0) return std::nullopt;
+  absl::StatusOr<ServerSample> sample = SampleProcess(options_.server_pid);
+  if (!sample.ok()) return sample.status();
+  return *sample;
+}
+
+}  // namespace zpaged::bench
