@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# zpaged-bench --quick against a real zpaged and a real redis-server: every
+# mode and flavour stores and reads back every page intact, the report is
+# well-formed, and the bench leaves no pages behind. Correctness only: no
+# figure is judged here (that is scripts/bench.sh's job).
+#
+# Usage: bench_smoke_test.sh ZPAGED ZPAGECTL ZPAGED_BENCH CORPUS_DIR
+set -euo pipefail
+zpaged=$1 zpagectl=$2 bench=$3 corpus=$4
+work=$(mktemp -d)
+server_pid="" redis_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
+  [ -n "$redis_pid" ] && kill -9 "$redis_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+port=$(free_port) redis_port=$(free_port)
+
+"$zpaged" --listen="127.0.0.1:$port" --metrics_listen=127.0.0.1:0 \
+  >"$work/server.log" 2>&1 &
+server_pid=$!
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
+  --appendonly no >"$work/redis.log" 2>&1 &
+redis_pid=$!
+for _ in $(seq 50); do
+  "$zpagectl" --server="127.0.0.1:$port" health >/dev/null 2>&1 &&
+    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+echo "quick run: zpaged stream + unary, redis raw + lz4"
+"$bench" --quick --server="127.0.0.1:$port" --server_pid="$server_pid" \
+  --peer="redis://127.0.0.1:$redis_port" --corpus="$corpus" --json \
+  >"$work/quick.json"
+echo "duration run: zpaged stream for 0.5 s per phase"
+"$bench" --seconds=0.5 --modes=stream --server="127.0.0.1:$port" \
+  --corpus="$corpus" --json >"$work/timed.json"
+
+python3 - "$work/quick.json" "$work/timed.json" <<'PY'
+import json, sys
+quick = json.load(open(sys.argv[1]))
+timed = json.load(open(sys.argv[2]))
+failures = []
+def check(ok, what):
+    print(("ok: " if ok else "FAILED: ") + what)
+    if not ok:
+        failures.append(what)
+
+rows = {(r["target"], r["mode"]): r for r in quick["results"]}
+check(sorted(rows) == [("redis", "lz4"), ("redis", "raw"),
+                       ("zpaged", "stream"), ("zpaged", "unary")],
+      f"one result per mode and target: {sorted(rows)}")
+for (target, mode), r in sorted(rows.items()):
+    name = f"{target} {mode}"
+    check(r["put_pages"] == 2000 and r["get_pages"] == 2000,
+          f"{name}: 2000 pages put and read ({r['put_pages']}, {r['get_pages']})")
+    check(r["put_errors"] == 0 and r["get_errors"] == 0 and
+          r["get_mismatches"] == 0 and r["delete_errors"] == 0,
+          f"{name}: no errors, every page byte-exact ({r['first_error']})")
+    for field in ("put_pages_per_s", "get_pages_per_s", "put_p50_us",
+                  "put_p99_us", "get_p50_us", "get_p99_us"):
+        check(isinstance(r[field], (int, float)) and r[field] > 0,
+              f"{name}: {field} reported")
+    check(r["memory_bytes_per_page"] is not None,
+          f"{name}: server memory per page reported")
+check(len(quick["ratios"]) == 4, "a ratio per zpaged mode and Redis flavour")
+
+(t,) = timed["results"]
+check(t["put_pages"] > 0 and t["get_pages"] > 0,
+      f"duration mode ran ({t['put_pages']} put, {t['get_pages']} got)")
+check(t["put_errors"] + t["get_errors"] + t["get_mismatches"] +
+      t["delete_errors"] == 0, "duration mode: no errors or mismatches")
+sys.exit(1 if failures else 0)
+PY
+
+# The bench deletes what it stored.
+for tenant in bench-stream bench-unary; do
+  pages=$("$zpagectl" --server="127.0.0.1:$port" --tenant="$tenant" stats --json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["stored_pages"])')
+  [ "$pages" = 0 ] || { echo "FAILED: $tenant still holds $pages pages"; exit 1; }
+done
+keys=$(redis-cli -p "$redis_port" dbsize)
+[ "$keys" = 0 ] || { echo "FAILED: Redis still holds $keys keys"; exit 1; }
+echo "ok: nothing left behind"
