@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -80,9 +81,24 @@ absl::StatusOr<FrameIndex> Arena::AllocateFrame() {
       return mapped;
     }
     frame = frames_created_++;
+    if (frame >= frames_populated_) PopulateAfter(frame);
   }
   ++frames_in_use_;
   return frame;
+}
+
+// A fresh frame's first touch faults in one page: about a microsecond of
+// kernel time per Put while a pool grows (6% of the server's CPU under a
+// stream of Puts). MADV_POPULATE_WRITE backs kPopulateFrames at once for a
+// fraction of that, at the price of up to that many frames resident ahead
+// of use. Kernels before 5.14 refuse it, and faulting frame by frame is
+// still correct.
+void Arena::PopulateAfter(FrameIndex frame) {
+  constexpr uint64_t kPopulateFrames = 64;
+  const uint64_t region_end = (uint64_t{frame} | frames_per_region_mask_) + 1;
+  const uint64_t end = std::min(frame + kPopulateFrames, region_end);
+  madvise(FrameAddress(frame), (end - frame) * kPageSize, MADV_POPULATE_WRITE);
+  frames_populated_ = static_cast<FrameIndex>(end);
 }
 
 void Arena::FreeFrame(FrameIndex frame) {

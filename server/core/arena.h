@@ -81,6 +81,8 @@ class Arena {
 
  private:
   absl::Status MapRegion();
+  // Backs the next frames after `frame` with memory in one system call.
+  void PopulateAfter(FrameIndex frame);
 
   const ArenaOptions options_;
   MemoryBudget* const shared_budget_;
@@ -89,6 +91,8 @@ class Arena {
 
   std::vector<uint8_t*> regions_;
   FrameIndex frames_created_ = 0;  // frames [0, frames_created_) exist
+  // Frames [frames_created_, frames_populated_) are already backed by memory.
+  FrameIndex frames_populated_ = 0;
   uint64_t frames_in_use_ = 0;
   std::vector<FrameIndex> warm_free_;
   std::vector<FrameIndex> cold_free_;
