@@ -5,9 +5,10 @@
 //   ns per reclaimed frame;
 //   the density zbud reaches on the corpus' LZ4-compressed sizes.
 //
-// Reproduce: cmake --build build --target zbud_bench corpus &&
-//   build/server/core/zbud_bench --benchmark_repetitions=5 \
-//     --benchmark_report_aggregates_only=true
+// Reproduce (medians of 5):
+//   cmake --build build --target zbud_bench corpus
+//   build/server/core/zbud_bench --benchmark_repetitions=5
+//       --benchmark_report_aggregates_only=true
 
 #include <lz4.h>
 

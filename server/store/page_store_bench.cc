@@ -5,9 +5,10 @@
 //   BM_GetOwnTenant    each thread reads its own tenant: the same work with
 //                      nothing shared, the peer measured in the same run
 //
-// Reproduce: cmake --build build --target page_store_bench corpus &&
-//   build/server/store/page_store_bench --benchmark_repetitions=5 \
-//     --benchmark_report_aggregates_only=true
+// Reproduce (medians of 5):
+//   cmake --build build --target page_store_bench corpus
+//   build/server/store/page_store_bench --benchmark_repetitions=5
+//       --benchmark_report_aggregates_only=true
 
 #include <cstdio>
 #include <cstdlib>

@@ -331,7 +331,9 @@ TEST_F(PageStoreTest, PutDuringEvictionKeepsTheNewCopy) {
   MustPut("vm", 1, TextPage(1));
   MustPut("vm", 2, RandomPage(2));
   sink_.on_deliver = [&](absl::string_view, uint64_t key) {
-    if (key == 1) EXPECT_TRUE(store_->Put("vm", 1, TextPage(100), true).ok());
+    if (key == 1) {
+      EXPECT_TRUE(store_->Put("vm", 1, TextPage(100), true).ok());
+    }
     return absl::OkStatus();
   };
   ASSERT_TRUE(store_->Reclaim("vm", 1).ok());

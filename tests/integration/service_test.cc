@@ -276,7 +276,9 @@ TEST_F(ServiceTest, WatcherThatDropsMidStreamLosesNothing) {
   std::thread reclaim([&] {
     absl::StatusOr<v1::ReclaimResponse> r = client_->Reclaim("vm", 2);
     EXPECT_TRUE(r.ok()) << r.status();
-    if (r.ok()) EXPECT_EQ(r->reclaimed_pool_pages(), 0u);
+    if (r.ok()) {
+      EXPECT_EQ(r->reclaimed_pool_pages(), 0u);
+    }
   });
   got_page.WaitForNotification();
   watcher->Stop();  // the client goes away before acking
@@ -413,7 +415,9 @@ class AuthTest : public ServiceTest {
     std::ofstream(tokens_) << contents;
   }
   std::unique_ptr<Client> As(const std::string& token) {
-    return Client::Connect(server_->address(), ClientOptions{.token = token});
+    ClientOptions options;
+    options.token = token;
+    return Client::Connect(server_->address(), options);
   }
   std::string tokens_;
 };
