@@ -2,8 +2,8 @@
 # zpaged against Redis on this machine: installs what is missing, builds,
 # then for each run starts a fresh zpaged and a fresh redis-server on
 # loopback, runs zpaged-bench against both, and stops them. Prints the
-# medians of all runs, the zpaged/Redis ratios, the codec floor and the
-# issue's targets met or missed.
+# medians of all runs, the zpaged/Redis ratios, the codec and gRPC floors
+# and the targets met or missed.
 #
 #   scripts/bench.sh                  5 runs of each configuration
 #   scripts/bench.sh --runs 3 --pages 100000
@@ -29,7 +29,8 @@ scripts/install-deps.sh
 echo "==> building zpaged, zpaged-bench, page_codec_bench and the corpus ($build/)"
 cmake -S . -B "$build" -G Ninja >/dev/null
 cmake --build "$build" -j "$(nproc)" \
-  --target zpaged zpagectl zpaged-bench page_codec_bench corpus >/dev/null
+  --target zpaged zpagectl zpaged-bench grpc-floor page_codec_bench corpus \
+  >/dev/null
 
 out=$(mktemp -d /tmp/zpaged-bench.XXXXXX)
 server_pid="" redis_pid=""
@@ -73,12 +74,19 @@ run_config() {  # run_config NAME BENCH_FLAGS...
 
 run_config throughput --channels=2 --depth=16 --modes=stream,unary --pages="$pages"
 run_config latency --channels=1 --depth=1 --modes=unary --pages="$latency_pages"
+echo "==> the gRPC floor: grpc-floor, a no-op call beside a Get, 10000 of each"
+start_servers
+"$build/client/bench/grpc-floor" --server="127.0.0.1:$port" >"$out/grpc-floor.txt"
+stop_servers
 echo "==> the codec floor: page_codec_bench, medians of 5"
 "$build/server/codec/page_codec_bench" --benchmark_repetitions=5 \
   --benchmark_report_aggregates_only=true --benchmark_format=json \
   >"$out/floor.json" 2>/dev/null
 
 python3 scripts/bench_summary.py "$out" "$runs"
+echo
+echo "the gRPC floor at 1 call in flight (one run):"
+sed 's/^/  /' "$out/grpc-floor.txt"
 echo
 echo "raw results: $out"
 echo "reproduce: scripts/bench.sh --runs $runs --pages $pages --latency_pages $latency_pages"

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # zpaged-bench --quick against a real zpaged and a real redis-server: every
 # mode and flavour stores and reads back every page intact, the report is
-# well-formed, and the bench leaves no pages behind. Correctness only: no
-# figure is judged here (that is scripts/bench.sh's job).
+# well-formed, and the bench leaves no pages behind; grpc-floor runs and
+# reports. Correctness only: no figure is judged here (that is
+# scripts/bench.sh's job).
 #
-# Usage: bench_smoke_test.sh ZPAGED ZPAGECTL ZPAGED_BENCH CORPUS_DIR
+# Usage: bench_smoke_test.sh ZPAGED ZPAGECTL ZPAGED_BENCH GRPC_FLOOR CORPUS_DIR
 set -euo pipefail
-zpaged=$1 zpagectl=$2 bench=$3 corpus=$4
+zpaged=$1 zpagectl=$2 bench=$3 grpc_floor=$4 corpus=$5
 work=$(mktemp -d)
 server_pid="" redis_pid=""
 cleanup() {
@@ -37,6 +38,10 @@ echo "quick run: zpaged stream + unary, redis raw + lz4"
 "$bench" --quick --server="127.0.0.1:$port" --server_pid="$server_pid" \
   --peer="redis://127.0.0.1:$redis_port" --corpus="$corpus" --json \
   >"$work/quick.json"
+echo "grpc-floor: a no-op call beside a Get"
+"$grpc_floor" --server="127.0.0.1:$port" --calls=50 >"$work/floor.txt"
+grep -q "^Get / no-op: p50 [0-9.]*x, p99 [0-9.]*x$" "$work/floor.txt" ||
+  { echo "FAILED: grpc-floor printed:"; cat "$work/floor.txt"; exit 1; }
 echo "duration run: zpaged stream for 0.5 s per phase"
 "$bench" --seconds=0.5 --modes=stream --server="127.0.0.1:$port" \
   --corpus="$corpus" --json >"$work/timed.json"
