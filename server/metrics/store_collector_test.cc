@@ -7,18 +7,10 @@
 #include "gtest/gtest.h"
 #include "prometheus/text_serializer.h"
 #include "server/core/page.h"
+#include "server/store/no_watcher_sink.h"
 
 namespace zpaged {
 namespace {
-
-class NoWatcher : public EvictionSink {
- public:
-  bool CanAccept(absl::string_view) override { return false; }
-  absl::Status Deliver(absl::string_view, uint64_t,
-                       absl::Span<const uint8_t>) override {
-    return absl::UnavailableError("no watcher");
-  }
-};
 
 const prometheus::MetricFamily* Find(
     const std::vector<prometheus::MetricFamily>& families,
@@ -49,7 +41,7 @@ double Value(const std::vector<prometheus::MetricFamily>& families,
 }
 
 TEST(StoreCollectorTest, SeriesAgreeWithTheStoreAtScrapeTime) {
-  NoWatcher sink;
+  NoWatcherSink sink;
   PageStore store(StoreOptions{.tenant_max_bytes = 3 * kPageSize,
                                .max_memory_bytes = 100 * kPageSize},
                   &sink);

@@ -13,6 +13,7 @@
 
 #include "gtest/gtest.h"
 #include "server/core/page.h"
+#include "server/store/no_watcher_sink.h"
 #include "server/store/page_store.h"
 
 namespace {
@@ -30,15 +31,6 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 namespace zpaged {
 namespace {
 
-class NoSink : public EvictionSink {
- public:
-  bool CanAccept(absl::string_view) override { return false; }
-  absl::Status Deliver(absl::string_view, uint64_t,
-                       absl::Span<const uint8_t>) override {
-    return absl::UnavailableError("no watcher");
-  }
-};
-
 // Text that LZ4 compresses to about a third: the common pool case.
 std::array<uint8_t, kPageSize> TextPage(uint64_t seed) {
   std::array<uint8_t, kPageSize> page;
@@ -50,7 +42,7 @@ std::array<uint8_t, kPageSize> TextPage(uint64_t seed) {
 }
 
 TEST(PageStoreAllocationTest, WarmPutAndGetDoNotAllocatePerPage) {
-  NoSink sink;
+  NoWatcherSink sink;
   PageStore store(StoreOptions{}, &sink);
   constexpr uint64_t kKeys = 4096;
   // Made before counting: the pages are the test's, not the store's.

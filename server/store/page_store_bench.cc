@@ -17,27 +17,19 @@
 
 #include "benchmark/benchmark.h"
 #include "server/core/page.h"
+#include "server/store/no_watcher_sink.h"
 #include "server/store/page_store.h"
 #include "tests/corpus/page_corpus.h"
 
 namespace zpaged {
 namespace {
 
-class NoWatcher : public EvictionSink {
- public:
-  bool CanAccept(absl::string_view) override { return false; }
-  absl::Status Deliver(absl::string_view, uint64_t,
-                       absl::Span<const uint8_t>) override {
-    return absl::UnavailableError("no watcher");
-  }
-};
-
 constexpr int kMaxThreads = 2;
 constexpr size_t kPages = 4096;
 
 // One store, with kMaxThreads + 1 tenants each holding the same LZ4 pages.
 struct Fixture {
-  NoWatcher sink;
+  NoWatcherSink sink;
   PageStore store{StoreOptions{}, &sink};
   size_t pages = 0;
 
