@@ -15,8 +15,6 @@
 //       --benchmark_report_aggregates_only=true
 
 #include <array>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -33,16 +31,8 @@ namespace {
 constexpr size_t kLz4Bound = kZbudMaxAllocation - sizeof(uint64_t);
 
 const PageCorpus& Corpus() {
-  static const PageCorpus* corpus = [] {
-    absl::StatusOr<PageCorpus> loaded =
-        PageCorpus::Load(PageCorpus::DefaultDir());
-    if (!loaded.ok()) {
-      std::fprintf(stderr, "page_codec_bench: %s\n",
-                   std::string(loaded.status().message()).c_str());
-      std::exit(1);
-    }
-    return new PageCorpus(std::move(*loaded));
-  }();
+  static const PageCorpus* corpus =
+      new PageCorpus(PageCorpus::LoadDefaultOrExit("page_codec_bench"));
   return *corpus;
 }
 

@@ -13,7 +13,6 @@
 #include <lz4.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -31,16 +30,10 @@ namespace {
 std::vector<size_t>& PoolSizes() {
   static std::vector<size_t>* sizes = [] {
     auto* out = new std::vector<size_t>;
-    absl::StatusOr<PageCorpus> corpus =
-        PageCorpus::Load(PageCorpus::DefaultDir());
-    if (!corpus.ok()) {
-      std::fprintf(stderr, "zbud_bench: %s\n",
-                   std::string(corpus.status().message()).c_str());
-      std::exit(1);
-    }
+    const PageCorpus corpus = PageCorpus::LoadDefaultOrExit("zbud_bench");
     std::vector<char> buffer(LZ4_compressBound(kPageSize));
-    for (size_t i = 0; i < corpus->size(); ++i) {
-      const uint8_t* page = corpus->page(i).data();
+    for (size_t i = 0; i < corpus.size(); ++i) {
+      const uint8_t* page = corpus.page(i).data();
       bool same_filled = true;
       for (size_t off = 8; off < kPageSize && same_filled; off += 8) {
         same_filled = std::memcmp(page, page + off, 8) == 0;

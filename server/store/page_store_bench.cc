@@ -11,7 +11,6 @@
 //       --benchmark_report_aggregates_only=true
 
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -34,20 +33,14 @@ struct Fixture {
   size_t pages = 0;
 
   Fixture() {
-    absl::StatusOr<PageCorpus> corpus =
-        PageCorpus::Load(PageCorpus::DefaultDir());
-    if (!corpus.ok()) {
-      std::fprintf(stderr, "page_store_bench: %s\n",
-                   std::string(corpus.status().message()).c_str());
-      std::exit(1);
-    }
-    for (size_t i = 0; i < corpus->size() && pages < kPages; ++i) {
-      const std::string& kind = corpus->kind(i);
+    const PageCorpus corpus = PageCorpus::LoadDefaultOrExit("page_store_bench");
+    for (size_t i = 0; i < corpus.size() && pages < kPages; ++i) {
+      const std::string& kind = corpus.kind(i);
       if (kind != "core" && kind != "text" && kind != "library") continue;
       bool lz4 = true;
       for (int t = 0; t <= kMaxThreads; ++t) {
-        absl::StatusOr<PutResult> put = store.Put(
-            "tenant-" + std::to_string(t), pages, corpus->page(i), false);
+        absl::StatusOr<PutResult> put = store.Put("tenant-" + std::to_string(t),
+                                                  pages, corpus.page(i), false);
         lz4 &= put.ok() && put->encoding == PageEncoding::kLz4;
       }
       if (lz4) ++pages;  // a non-LZ4 page is overwritten by the next one

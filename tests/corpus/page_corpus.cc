@@ -1,5 +1,6 @@
 #include "tests/corpus/page_corpus.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -36,6 +37,16 @@ absl::StatusOr<PageCorpus> PageCorpus::Load(const std::string& dir) {
         " bytes but the manifest lists ", corpus.kinds_.size(), " pages"));
   }
   return corpus;
+}
+
+PageCorpus PageCorpus::LoadDefaultOrExit(const char* program) {
+  absl::StatusOr<PageCorpus> corpus = Load(DefaultDir());
+  if (!corpus.ok()) {
+    std::fprintf(stderr, "%s: %s\n", program,
+                 std::string(corpus.status().message()).c_str());
+    std::exit(1);
+  }
+  return std::move(*corpus);
 }
 
 std::string PageCorpus::DefaultDir() {

@@ -23,6 +23,10 @@ class PageCorpus {
   // variable ZPAGED_CORPUS names another.
   static std::string DefaultDir();
 
+  // For benchmarks, which cannot run without it: the corpus in DefaultDir(),
+  // or a message naming `program` and the reason on stderr, and exit(1).
+  static PageCorpus LoadDefaultOrExit(const char* program);
+
   size_t size() const { return kinds_.size(); }
   absl::Span<const uint8_t> page(size_t i) const;
   const std::string& kind(size_t i) const { return kinds_[i]; }
