@@ -43,13 +43,16 @@ open(os.path.join(work, "random.page"), "wb").write(os.urandom(4096))
 open(os.path.join(work, "short.page"), "wb").write(bytes(4095))
 PY
 
-ZPAGED_ACK_DEADLINE=2s "$zpaged" --listen="127.0.0.1:$port" --tenant_max_bytes=64M \
-  >"$work/server.log" 2>&1 &
+# No metrics listener: the default port 9464 may be taken on this machine.
+ZPAGED_ACK_DEADLINE=2s "$zpaged" --listen="127.0.0.1:$port" --metrics_listen= \
+  --tenant_max_bytes=64M >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 50); do
   "$zpagectl" stats >/dev/null 2>&1 && break
   sleep 0.1
 done
+kill -0 "$server_pid" 2>/dev/null ||
+  { echo "FAILED: zpaged did not start: $(cat "$work/server.log")"; exit 1; }
 
 expect "put a text page" "$zpagectl" --tenant=vm put 1 "$work/text0.page"
 grep -q "LZ4" "$work/err" && pass "text page stored as LZ4" || fail "text page encoding: $(cat "$work/err")"
