@@ -4,6 +4,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -338,6 +339,60 @@ TEST_F(PageStoreTest, PutDuringEvictionKeepsTheNewCopy) {
   };
   ASSERT_TRUE(store_->Reclaim("vm", 1).ok());
   EXPECT_EQ(*GetPage("vm", 1), TextPage(100));
+}
+
+// The copy of a key a watcher acks last is what its backing store keeps, so
+// an older copy must never be delivered after a newer one. Here the client
+// stores a new copy while the old one is being delivered, and a second
+// reclaim (nested, to make the interleaving certain) reaches the new copy
+// before the first delivery is acked.
+TEST_F(PageStoreTest, AnOlderCopyIsNeverAckedAfterANewerOne) {
+  MustPut("vm", 1, TextPage(1));
+  bool first_delivery = true;
+  sink_.on_deliver = [&](absl::string_view, uint64_t) {
+    if (std::exchange(first_delivery, false)) {
+      MustPut("vm", 1, RandomPage(2));
+      absl::StatusOr<ReclaimResult> nested = store_->Reclaim("vm", 1);
+      EXPECT_TRUE(nested.ok()) << nested.status();
+      EXPECT_EQ(nested->evicted_pages, 0u)
+          << "the new copy was evicted while the old one was in flight";
+    }
+    return absl::OkStatus();
+  };
+  ASSERT_TRUE(store_->Reclaim("vm", 1).ok());
+  ASSERT_EQ(sink_.delivered.size(), 1u);
+  EXPECT_EQ(sink_.delivered[0].page, TextPage(1));
+  EXPECT_EQ(*GetPage("vm", 1), RandomPage(2));
+
+  // Once the old copy is acked, the new one can go.
+  ASSERT_EQ(store_->Reclaim("vm", 1)->evicted_pages, 1u);
+  ASSERT_EQ(sink_.delivered.size(), 2u);
+  EXPECT_EQ(sink_.delivered[1].page, RandomPage(2));
+  EXPECT_EQ(GetPage("vm", 1).status().code(), absl::StatusCode::kNotFound);
+}
+
+// The same for a drain, whose same-filled pages take a path of their own.
+TEST_F(PageStoreTest, DrainNeverAcksAnOlderSameFilledCopyAfterANewerOne) {
+  MustPut("vm", 1, WordPage(7));
+  bool first_delivery = true;
+  sink_.on_deliver = [&](absl::string_view, uint64_t) {
+    if (std::exchange(first_delivery, false)) {
+      MustPut("vm", 1, TextPage(3));
+      EXPECT_EQ(store_->Reclaim("vm", 1)->evicted_pages, 0u)
+          << "the new copy was evicted while the old one was in flight";
+    }
+    return absl::OkStatus();
+  };
+  store_->DrainToWatchers();
+  ASSERT_EQ(sink_.delivered.size(), 1u);
+  EXPECT_EQ(sink_.delivered[0].page, WordPage(7));
+  EXPECT_EQ(*GetPage("vm", 1), TextPage(3));
+
+  PageStore::DrainReport second = store_->DrainToWatchers();
+  EXPECT_EQ(second.drained_pages, 1u);
+  ASSERT_EQ(sink_.delivered.size(), 2u);
+  EXPECT_EQ(sink_.delivered[1].page, TextPage(3));
+  EXPECT_TRUE(second.left.empty());
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/base/macros.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/page.h"
 
@@ -199,36 +200,12 @@ bool Tenant::Delete(uint64_t key) {
 
 absl::Status Tenant::Evict(ZpoolHandle handle) {
   thread_local std::array<uint8_t, kPageSize> page;
-  uint64_t key;
-  {
-    ReaderLock lock(&index_mu_);
-    absl::StatusOr<MappedAllocation> mapped = pool_->Map(handle);
-    if (!mapped.ok()) return mapped.status();
-    // Only a whole frame is a page long: a buddy is at most 3968 bytes.
-    const bool whole_frame = mapped->capacity == kPageSize;
-    if (!whole_frame) std::memcpy(&key, mapped->data, kKeyPrefixBytes);
-    pool_->Unmap(handle);
-    if (whole_frame) {
-      auto raw = raw_keys_.find(handle);
-      if (raw == raw_keys_.end()) {
-        return absl::NotFoundError("page is not indexed yet");
-      }
-      key = raw->second;
-    }
-    // The allocation may belong to a Put that has not installed it yet, or
-    // to a page replaced or deleted since reclaim picked the frame.
-    auto it = index_.find(key);
-    if (it == index_.end() || it->second.value != handle ||
-        it->second.encoding == PageEncoding::kSameFilled) {
-      return absl::NotFoundError("page was replaced or deleted");
-    }
-    if (absl::Status read = Read(key, it->second, absl::MakeSpan(page));
-        !read.ok()) {
-      return read;
-    }
-  }
+  const absl::StatusOr<uint64_t> key =
+      ClaimAndRead(handle, absl::MakeSpan(page));
+  if (!key.ok()) return key.status();
+  const absl::Cleanup unclaim = [this, &key] { UnclaimKey(*key); };
 
-  if (absl::Status delivered = sink_->Deliver(name_, key, page);
+  if (absl::Status delivered = sink_->Deliver(name_, *key, page);
       !delivered.ok()) {
     return delivered;
   }
@@ -239,7 +216,7 @@ absl::Status Tenant::Evict(ZpoolHandle handle) {
   bool still_indexed = false;
   {
     WriterLock lock(&index_mu_);
-    auto it = index_.find(key);
+    auto it = index_.find(*key);
     // A Put or Delete during the delivery already released this copy.
     if (it != index_.end() && it->second.value == handle &&
         it->second.encoding != PageEncoding::kSameFilled) {
@@ -251,6 +228,49 @@ absl::Status Tenant::Evict(ZpoolHandle handle) {
   }
   if (still_indexed) Release(removed);
   return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> Tenant::ClaimAndRead(ZpoolHandle handle,
+                                              absl::Span<uint8_t> page) {
+  ReaderLock lock(&index_mu_);
+  absl::StatusOr<MappedAllocation> mapped = pool_->Map(handle);
+  if (!mapped.ok()) return mapped.status();
+  // Only a whole frame is a page long: a buddy is at most 3968 bytes.
+  const bool whole_frame = mapped->capacity == kPageSize;
+  uint64_t key;
+  if (!whole_frame) std::memcpy(&key, mapped->data, kKeyPrefixBytes);
+  pool_->Unmap(handle);
+  if (whole_frame) {
+    auto raw = raw_keys_.find(handle);
+    if (raw == raw_keys_.end()) {
+      return absl::NotFoundError("page is not indexed yet");
+    }
+    key = raw->second;
+  }
+  auto it = index_.find(key);
+  if (it == index_.end() || it->second.value != handle ||
+      it->second.encoding == PageEncoding::kSameFilled) {
+    return absl::NotFoundError("page was replaced or deleted");
+  }
+  if (!ClaimKey(key)) {
+    return absl::UnavailableError(
+        absl::StrCat("an older copy of key ", key, " is still being evicted"));
+  }
+  if (absl::Status read = Read(key, it->second, page); !read.ok()) {
+    UnclaimKey(key);
+    return read;
+  }
+  return key;
+}
+
+bool Tenant::ClaimKey(uint64_t key) {
+  MutexLock lock(&claims_mu_);
+  return keys_being_evicted_.insert(key).second;
+}
+
+void Tenant::UnclaimKey(uint64_t key) {
+  MutexLock lock(&claims_mu_);
+  keys_being_evicted_.erase(key);
 }
 
 uint64_t Tenant::Drain() {
@@ -273,15 +293,29 @@ uint64_t Tenant::Drain() {
     }
   }
   std::array<uint8_t, kPageSize> page;
-  for (const auto& [key, word] : same_filled) {
+  for (const auto& listed : same_filled) {
+    // Named copies, not structured bindings: clang 14 cannot capture those.
+    const uint64_t key = listed.first;
+    const uint64_t word = listed.second;
+    // A copy stored since the listing is not this one: skip the key, as
+    // reclaim skips a replaced page.
+    auto is_listed_copy = [word](const IndexEntry& entry) {
+      return entry.encoding == PageEncoding::kSameFilled && entry.value == word;
+    };
+    {
+      ReaderLock lock(&index_mu_);
+      auto it = index_.find(key);
+      if (it == index_.end() || !is_listed_copy(it->second) || !ClaimKey(key)) {
+        continue;
+      }
+    }
+    const absl::Cleanup unclaim = [this, key] { UnclaimKey(key); };
     FillWithWord(word, absl::MakeSpan(page));
     if (!sink_->Deliver(name_, key, page).ok()) continue;
     evicted_++;
     WriterLock lock(&index_mu_);
-    auto it = index_.find(key);
-    if (it != index_.end() &&
-        it->second.encoding == PageEncoding::kSameFilled &&
-        it->second.value == word) {
+    if (auto it = index_.find(key);
+        it != index_.end() && is_listed_copy(it->second)) {
       Account(it->second, -1);
       index_.erase(it);
     }

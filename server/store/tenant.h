@@ -10,8 +10,17 @@
 //           index lock held shared: the copy cannot be freed mid-read, and
 //           Gets do not wait for each other.
 //   Evict   (the pool's callback during reclaim) read the key from the
-//           allocation, decompress, hand the page to the EvictionSink and wait
-//           for the ack with no lock held; then drop the index entry and free.
+//           allocation, claim the key, decompress, hand the page to the
+//           EvictionSink and wait for the ack with no lock held; then drop the
+//           index entry, free, and let the key go.
+//
+// One eviction per key at a time. A tenant's backing store keeps the copy of
+// a key that was acked last, so copies must be acked in the order they were
+// stored. Without the claim, a Put during a slow delivery could store a new
+// copy that a second reclaim evicts and gets acked first; the old copy's ack
+// would then replace it in the backing store, and the new page would be lost.
+// A reclaim that meets a claimed key refuses the page, and the pool moves on
+// along its LRU.
 //
 // LZ4 allocations start with the page's key (8 bytes), as zswap prefixes its
 // entries, so reclaim can name the page it evicts. A RAW page fills its frame,
@@ -21,8 +30,8 @@
 // plus one control byte, at a load factor between 7/16 and 7/8: about 28 to
 // 57 bytes a page, whatever its encoding.
 //
-// Lock order: index_mu_ before the pool's own lock. The pool calls Evict with
-// no lock held. Thread-safe.
+// Lock order: index_mu_ before the pool's own lock and before claims_mu_.
+// The pool calls Evict with no lock held. Thread-safe.
 
 #ifndef ZPAGED_SERVER_STORE_TENANT_H_
 #define ZPAGED_SERVER_STORE_TENANT_H_
@@ -34,6 +43,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -121,6 +131,17 @@ class Tenant {
   void Release(const IndexEntry& entry);
   // The pool's evict callback.
   absl::Status Evict(ZpoolHandle handle);
+  // Copies into `page` the page whose indexed copy `handle` is, claims its
+  // key and returns the key. NOT_FOUND if `handle` is not an indexed copy (a
+  // Put not installed yet, or a page replaced or deleted since reclaim picked
+  // the frame); UNAVAILABLE if another copy of the key is being evicted. On
+  // error nothing is claimed.
+  absl::StatusOr<uint64_t> ClaimAndRead(ZpoolHandle handle,
+                                        absl::Span<uint8_t> page);
+  // Claims `key` for one eviction; false if another eviction holds it.
+  bool ClaimKey(uint64_t key);
+  // Lets a claimed key go.
+  void UnclaimKey(uint64_t key);
 
   const std::string name_;
   EvictionSink* const sink_;
@@ -136,6 +157,12 @@ class Tenant {
   uint64_t lz4_pages_ ABSL_GUARDED_BY(index_mu_) = 0;
   uint64_t raw_pages_ ABSL_GUARDED_BY(index_mu_) = 0;
   uint64_t compressed_bytes_ ABSL_GUARDED_BY(index_mu_) = 0;
+
+  // Keys with an eviction between reading the page and dropping it; see the
+  // top of this file. Evictions are rare next to Gets, so they claim under
+  // their own small lock while the index lock is held shared.
+  Mutex claims_mu_;
+  absl::flat_hash_set<uint64_t> keys_being_evicted_ ABSL_GUARDED_BY(claims_mu_);
 
   std::atomic<uint64_t> evicted_{0};
   std::atomic<uint64_t> reclaimed_{0};
