@@ -38,6 +38,14 @@ absl::Status EvictionHub::Deliver(absl::string_view tenant, uint64_t key,
     auto it = watchers_.find(tenant);
     if (it != watchers_.end()) {
       const std::vector<WatchReactor*>& list = it->second;
+      if (std::any_of(list.begin(), list.end(), [key](WatchReactor* w) {
+            return w->HoldsOverdueCopyOf(key);
+          })) {
+        return absl::UnavailableError(
+            absl::StrCat("a watcher of tenant '", tenant,
+                         "' still holds an older copy of key ", key,
+                         " that it has not acked"));
+      }
       for (size_t i = 0; i < list.size() && chosen == nullptr; ++i) {
         WatchReactor* w = list[(next_pick_ + i) % list.size()];
         if (w->Send(tenant, key, page, &sequence, &pending)) chosen = w;
@@ -72,7 +80,7 @@ absl::Status EvictionHub::Deliver(absl::string_view tenant, uint64_t key,
       if (it != watchers_.end() &&
           std::find(it->second.begin(), it->second.end(), chosen) !=
               it->second.end()) {
-        chosen->ExpireAck(sequence, pending.get());
+        chosen->ExpireAck(sequence, pending.get(), key);
       }
     }
     // The ack may have won the race; Resolve keeps whichever came first.

@@ -14,6 +14,13 @@
 // until it acks again, so one stuck client costs a reclaim one deadline, not
 // one per page.
 //
+// The page whose deadline passed stays stored, but the watcher may still
+// write it to its backing store and ack late. Until it does, or its stream
+// ends, no other copy of that key goes to any watcher of the tenant: a newer
+// copy written first would be overwritten by the older one. (Tenant already
+// keeps to one eviction per key at a time; this carries that past the
+// deadline.)
+//
 // Lock order: the hub's lock before any reactor's. Reactors never call into
 // the hub while holding their own lock.
 
@@ -54,8 +61,9 @@ class EvictionHub final : public EvictionSink {
   EvictionHub(absl::Duration ack_deadline, size_t max_watchers_per_tenant);
 
   // EvictionSink. Deliver: OK once acked; UNAVAILABLE when the tenant has no
-  // ready watcher or the watcher went away; DEADLINE_EXCEEDED when the ack
-  // did not come in time (the watcher is then stalled).
+  // ready watcher, the watcher went away, or a watcher holds an overdue copy
+  // of the key; DEADLINE_EXCEEDED when the ack did not come in time (the
+  // watcher is then stalled, and the copy overdue).
   bool CanAccept(absl::string_view tenant) override;
   absl::Status Deliver(absl::string_view tenant, uint64_t key,
                        absl::Span<const uint8_t> page) override;

@@ -40,12 +40,20 @@ bool WatchReactor::Send(absl::string_view tenant, uint64_t key,
   return true;
 }
 
-void WatchReactor::ExpireAck(uint64_t sequence, const PendingAck* pending) {
+void WatchReactor::ExpireAck(uint64_t sequence, const PendingAck* pending,
+                             uint64_t key) {
   MutexLock lock(&mu_);
   auto it = pending_.find(sequence);
   if (it == pending_.end() || it->second.get() != pending) return;
   pending_.erase(it);
   stalled_ = true;
+  overdue_key_by_sequence_[sequence] = key;
+  ++overdue_copies_of_key_[key];
+}
+
+bool WatchReactor::HoldsOverdueCopyOf(uint64_t key) {
+  MutexLock lock(&mu_);
+  return overdue_copies_of_key_.contains(key);
 }
 
 bool WatchReactor::Ready() {
@@ -147,13 +155,17 @@ void WatchReactor::OnReadDone(bool ok) {
     MutexLock lock(&mu_);
     never_sent = sequence == 0 || sequence >= next_sequence_;
     if (!never_sent) {
-      // An ack for a page whose deadline passed finds nothing pending; it
-      // still shows the client is alive again.
+      // Any ack shows the client is alive again.
       stalled_ = false;
-      auto it = pending_.find(sequence);
-      if (it != pending_.end()) {
+      if (auto it = pending_.find(sequence); it != pending_.end()) {
         it->second->Resolve(PendingAck::State::kAcked);
         pending_.erase(it);
+      } else if (auto late = overdue_key_by_sequence_.find(sequence);
+                 late != overdue_key_by_sequence_.end()) {
+        // The page stayed stored; newer copies of its key may go out now.
+        auto copies = overdue_copies_of_key_.find(late->second);
+        if (--copies->second == 0) overdue_copies_of_key_.erase(copies);
+        overdue_key_by_sequence_.erase(late);
       }
     }
   }

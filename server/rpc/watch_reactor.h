@@ -54,9 +54,13 @@ class WatchReactor final
   bool Send(absl::string_view tenant, uint64_t key,
             absl::Span<const uint8_t> page, uint64_t* sequence,
             std::shared_ptr<PendingAck>* pending);
-  // The ack of `sequence` (waited on through `pending`) did not come in time:
-  // forget it and stall the stream until the client acks something.
-  void ExpireAck(uint64_t sequence, const PendingAck* pending);
+  // The ack of `sequence` (waited on through `pending`), a copy of `key`,
+  // did not come in time: stop waiting, stall the stream until the client
+  // acks something, and hold the copy as overdue until its own ack comes.
+  void ExpireAck(uint64_t sequence, const PendingAck* pending, uint64_t key);
+  // True while a copy of `key` this stream sent is overdue: the client may
+  // still write it.
+  bool HoldsOverdueCopyOf(uint64_t key);
   // True if Send would take a page now.
   bool Ready();
   // Ends the stream with `status` unless it is already ending.
@@ -89,6 +93,12 @@ class WatchReactor final
   // Pages not yet written; the front one is being written while writing_.
   std::deque<v1::EvictedPage> outbox_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, std::shared_ptr<PendingAck>> pending_
+      ABSL_GUARDED_BY(mu_);
+  // Copies whose ack deadline passed: the key of each by sequence, and how
+  // many are overdue of each key.
+  absl::flat_hash_map<uint64_t, uint64_t> overdue_key_by_sequence_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, uint32_t> overdue_copies_of_key_
       ABSL_GUARDED_BY(mu_);
 };
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/notification.h"
 #include "client/zpaged_client.h"
@@ -259,6 +260,53 @@ TEST_F(ServiceTest, PagesNotAckedStayReadableAndTheWatcherStalls) {
   // A stalled watcher is not a ready one.
   EXPECT_EQ(client_->Reclaim("vm", 1).status().code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+// A watcher that acks late may still write the page to its backing store
+// when it does. Until then no newer copy of that key may go to any watcher:
+// it would be written first and then overwritten by the older one.
+TEST_F(ServiceTest, NoNewerCopyOvertakesOneWhoseAckIsLate) {
+  ASSERT_TRUE(client_->Put("vm", 1, TextPage(1)).ok());
+  Received backing_store;  // shared by both watchers, last write wins
+  EvictionCallback write = backing_store.Accept("vm");
+  absl::Notification late_ack_may_go;
+  std::atomic<bool> first_page{true};
+  auto slow = client_->Watch("vm", [&](uint64_t key, absl::string_view page) {
+    // The first page waits past the 300 ms ack deadline before it is
+    // written and acked.
+    if (first_page.exchange(false)) late_ack_may_go.WaitForNotification();
+    return write(key, page);
+  });
+  ASSERT_TRUE(slow.ok());
+  const absl::Cleanup release = [&] {
+    if (!late_ack_may_go.HasBeenNotified()) late_ack_may_go.Notify();
+  };
+  absl::StatusOr<v1::ReclaimResponse> r = client_->Reclaim("vm", 1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->evicted_pages(), 0u) << "the first delivery was not late";
+
+  ASSERT_TRUE(client_->Put("vm", 1, TextPage(2)).ok());
+  auto fast = client_->Watch("vm", write);
+  ASSERT_TRUE(fast.ok());
+  r = client_->Reclaim("vm", 1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->evicted_pages(), 0u);
+  EXPECT_EQ(backing_store.size(), 0u);
+  EXPECT_EQ(client_->Get("vm", 1).value_or(""), TextPage(2));
+
+  // Once the old copy is written and acked, the new one can go. The late ack
+  // travels on its own, so poll for it.
+  late_ack_may_go.Notify();
+  uint64_t evicted = 0;
+  for (int attempt = 0; attempt < 500 && evicted == 0; ++attempt) {
+    r = client_->Reclaim("vm", 1);
+    ASSERT_TRUE(r.ok() || absl::IsFailedPrecondition(r.status())) << r.status();
+    evicted = r.ok() ? r->evicted_pages() : 0;
+    if (evicted == 0) absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(evicted, 1u) << "the late ack never came";
+  EXPECT_EQ(backing_store.At(1), TextPage(2));
+  EXPECT_EQ(client_->Get("vm", 1).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(ServiceTest, WatcherThatDropsMidStreamLosesNothing) {
