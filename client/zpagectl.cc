@@ -200,9 +200,9 @@ int Run(const std::vector<char*>& args) {
     const sigset_t stop = StopSignals();
     pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   }
-  ClientOptions options{
-      .timeout = absl::GetFlag(FLAGS_timeout),
-      .token = FlagOrEnv(absl::GetFlag(FLAGS_token), "ZPAGED_TOKEN", "")};
+  ClientOptions options;
+  options.timeout = absl::GetFlag(FLAGS_timeout);
+  options.token = FlagOrEnv(absl::GetFlag(FLAGS_token), "ZPAGED_TOKEN", "");
   const std::string tls_ca =
       FlagOrEnv(absl::GetFlag(FLAGS_tls_ca), "ZPAGED_TLS_CA", "");
   for (const auto& [path, pem] :
