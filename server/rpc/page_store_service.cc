@@ -26,12 +26,30 @@ absl::Span<const uint8_t> Bytes(const std::string& s) {
                              s.size());
 }
 
+// Fills a PutResponse or PutStreamResponse from a stored page.
+template <typename Response>
+void SetPutResult(const PutResult& result, Response* response) {
+  response->set_encoding(ToProto(result.encoding));
+  response->set_stored_bytes(result.stored_bytes);
+}
+
 grpc::Status Respond(const absl::StatusOr<PutResult>& result,
                      v1::PutResponse* response) {
   if (!result.ok()) return ToGrpcStatus(result.status());
-  response->set_encoding(ToProto(result->encoding));
-  response->set_stored_bytes(result->stored_bytes);
+  SetPutResult(*result, response);
   return grpc::Status::OK;
+}
+
+// Reads a page straight into a response's data field; leaves the field
+// empty on error.
+absl::Status GetInto(const PageStore& store, const std::string& tenant,
+                     uint64_t key, std::string* data) {
+  data->resize(kPageSize);
+  const absl::Status status = store.Get(
+      tenant, key,
+      absl::MakeSpan(reinterpret_cast<uint8_t*>(data->data()), data->size()));
+  if (!status.ok()) data->clear();
+  return status;
 }
 
 }  // namespace
@@ -70,6 +88,12 @@ void PageStoreService::Finish(grpc::ServerUnaryReactor* reactor,
   reactor->Finish(status);
 }
 
+bool PageStoreService::MustWaitForEvictions(
+    const absl::StatusOr<PutResult>& result, absl::string_view tenant) const {
+  return absl::IsResourceExhausted(result.status()) &&
+         store_->CanReclaim(tenant);
+}
+
 grpc::ServerUnaryReactor* PageStoreService::Put(
     grpc::CallbackServerContext* context, const v1::PutRequest* request,
     v1::PutResponse* response) {
@@ -81,8 +105,7 @@ grpc::ServerUnaryReactor* PageStoreService::Put(
   absl::StatusOr<PutResult> result =
       store_->Put(request->tenant(), request->key(), Bytes(request->data()),
                   /*may_reclaim=*/false);
-  if (absl::IsResourceExhausted(result.status()) &&
-      store_->CanReclaim(request->tenant())) {
+  if (MustWaitForEvictions(result, request->tenant())) {
     executor_->Submit([this, request, response, reactor, start] {
       Finish(reactor, RpcMethod::kPut, start,
              Respond(store_->Put(request->tenant(), request->key(),
@@ -104,12 +127,8 @@ grpc::ServerUnaryReactor* PageStoreService::Get(
   if (Refused(context, reactor, RpcMethod::kGet, start, request->tenant())) {
     return reactor;
   }
-  std::string* data = response->mutable_data();
-  data->resize(kPageSize);
-  const absl::Status status = store_->Get(
-      request->tenant(), request->key(),
-      absl::MakeSpan(reinterpret_cast<uint8_t*>(data->data()), data->size()));
-  if (!status.ok()) response->clear_data();
+  const absl::Status status = GetInto(*store_, request->tenant(),
+                                      request->key(), response->mutable_data());
   Finish(reactor, RpcMethod::kGet, start, ToGrpcStatus(status));
   return reactor;
 }
@@ -206,8 +225,7 @@ PageStoreService::PutStream(grpc::CallbackServerContext* context) {
       response->set_message(std::string(result.status().message()));
       return;
     }
-    response->set_encoding(ToProto(result->encoding));
-    response->set_stored_bytes(result->stored_bytes);
+    SetPutResult(*result, response);
   };
   auto handle = [this, context, respond](const v1::PutRequest& request,
                                          v1::PutStreamResponse* response) {
@@ -219,9 +237,8 @@ PageStoreService::PutStream(grpc::CallbackServerContext* context) {
     absl::StatusOr<PutResult> result =
         store_->Put(request.tenant(), request.key(), Bytes(request.data()),
                     /*may_reclaim=*/false);
-    if (absl::IsResourceExhausted(result.status()) &&
-        store_->CanReclaim(request.tenant())) {
-      return false;  // must wait for evictions: off gRPC's threads
+    if (MustWaitForEvictions(result, request.tenant())) {
+      return false;  // off gRPC's threads
     }
     respond(request, result, response);
     return true;
@@ -244,16 +261,11 @@ PageStoreService::GetStream(grpc::CallbackServerContext* context) {
     response->set_key(request.key());
     absl::Status status = Authorize(context, request.tenant());
     if (status.ok()) {
-      std::string* data = response->mutable_data();
-      data->resize(kPageSize);
-      status =
-          store_->Get(request.tenant(), request.key(),
-                      absl::MakeSpan(reinterpret_cast<uint8_t*>(data->data()),
-                                     data->size()));
-      if (!status.ok()) response->clear_data();
+      status = GetInto(*store_, request.tenant(), request.key(),
+                       response->mutable_data());
     }
     response->set_code(static_cast<int32_t>(status.code()));
-    response->set_message(std::string(status.message()));
+    if (!status.ok()) response->set_message(std::string(status.message()));
     return true;  // a Get never blocks
   };
   return new ItemStreamReactor<v1::GetRequest, v1::GetStreamResponse>(

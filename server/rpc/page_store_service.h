@@ -57,6 +57,10 @@ class PageStoreService final : public v1::PageStore::CallbackService {
   // The authorization check every call makes first.
   absl::Status Authorize(grpc::CallbackServerContext* context,
                          absl::string_view tenant) const;
+  // True if a Put made with may_reclaim=false got `result` for want of room
+  // that evictions could make: retried where it may block.
+  bool MustWaitForEvictions(const absl::StatusOr<PutResult>& result,
+                            absl::string_view tenant) const;
   // Authorizes a unary call on `tenant`; if refused, finishes it with the
   // reason and returns true.
   bool Refused(grpc::CallbackServerContext* context,
