@@ -83,17 +83,11 @@ class ItemStreamReactor final
 
   void OnWriteDone(bool ok) override {
     MutexLock lock(&mu_);
-    free_[free_count_++] = queue_[oldest_];
-    oldest_ = (oldest_ + 1) % kSlots;
-    --queued_;
+    FreeOldest();
     if (!ok) {
       // The client is gone: drop what is queued; the failed read that
       // follows finishes the call.
-      while (queued_ > 0) {
-        free_[free_count_++] = queue_[oldest_];
-        oldest_ = (oldest_ + 1) % kSlots;
-        --queued_;
-      }
+      while (queued_ > 0) FreeOldest();
       broken_ = true;
     }
     writing_ = queued_ > 0;
@@ -130,6 +124,13 @@ class ItemStreamReactor final
     } else {
       TakeSlotAndRead();
     }
+  }
+
+  // Takes the oldest queued response off the queue and frees its slot.
+  void FreeOldest() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    free_[free_count_++] = queue_[oldest_];
+    oldest_ = (oldest_ + 1) % kSlots;
+    --queued_;
   }
 
   void TakeSlotAndRead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
