@@ -98,14 +98,17 @@ absl::StatusOr<PageStats> PageStore::Stats(absl::string_view tenant) const {
   return t == nullptr ? PageStats{} : t->Stats();
 }
 
-PageStore::DrainReport PageStore::DrainToWatchers() {
+std::vector<Tenant*> PageStore::Tenants() const {
+  MutexLock lock(&tenants_mu_);
   std::vector<Tenant*> tenants;
-  {
-    MutexLock lock(&tenants_mu_);
-    for (const auto& [name, tenant] : tenants_) tenants.push_back(tenant.get());
-  }
+  tenants.reserve(tenants_.size());
+  for (const auto& [name, tenant] : tenants_) tenants.push_back(tenant.get());
+  return tenants;
+}
+
+PageStore::DrainReport PageStore::DrainToWatchers() {
   DrainReport report;
-  for (Tenant* t : tenants) {
+  for (Tenant* t : Tenants()) {
     if (sink_->CanAccept(t->name())) report.drained_pages += t->Drain();
     const uint64_t left = t->Stats().stored_pages;
     if (left > 0) report.left.emplace_back(t->name(), left);
@@ -123,12 +126,7 @@ PageStats PageStore::StatsOf(const std::vector<std::string>& tenants) const {
 
 std::vector<std::pair<std::string, PageStats>> PageStore::StatsByTenant()
     const {
-  std::vector<const Tenant*> tenants;
-  {
-    MutexLock lock(&tenants_mu_);
-    tenants.reserve(tenants_.size());
-    for (const auto& [name, tenant] : tenants_) tenants.push_back(tenant.get());
-  }
+  const std::vector<Tenant*> tenants = Tenants();
   std::vector<std::pair<std::string, PageStats>> out;
   out.reserve(tenants.size());
   for (const Tenant* t : tenants) out.emplace_back(t->name(), t->Stats());

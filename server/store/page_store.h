@@ -100,6 +100,8 @@ class PageStore {
 
  private:
   Tenant* Find(absl::string_view tenant) const;
+  // Every tenant now; the pointers stay valid (tenants are never removed).
+  std::vector<Tenant*> Tenants() const;
   // RESOURCE_EXHAUSTED when the tenant is new and max_tenants exist.
   absl::StatusOr<Tenant*> FindOrCreate(absl::string_view tenant);
 
