@@ -211,23 +211,27 @@ absl::Status Tenant::Evict(ZpoolHandle handle) {
   }
   evicted_++;
   evicted_on_this_thread++;
+  // A Put or Delete during the delivery already released this copy.
+  DropCopy(*key, handle, /*same_filled=*/false);
+  return absl::OkStatus();
+}
 
-  IndexEntry removed{};
-  bool still_indexed = false;
+bool Tenant::IsCopy(const IndexEntry& entry, uint64_t value, bool same_filled) {
+  return entry.value == value &&
+         (entry.encoding == PageEncoding::kSameFilled) == same_filled;
+}
+
+void Tenant::DropCopy(uint64_t key, uint64_t value, bool same_filled) {
+  IndexEntry removed;
   {
     WriterLock lock(&index_mu_);
-    auto it = index_.find(*key);
-    // A Put or Delete during the delivery already released this copy.
-    if (it != index_.end() && it->second.value == handle &&
-        it->second.encoding != PageEncoding::kSameFilled) {
-      removed = it->second;
-      Account(removed, -1);
-      index_.erase(it);
-      still_indexed = true;
-    }
+    auto it = index_.find(key);
+    if (it == index_.end() || !IsCopy(it->second, value, same_filled)) return;
+    removed = it->second;
+    Account(removed, -1);
+    index_.erase(it);
   }
-  if (still_indexed) Release(removed);
-  return absl::OkStatus();
+  Release(removed);
 }
 
 absl::StatusOr<uint64_t> Tenant::ClaimAndRead(ZpoolHandle handle,
@@ -248,8 +252,8 @@ absl::StatusOr<uint64_t> Tenant::ClaimAndRead(ZpoolHandle handle,
     key = raw->second;
   }
   auto it = index_.find(key);
-  if (it == index_.end() || it->second.value != handle ||
-      it->second.encoding == PageEncoding::kSameFilled) {
+  if (it == index_.end() ||
+      !IsCopy(it->second, handle, /*same_filled=*/false)) {
     return absl::NotFoundError("page was replaced or deleted");
   }
   if (!ClaimKey(key)) {
@@ -299,13 +303,11 @@ uint64_t Tenant::Drain() {
     const uint64_t word = listed.second;
     // A copy stored since the listing is not this one: skip the key, as
     // reclaim skips a replaced page.
-    auto is_listed_copy = [word](const IndexEntry& entry) {
-      return entry.encoding == PageEncoding::kSameFilled && entry.value == word;
-    };
     {
       ReaderLock lock(&index_mu_);
       auto it = index_.find(key);
-      if (it == index_.end() || !is_listed_copy(it->second) || !ClaimKey(key)) {
+      if (it == index_.end() ||
+          !IsCopy(it->second, word, /*same_filled=*/true) || !ClaimKey(key)) {
         continue;
       }
     }
@@ -313,12 +315,7 @@ uint64_t Tenant::Drain() {
     FillWithWord(word, absl::MakeSpan(page));
     if (!sink_->Deliver(name_, key, page).ok()) continue;
     evicted_++;
-    WriterLock lock(&index_mu_);
-    if (auto it = index_.find(key);
-        it != index_.end() && is_listed_copy(it->second)) {
-      Account(it->second, -1);
-      index_.erase(it);
-    }
+    DropCopy(key, word, /*same_filled=*/true);
   }
   return evicted_.load() - evicted_before;
 }

@@ -129,6 +129,12 @@ class Tenant {
       ABSL_SHARED_LOCKS_REQUIRED(index_mu_);
   // Releases the pool memory behind an entry that is no longer indexed.
   void Release(const IndexEntry& entry);
+  // True if `entry` is the copy `value` names: a pool handle, or with
+  // `same_filled` the page's word.
+  static bool IsCopy(const IndexEntry& entry, uint64_t value, bool same_filled);
+  // Removes `key` and frees its memory if the index still holds that copy
+  // (a Put or Delete may have replaced it meanwhile).
+  void DropCopy(uint64_t key, uint64_t value, bool same_filled);
   // The pool's evict callback.
   absl::Status Evict(ZpoolHandle handle);
   // Copies into `page` the page whose indexed copy `handle` is, claims its
