@@ -40,8 +40,8 @@ std::string RandomPage(int seed) {
 // What a watcher received, by key; thread-safe.
 class Received {
  public:
-  EvictionCallback Accept(std::string tenant_label) {
-    return [this, tenant_label](uint64_t key, absl::string_view page) {
+  EvictionCallback Accept() {
+    return [this](uint64_t key, absl::string_view page) {
       MutexLock lock(&mu_);
       pages_[key] = std::string(page);
       return true;
@@ -218,7 +218,7 @@ TEST_F(ServiceTest, AckedEvictionsAreGoneAndCarriedTheRightBytes) {
     ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
   }
   Received received;
-  auto watcher = client_->Watch("vm", received.Accept("vm"));
+  auto watcher = client_->Watch("vm", received.Accept());
   ASSERT_TRUE(watcher.ok()) << watcher.status();
   absl::StatusOr<v1::ReclaimResponse> r = client_->Reclaim("vm", 3);
   ASSERT_TRUE(r.ok()) << r.status();
@@ -268,7 +268,7 @@ TEST_F(ServiceTest, PagesNotAckedStayReadableAndTheWatcherStalls) {
 TEST_F(ServiceTest, NoNewerCopyOvertakesOneWhoseAckIsLate) {
   ASSERT_TRUE(client_->Put("vm", 1, TextPage(1)).ok());
   Received backing_store;  // shared by both watchers, last write wins
-  EvictionCallback write = backing_store.Accept("vm");
+  EvictionCallback write = backing_store.Accept();
   absl::Notification late_ack_may_go;
   std::atomic<bool> first_page{true};
   auto slow = client_->Watch("vm", [&](uint64_t key, absl::string_view page) {
@@ -343,8 +343,8 @@ TEST_F(ServiceTest, WatchersOnlyReceiveTheirOwnTenantsPages) {
     ASSERT_TRUE(client_->Put("bob", key, RandomPage(100 + key)).ok());
   }
   Received alice, bob;
-  auto alice_watcher = client_->Watch("alice", alice.Accept("alice"));
-  auto bob_watcher = client_->Watch("bob", bob.Accept("bob"));
+  auto alice_watcher = client_->Watch("alice", alice.Accept());
+  auto bob_watcher = client_->Watch("bob", bob.Accept());
   ASSERT_TRUE(alice_watcher.ok() && bob_watcher.ok());
   ASSERT_EQ(client_->Reclaim("alice", 4)->reclaimed_pool_pages(), 4u);
   EXPECT_EQ(alice.size(), 4u);
@@ -361,7 +361,7 @@ TEST_F(ServiceTest, FullTenantWithWatcherEvictsAndThePutSucceeds) {
     ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
   }
   Received received;
-  auto watcher = client_->Watch("vm", received.Accept("vm"));
+  auto watcher = client_->Watch("vm", received.Accept());
   ASSERT_TRUE(watcher.ok());
   absl::StatusOr<PutReply> put = client_->Put("vm", 5, RandomPage(5));
   ASSERT_TRUE(put.ok()) << put.status();
@@ -426,7 +426,7 @@ TEST_F(ServiceTest, DrainOnShutdownHandsEveryPageToItsWatcher) {
   ASSERT_TRUE(client_->Put("watched", 3, zero).ok());
   ASSERT_TRUE(client_->Put("unwatched", 1, TextPage(9)).ok());
   Received received;
-  auto watcher = client_->Watch("watched", received.Accept("watched"));
+  auto watcher = client_->Watch("watched", received.Accept());
   ASSERT_TRUE(watcher.ok());
 
   PageStore::DrainReport report = server_->Shutdown(absl::Seconds(2));
@@ -631,7 +631,7 @@ TEST_F(ServiceTest, StreamsCarryLargeBatches) {
 TEST_F(ServiceTest, StreamPutOnAFullTenantEvictsToTheWatcher) {
   Start(TestOptions({.tenant_max_bytes = 4 * 4096}));
   Received received;
-  auto watcher = client_->Watch("vm", received.Accept("vm"));
+  auto watcher = client_->Watch("vm", received.Accept());
   ASSERT_TRUE(watcher.ok());
   std::vector<std::pair<uint64_t, std::string>> pages;
   for (uint64_t key = 1; key <= 10; ++key) {
