@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/bench/in_flight_window.h"
 #include "client/bench/process_sample.h"
+#include "client/zpaged_client.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
@@ -16,20 +17,18 @@
 namespace zpaged::bench {
 namespace {
 
-std::string ErrorOf(int code, const std::string& message) {
-  return absl::StrCat(
-      absl::StatusCodeToString(static_cast<absl::StatusCode>(code)), ": ",
-      message);
-}
-
+// A call's outcome as ChannelLoad::Done takes it: empty when OK.
 std::string ErrorOf(const grpc::Status& status) {
-  return status.ok() ? std::string()
-                     : ErrorOf(status.error_code(), status.error_message());
+  return status.ok() ? std::string() : FromGrpcStatus(status).ToString();
 }
 
-absl::Status StatusOf(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
+// A stream item's outcome (its code and message), likewise.
+template <typename StreamResponse>
+std::string ItemErrorOf(const StreamResponse& response) {
+  if (response.code() == 0) return std::string();
+  return absl::Status(static_cast<absl::StatusCode>(response.code()),
+                      response.message())
+      .ToString();
 }
 
 // Keeps up to `depth` items in flight on one bidi stream: `fill(key)` makes
@@ -75,7 +74,7 @@ absl::Status PumpStream(grpc::ClientReaderWriter<Request, Response>& stream,
     answer(item.key, item.sent, response);
   }
   if (sending) stream.WritesDone();
-  if (absl::Status status = StatusOf(stream.Finish()); !status.ok()) {
+  if (absl::Status status = FromGrpcStatus(stream.Finish()); !status.ok()) {
     return status;
   }
   if (!window.empty()) {
@@ -244,10 +243,7 @@ absl::Status ZpagedTarget::RunStream(v1::PageStore::Stub& stub, int depth,
         },
         [&](uint64_t key, Clock::time_point sent,
             const v1::PutStreamResponse& response) {
-          load.Done(key, sent,
-                    response.code() == 0
-                        ? std::string()
-                        : ErrorOf(response.code(), response.message()));
+          load.Done(key, sent, ItemErrorOf(response));
         });
   }
   v1::GetRequest request;
@@ -261,11 +257,7 @@ absl::Status ZpagedTarget::RunStream(v1::PageStore::Stub& stub, int depth,
       },
       [&](uint64_t key, Clock::time_point sent,
           const v1::GetStreamResponse& response) {
-        load.Done(key, sent,
-                  response.code() == 0
-                      ? std::string()
-                      : ErrorOf(response.code(), response.message()),
-                  response.data());
+        load.Done(key, sent, ItemErrorOf(response), response.data());
       });
 }
 
