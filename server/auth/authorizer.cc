@@ -37,9 +37,8 @@ std::shared_ptr<const TokenTable> Authorizer::table() const {
   return table_;
 }
 
-absl::StatusOr<std::optional<std::vector<std::string>>> Authorizer::TenantsOf(
-    std::optional<absl::string_view> authorization) const {
-  if (!enabled()) return std::optional<std::vector<std::string>>();
+absl::StatusOr<const std::vector<std::string>*> Authorizer::Grant(
+    std::optional<absl::string_view> authorization, const TokenTable& table) {
   if (!authorization.has_value()) {
     return absl::UnauthenticatedError(
         "this server needs 'authorization: Bearer TOKEN' metadata");
@@ -50,22 +49,34 @@ absl::StatusOr<std::optional<std::vector<std::string>>> Authorizer::TenantsOf(
   }
   const absl::string_view token =
       absl::StripAsciiWhitespace(authorization->substr(kScheme.size()));
-  const std::shared_ptr<const TokenTable> snapshot = table();
-  const std::vector<std::string>* tenants = snapshot->TenantsOf(token);
+  const std::vector<std::string>* tenants = table.TenantsOf(token);
   if (tenants == nullptr) {
     return absl::UnauthenticatedError("unknown token");
   }
-  return std::optional<std::vector<std::string>>(*tenants);
+  return tenants;
+}
+
+absl::StatusOr<std::optional<std::vector<std::string>>> Authorizer::TenantsOf(
+    std::optional<absl::string_view> authorization) const {
+  if (!enabled()) return std::optional<std::vector<std::string>>();
+  const std::shared_ptr<const TokenTable> snapshot = table();
+  absl::StatusOr<const std::vector<std::string>*> tenants =
+      Grant(authorization, *snapshot);
+  if (!tenants.ok()) return tenants.status();
+  return std::optional<std::vector<std::string>>(**tenants);
 }
 
 absl::Status Authorizer::Check(std::optional<absl::string_view> authorization,
                                absl::string_view tenant) const {
-  absl::StatusOr<std::optional<std::vector<std::string>>> tenants =
-      TenantsOf(authorization);
-  if (!tenants.ok()) return tenants.status();
-  if (!tenants->has_value()) return absl::OkStatus();
-  const std::vector<std::string>& allowed = **tenants;
-  if (std::find(allowed.begin(), allowed.end(), tenant) == allowed.end()) {
+  if (!enabled()) return absl::OkStatus();
+  // Every call of an authenticated server passes here, stream items
+  // included, so the granted list is searched in place, not copied.
+  const std::shared_ptr<const TokenTable> snapshot = table();
+  absl::StatusOr<const std::vector<std::string>*> allowed =
+      Grant(authorization, *snapshot);
+  if (!allowed.ok()) return allowed.status();
+  if (std::find((*allowed)->begin(), (*allowed)->end(), tenant) ==
+      (*allowed)->end()) {
     return absl::PermissionDeniedError(
         absl::StrCat("this token may not use tenant '", tenant, "'"));
   }

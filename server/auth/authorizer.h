@@ -50,6 +50,9 @@ class Authorizer {
  private:
   explicit Authorizer(std::string path) : path_(std::move(path)) {}
   std::shared_ptr<const TokenTable> table() const;
+  // The tenants `table` grants to `authorization`; errors as Check.
+  static absl::StatusOr<const std::vector<std::string>*> Grant(
+      std::optional<absl::string_view> authorization, const TokenTable& table);
 
   const std::string path_;
   mutable Mutex mu_;
