@@ -65,6 +65,14 @@ MetricFamily Family(const char* name, const char* help, MetricType type) {
   return family;
 }
 
+// A family of one unlabelled series.
+MetricFamily Single(const char* name, const char* help, MetricType type,
+                    double value) {
+  MetricFamily family = Family(name, help, type);
+  family.metric.push_back(Sample({}, type, value));
+  return family;
+}
+
 }  // namespace
 
 std::vector<MetricFamily> StoreCollector::Collect() const {
@@ -94,34 +102,21 @@ std::vector<MetricFamily> StoreCollector::Collect() const {
   }
   families.push_back(std::move(rejected));
 
-  MetricFamily refused_tenants = Family(
+  families.push_back(Single(
       "zpaged_rejected_tenants_total",
       "Puts refused because they would create a tenant past --max_tenants",
-      MetricType::Counter);
-  refused_tenants.metric.push_back(
-      Sample({}, MetricType::Counter, double(store_->rejected_new_tenants())));
-  families.push_back(std::move(refused_tenants));
-
-  MetricFamily count =
-      Family("zpaged_tenants", "Tenants with a pool", MetricType::Gauge);
-  count.metric.push_back(Sample({}, MetricType::Gauge, double(tenants.size())));
-  families.push_back(std::move(count));
-
-  MetricFamily limit = Family("zpaged_memory_limit_bytes",
-                              "Pool memory all tenants together may hold "
-                              "(--max_memory_bytes)",
-                              MetricType::Gauge);
-  limit.metric.push_back(Sample({}, MetricType::Gauge,
-                                double(store_->options().max_memory_bytes)));
-  families.push_back(std::move(limit));
-
-  MetricFamily tenant_limit =
-      Family("zpaged_tenant_limit_bytes",
+      MetricType::Counter, double(store_->rejected_new_tenants())));
+  families.push_back(Single("zpaged_tenants", "Tenants with a pool",
+                            MetricType::Gauge, double(tenants.size())));
+  families.push_back(Single("zpaged_memory_limit_bytes",
+                            "Pool memory all tenants together may hold "
+                            "(--max_memory_bytes)",
+                            MetricType::Gauge,
+                            double(store_->options().max_memory_bytes)));
+  families.push_back(
+      Single("zpaged_tenant_limit_bytes",
              "Pool memory one tenant may hold (--tenant_max_bytes)",
-             MetricType::Gauge);
-  tenant_limit.metric.push_back(Sample(
-      {}, MetricType::Gauge, double(store_->options().tenant_max_bytes)));
-  families.push_back(std::move(tenant_limit));
+             MetricType::Gauge, double(store_->options().tenant_max_bytes)));
   return families;
 }
 
