@@ -13,6 +13,13 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   return *buckets;
 }
 
+// A stream's length says how long the client kept it open, not how fast the
+// server was, so streams get no latency series.
+bool IsStream(RpcMethod method) {
+  return method == RpcMethod::kWatchEvictions ||
+         method == RpcMethod::kPutStream || method == RpcMethod::kGetStream;
+}
+
 }  // namespace
 
 RequestMetrics::RequestMetrics(prometheus::Registry& registry) {
@@ -35,7 +42,10 @@ RequestMetrics::RequestMetrics(prometheus::Registry& registry) {
            {"code",
             absl::StatusCodeToString(static_cast<absl::StatusCode>(c))}});
     }
-    durations_[m] = &durations.Add({{"method", method}}, LatencyBuckets());
+    durations_[m] =
+        IsStream(static_cast<RpcMethod>(m))
+            ? nullptr
+            : &durations.Add({{"method", method}}, LatencyBuckets());
   }
 }
 
@@ -44,10 +54,7 @@ void RequestMetrics::OnCallFinished(RpcMethod method, grpc::StatusCode code,
   const int m = static_cast<int>(method);
   const int c = static_cast<int>(code);
   if (c >= 0 && c < kCodes) requests_[m][c]->Increment();
-  // A stream's length says how long the client kept it open, not how fast
-  // the server was.
-  if (method != RpcMethod::kWatchEvictions && method != RpcMethod::kPutStream &&
-      method != RpcMethod::kGetStream) {
+  if (durations_[m] != nullptr) {
     durations_[m]->Observe(absl::ToDoubleSeconds(latency));
   }
 }

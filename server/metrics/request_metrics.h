@@ -29,6 +29,7 @@ class RequestMetrics final : public CallObserver {
   // atomic: no label lookup or lock on the request path.
   std::array<std::array<prometheus::Counter*, kCodes>, kRpcMethodCount>
       requests_;
+  // Null for streams, which are not timed.
   std::array<prometheus::Histogram*, kRpcMethodCount> durations_;
 };
 
