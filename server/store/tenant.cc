@@ -211,7 +211,7 @@ absl::Status Tenant::Evict(ZpoolHandle handle) {
   }
   evicted_++;
   evicted_on_this_thread++;
-  // A Put or Delete during the delivery already released this copy.
+  // Leaves the index alone if a Put or Delete released this copy meanwhile.
   DropCopy(*key, handle, /*same_filled=*/false);
   return absl::OkStatus();
 }
