@@ -13,6 +13,7 @@ RUN /tmp/install-deps.sh --runtime-build && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
 COPY proto proto
+COPY contract contract
 COPY server server
 COPY client client
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release \

@@ -29,6 +29,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/zpaged_client.h"
+#include "contract/page.h"
 
 ABSL_FLAG(std::string, server, "",
           "zpaged address (default: $ZPAGED_SERVER, else 127.0.0.1:50051)");
@@ -48,8 +49,6 @@ ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of each call");
 
 namespace zpaged {
 namespace {
-
-constexpr size_t kPage = 4096;
 
 int UsageError(const std::string& message) {
   std::fprintf(stderr, "zpagectl: %s (try --help)\n", message.c_str());
@@ -140,7 +139,7 @@ void PrintStats(const std::string& tenant, const v1::StatsResponse& s) {
   std::printf("%-22s %lu\n", "  same-filled", s.same_filled_pages());
   std::printf("%-22s %lu\n", "  raw", s.raw_pages());
   std::printf("%-22s %lu (%.1f MiB)\n", "pool pages", s.pool_pages(),
-              s.pool_pages() * kPage / 1048576.0);
+              s.pool_pages() * kPageSize / 1048576.0);
   std::printf("%-22s %.3f pages/frame\n", "density", s.density());
   std::printf("%-22s %.2fx\n", "compression ratio", ratio);
   std::printf("%-22s %lu\n", "compressed bytes", s.compressed_bytes());

@@ -5,23 +5,13 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "contract/grpc_status.h"
+#include "contract/metadata.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 
 namespace zpaged {
-namespace {
-
-// The initial-metadata key the server sends once a watcher is subscribed.
-constexpr char kSubscribedMetadata[] = "zpaged-subscribed";
-
-}  // namespace
-
-absl::Status FromGrpcStatus(const grpc::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
-}
 
 std::unique_ptr<Client> Client::Connect(const std::string& target,
                                         const ClientOptions& options) {
@@ -59,7 +49,8 @@ std::unique_ptr<grpc::ClientContext> Client::NewContext(bool streaming) const {
                           absl::ToChronoNanoseconds(options_.timeout));
   }
   if (!options_.token.empty()) {
-    context->AddMetadata("authorization", "Bearer " + options_.token);
+    context->AddMetadata(kAuthorizationMetadata,
+                         kBearerPrefix + options_.token);
   }
   return context;
 }

@@ -161,9 +161,6 @@ class Client {
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
 
-// The absl::Status a grpc::Status stands for.
-absl::Status FromGrpcStatus(const grpc::Status& status);
-
 }  // namespace zpaged
 
 #endif  // ZPAGED_CLIENT_ZPAGED_CLIENT_H_

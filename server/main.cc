@@ -55,8 +55,6 @@ ABSL_FLAG(int, max_watchers_per_tenant, 16,
 ABSL_FLAG(absl::Duration, ack_deadline, absl::Seconds(5),
           "How long an evicted page waits for its watcher's ack before the "
           "page is kept and the watcher counts as stalled (e.g. 5s, 500ms).");
-ABSL_FLAG(int, reclaim_threads, 4,
-          "Threads that run Reclaims and Puts that must wait for evictions.");
 ABSL_FLAG(bool, drain_on_shutdown, false,
           "On SIGINT/SIGTERM, first evict every page of each tenant with a "
           "connected watcher to it, so a rolling restart loses nothing; what "
@@ -88,8 +86,7 @@ int Run() {
   for (const auto& [name, value] :
        {std::pair{"max_tenants", absl::GetFlag(FLAGS_max_tenants)},
         std::pair{"max_watchers_per_tenant",
-                  absl::GetFlag(FLAGS_max_watchers_per_tenant)},
-        std::pair{"reclaim_threads", absl::GetFlag(FLAGS_reclaim_threads)}}) {
+                  absl::GetFlag(FLAGS_max_watchers_per_tenant)}}) {
     if (value < 1) {
       Log(absl::StrCat("--", name, " must be at least 1, not ", value));
       return 2;
@@ -112,7 +109,6 @@ int Run() {
       absl::GetFlag(FLAGS_max_watchers_per_tenant);
   options.ack_deadline = absl::GetFlag(FLAGS_ack_deadline);
   options.drain_on_shutdown = absl::GetFlag(FLAGS_drain_on_shutdown);
-  options.reclaim_threads = absl::GetFlag(FLAGS_reclaim_threads);
   absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
       ZpagedServer::Start(options);
   if (!server.ok()) {

@@ -9,12 +9,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "contract/page.h"
+#include "contract/tenant_name.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
-#include "server/core/page.h"
-#include "server/store/tenant_name.h"
 
 namespace zpaged {
 
@@ -80,14 +80,17 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
 ZpagedServer::ZpagedServer(const ServerOptions& options,
                            std::unique_ptr<Authorizer> authorizer)
     : authorizer_(std::move(authorizer)),
-      hub_(options.ack_deadline, options.max_watchers_per_tenant),
-      store_(options.store, &hub_),
       registry_(std::make_shared<prometheus::Registry>()),
+      eviction_metrics_(*registry_),
+      broker_(BrokerOptions{
+          .ack_deadline = options.ack_deadline,
+          .max_watchers_per_tenant = options.max_watchers_per_tenant,
+          .on_ack = [this](absl::Duration d) { eviction_metrics_.OnAck(d); },
+          .log = {}}),
+      store_(options.store, &broker_),
       request_metrics_(*registry_),
-      store_collector_(std::make_shared<StoreCollector>(&store_)),
-      executor_(std::make_unique<BlockingExecutor>(options.reclaim_threads)),
-      service_(&store_, &hub_, executor_.get(), authorizer_.get(),
-               &request_metrics_),
+      store_collector_(std::make_shared<StoreCollector>(&store_, &broker_)),
+      service_(&store_, &broker_, authorizer_.get(), &request_metrics_),
       drain_on_shutdown_(options.drain_on_shutdown) {}
 
 absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
@@ -174,12 +177,12 @@ PageStore::DrainReport ZpagedServer::Shutdown(absl::Duration grace) {
   // grace runs out.
   server_->GetHealthCheckService()->Shutdown();
   if (drain_on_shutdown_) report = store_.DrainToWatchers();
-  hub_.Shutdown();
+  broker_.Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoNanoseconds(grace));
+  // Every stream has ended and detached from the broker by now, so every
+  // delivery has its outcome and no Put or Reclaim is left waiting.
   server_->Wait();
-  // Runs the tasks still queued; their calls are already cancelled.
-  executor_.reset();
   return report;
 }
 

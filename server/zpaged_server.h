@@ -1,12 +1,14 @@
 // ZpagedServer: the whole server, assembled — authorization, store, eviction
-// hub, gRPC service with health and reflection, and the metrics endpoint — so
-// that
-// main() and the tests run the same thing.
+// broker, gRPC service with health and reflection, and the metrics endpoint —
+// so that main() and the tests run the same thing.
 //
 //   ZpagedServer ── grpc::Server ── PageStoreService ── PageStore ── tenants
+//                │                │                 └─ WatchReactor (one a
+//                │                │                    stream) ─┐
 //                │                └─ Health (SERVING until Shutdown)
-//                ├─ EvictionHub (the store's EvictionSink)
-//                └─ prometheus::Exposer ── RequestMetrics, StoreCollector
+//                ├─ EvictionBroker (the store's EvictionSink) <─┘
+//                └─ prometheus::Exposer ── RequestMetrics, EvictionMetrics,
+//                                          StoreCollector
 
 #ifndef ZPAGED_SERVER_ZPAGED_SERVER_H_
 #define ZPAGED_SERVER_ZPAGED_SERVER_H_
@@ -20,10 +22,10 @@
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "server/auth/authorizer.h"
+#include "server/evict/eviction_broker.h"
+#include "server/metrics/eviction_metrics.h"
 #include "server/metrics/request_metrics.h"
 #include "server/metrics/store_collector.h"
-#include "server/rpc/blocking_executor.h"
-#include "server/rpc/eviction_hub.h"
 #include "server/rpc/page_store_service.h"
 #include "server/store/page_store.h"
 
@@ -47,7 +49,6 @@ struct ServerOptions {
   size_t max_watchers_per_tenant = 16;
   // On Shutdown, evict every page of tenants with a watcher to it first.
   bool drain_on_shutdown = false;
-  int reclaim_threads = 4;
 };
 
 class ZpagedServer {
@@ -81,7 +82,7 @@ class ZpagedServer {
   // server runs without authentication.
   absl::StatusOr<size_t> ReloadTokens();
 
-  EvictionHub& hub() { return hub_; }
+  EvictionBroker& broker() { return broker_; }
   PageStore& store() { return store_; }
 
  private:
@@ -89,12 +90,13 @@ class ZpagedServer {
                std::unique_ptr<Authorizer> authorizer);
 
   const std::unique_ptr<Authorizer> authorizer_;
-  EvictionHub hub_;
-  PageStore store_;
   std::shared_ptr<prometheus::Registry> registry_;
+  EvictionMetrics eviction_metrics_;
+  // Destroyed after the store: every delivery has its outcome by then.
+  EvictionBroker broker_;
+  PageStore store_;
   RequestMetrics request_metrics_;
   std::shared_ptr<StoreCollector> store_collector_;
-  std::unique_ptr<BlockingExecutor> executor_;
   PageStoreService service_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<grpc::Server> server_;

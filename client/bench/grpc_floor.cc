@@ -15,7 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "client/bench/latency_histogram.h"
 #include "client/zpaged_client.h"
-#include "server/core/page.h"
+#include "contract/page.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "zpaged address");
 ABSL_FLAG(std::string, tenant, "grpc-floor", "tenant for the one page");

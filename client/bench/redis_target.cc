@@ -12,7 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "client/bench/in_flight_window.h"
-#include "server/core/page.h"
+#include "contract/page.h"
 
 namespace zpaged::bench {
 namespace {

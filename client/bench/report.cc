@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "server/core/page.h"
+#include "contract/page.h"
 
 namespace zpaged::bench {
 namespace {

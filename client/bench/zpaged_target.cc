@@ -9,6 +9,8 @@
 #include "client/bench/in_flight_window.h"
 #include "client/bench/process_sample.h"
 #include "client/zpaged_client.h"
+#include "contract/grpc_status.h"
+#include "contract/metadata.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
@@ -209,8 +211,8 @@ absl::Status ZpagedTarget::Connect(int channels) {
 std::unique_ptr<grpc::ClientContext> ZpagedTarget::NewContext() const {
   auto context = std::make_unique<grpc::ClientContext>();
   if (!options_.token.empty()) {
-    context->AddMetadata("authorization",
-                         absl::StrCat("Bearer ", options_.token));
+    context->AddMetadata(kAuthorizationMetadata,
+                         absl::StrCat(kBearerPrefix, options_.token));
   }
   return context;
 }

@@ -6,13 +6,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "contract/metadata.h"
 
 namespace zpaged {
-namespace {
-
-constexpr absl::string_view kScheme = "Bearer ";
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::FromFile(
     const std::string& path) {
@@ -43,12 +39,12 @@ absl::StatusOr<const std::vector<std::string>*> Authorizer::Grant(
     return absl::UnauthenticatedError(
         "this server needs 'authorization: Bearer TOKEN' metadata");
   }
-  if (!absl::StartsWithIgnoreCase(*authorization, kScheme)) {
+  if (!absl::StartsWithIgnoreCase(*authorization, kBearerPrefix)) {
     return absl::UnauthenticatedError(
         "the authorization metadata must be 'Bearer TOKEN'");
   }
-  const absl::string_view token =
-      absl::StripAsciiWhitespace(authorization->substr(kScheme.size()));
+  const absl::string_view token = absl::StripAsciiWhitespace(
+      authorization->substr(absl::string_view(kBearerPrefix).size()));
   const std::vector<std::string>* tenants = table.TenantsOf(token);
   if (tenants == nullptr) {
     return absl::UnauthenticatedError("unknown token");

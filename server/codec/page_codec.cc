@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "server/core/page.h"
+#include "contract/page.h"
 
 namespace zpaged {
 

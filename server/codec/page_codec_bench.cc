@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "contract/page.h"
 #include "server/codec/page_codec.h"
-#include "server/core/page.h"
 #include "server/core/zbud_pool.h"
 #include "tests/corpus/page_corpus.h"
 

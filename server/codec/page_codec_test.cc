@@ -4,8 +4,8 @@
 #include <random>
 #include <vector>
 
+#include "contract/page.h"
 #include "gtest/gtest.h"
-#include "server/core/page.h"
 
 namespace zpaged {
 namespace {

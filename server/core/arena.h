@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "contract/page.h"
 #include "server/core/memory_budget.h"
-#include "server/core/page.h"
 
 namespace zpaged {
 

@@ -100,11 +100,7 @@ BENCHMARK(BM_MallocFree);
 
 void BM_ZbudReclaimFrame(benchmark::State& state) {
   const std::vector<size_t>& sizes = PoolSizes();
-  ZbudPool* pool_ptr = nullptr;
-  ZpoolOptions options;
-  options.evict = [&pool_ptr](ZpoolHandle h) { return pool_ptr->Free(h); };
-  ZbudPool pool(std::move(options));
-  pool_ptr = &pool;
+  ZbudPool pool(ZpoolOptions{});
   uint64_t frames = 0;
   size_t next = 0;
   for (auto _ : state) {
@@ -114,13 +110,14 @@ void BM_ZbudReclaimFrame(benchmark::State& state) {
     }
     const uint64_t pool_frames = pool.Stats().pool_frames;
     state.ResumeTiming();
-    frames += *pool.Shrink(static_cast<uint32_t>(pool_frames));
+    frames += Shrink(pool, static_cast<uint32_t>(pool_frames),
+                     [&pool](ZpoolHandle h) { return pool.Free(h); });
   }
   state.SetItemsProcessed(frames);
   state.counters["ns_per_frame"] = benchmark::Counter(
       static_cast<double>(frames),
       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-  state.SetLabel("reclaim with an evict callback that frees");
+  state.SetLabel("reclaim with an evict function that frees");
 }
 BENCHMARK(BM_ZbudReclaimFrame)->Unit(benchmark::kMillisecond);
 

@@ -54,9 +54,8 @@ TEST(ZbudConcurrencyTest, ThreadsAllocateFreeMapAndReclaimTogether) {
   constexpr int kOpsPerWorker = 20'000;
   Registry registry;
   std::atomic<uint64_t> evicted{0}, corrupt{0};
-  std::unique_ptr<ZbudPool> pool;
-  ZpoolOptions options;
-  options.evict = [&](ZpoolHandle handle) -> absl::Status {
+  auto pool = std::make_unique<ZbudPool>(ZpoolOptions{});
+  auto evict = [&](ZpoolHandle handle) -> absl::Status {
     uint8_t byte;
     size_t size;
     if (!registry.Take(handle, &byte, &size)) {
@@ -66,7 +65,6 @@ TEST(ZbudConcurrencyTest, ThreadsAllocateFreeMapAndReclaimTogether) {
     evicted.fetch_add(1);
     return pool->Free(handle);
   };
-  pool = std::make_unique<ZbudPool>(std::move(options));
 
   std::atomic<bool> done{false};
   std::vector<std::thread> threads;
@@ -115,7 +113,7 @@ TEST(ZbudConcurrencyTest, ThreadsAllocateFreeMapAndReclaimTogether) {
   }
   std::thread reclaimer([&] {
     while (!done.load()) {
-      ASSERT_TRUE(pool->Shrink(4).ok());
+      Shrink(*pool, 4, evict);
       std::this_thread::yield();
     }
   });

@@ -47,11 +47,7 @@ class ZbudModelTest : public ::testing::Test {
     size_t index;  // position in handles_
   };
 
-  ZbudModelTest() {
-    ZpoolOptions options;
-    options.evict = [this](ZpoolHandle handle) { return Evict(handle); };
-    pool_ = std::make_unique<ZbudPool>(std::move(options));
-  }
+  ZbudModelTest() : pool_(std::make_unique<ZbudPool>(ZpoolOptions{})) {}
 
   // The eviction callback: refuses some pages (a watcher that is not ready),
   // checks and frees the rest.
@@ -146,10 +142,10 @@ TEST_F(ZbudModelTest, MillionMixedOperations) {
       ASSERT_NO_FATAL_FAILURE(CheckAndFree(handles_[i]));
     } else if (roll < 99 && !handles_.empty()) {
       const uint64_t frames_before = pool_->Stats().pool_frames;
-      absl::StatusOr<uint32_t> n = pool_->Shrink(2);
-      ASSERT_TRUE(n.ok());
-      ASSERT_EQ(pool_->Stats().pool_frames, frames_before - *n);
-      reclaimed += *n;
+      const uint32_t n = Shrink(
+          *pool_, 2, [this](ZpoolHandle handle) { return Evict(handle); });
+      ASSERT_EQ(pool_->Stats().pool_frames, frames_before - n);
+      reclaimed += n;
     } else if (!handles_.empty()) {
       // A stale handle is refused and changes nothing.
       const ZpoolHandle victim = handles_.back();

@@ -21,8 +21,7 @@ absl::Status StaleHandle(ZpoolHandle handle) {
 }  // namespace
 
 ZbudPool::ZbudPool(ZpoolOptions options)
-    : evict_(std::move(options.evict)),
-      arena_(options.arena, options.shared_budget),
+    : arena_(options.arena, options.shared_budget),
       next_tag_(absl::Uniform<uint32_t>(absl::BitGen())) {
   unbuddied_.fill(kNoFrame);
 }
@@ -254,72 +253,46 @@ absl::Status ZbudPool::Free(ZpoolHandle handle) {
   return absl::OkStatus();
 }
 
-absl::Status ZbudPool::ReclaimFrame(uint32_t retries) {
-  if (!evict_) {
-    return absl::FailedPreconditionError("pool has no eviction callback");
-  }
-  if (retries == 0) {
-    return absl::InvalidArgumentError("reclaim needs at least one retry");
-  }
-  mu_.Lock();
-  for (uint32_t attempt = 0; attempt < retries; ++attempt) {
-    const FrameIndex frame = lru_tail_;
-    if (frame == kNoFrame) {
-      mu_.Unlock();
-      return absl::NotFoundError("no frame left to reclaim");
+absl::StatusOr<FrameReclaim> ZbudPool::StartReclaim() {
+  MutexLock lock(&mu_);
+  const FrameIndex frame = lru_tail_;
+  if (frame == kNoFrame) return absl::NotFoundError("no frame to reclaim");
+  FrameState& state = frames_[frame];
+  LruRemove(frame);
+  FrameReclaim reclaim;
+  reclaim.frame = frame;
+  if (state.kind == FrameKind::kWhole) {
+    reclaim.handles.push_back(Encode(frame, kWholeSlot, state.whole_tag));
+  } else {
+    // Off the buddy lists too, so nothing is allocated in it meanwhile.
+    RemoveFromBuddyList(frame);
+    const Header& header = HeaderOf(frame);
+    if (header.first_chunks != 0) {
+      reclaim.handles.push_back(Encode(frame, kFirst, header.first_tag));
     }
-    FrameState& state = frames_[frame];
-    LruRemove(frame);
-    ZpoolHandle first = 0;
-    ZpoolHandle last = 0;
-    if (state.kind == FrameKind::kWhole) {
-      first = Encode(frame, kWholeSlot, state.whole_tag);
-    } else {
-      RemoveFromBuddyList(frame);
-      // Encode before unlocking: a concurrent Free may zero the header.
-      const Header& header = HeaderOf(frame);
-      if (header.first_chunks != 0) {
-        first = Encode(frame, kFirst, header.first_tag);
-      }
-      if (header.last_chunks != 0) {
-        last = Encode(frame, kLast, header.last_tag);
-      }
+    if (header.last_chunks != 0) {
+      reclaim.handles.push_back(Encode(frame, kLast, header.last_tag));
     }
-    state.under_reclaim = true;
-    ++frames_under_reclaim_;
-    mu_.Unlock();
-
-    // Stop at the first refusal: the frame cannot be released this time.
-    // What a refusal says is the callback's business; the pool only needs
-    // to know whether the frame emptied.
-    const bool first_gone = first == 0 || evict_(first).ok();
-    if (first_gone && last != 0) evict_(last).IgnoreError();
-
-    mu_.Lock();
-    // `frames_` may have grown while unlocked; take the reference anew.
-    FrameState& after = frames_[frame];
-    after.under_reclaim = false;
-    --frames_under_reclaim_;
-    if (IsEmpty(frame)) {
-      ReleaseFrame(frame);
-      mu_.Unlock();
-      return absl::OkStatus();
-    }
-    if (after.kind == FrameKind::kBuddies) AddToBuddyList(frame);
-    LruPushHead(frame);
   }
-  mu_.Unlock();
-  return absl::AbortedError(absl::StrCat("no frame could be reclaimed in ",
-                                         retries, " tries along the LRU"));
+  state.under_reclaim = true;
+  ++frames_under_reclaim_;
+  return reclaim;
 }
 
-absl::StatusOr<uint32_t> ZbudPool::Shrink(uint32_t frames, uint32_t retries) {
-  if (!evict_) {
-    return absl::FailedPreconditionError("pool has no eviction callback");
+bool ZbudPool::EndReclaim(const FrameReclaim& reclaim) {
+  MutexLock lock(&mu_);
+  const FrameIndex frame = reclaim.frame;
+  FrameState& state = frames_[frame];
+  ABSL_ASSERT(state.under_reclaim);
+  state.under_reclaim = false;
+  --frames_under_reclaim_;
+  if (IsEmpty(frame)) {
+    ReleaseFrame(frame);
+    return true;
   }
-  uint32_t reclaimed = 0;
-  while (reclaimed < frames && ReclaimFrame(retries).ok()) ++reclaimed;
-  return reclaimed;
+  if (state.kind == FrameKind::kBuddies) AddToBuddyList(frame);
+  LruPushHead(frame);
+  return false;
 }
 
 absl::StatusOr<MappedAllocation> ZbudPool::Map(ZpoolHandle handle) {

@@ -26,12 +26,12 @@
 // frame is certainly free.
 //
 // Every frame is on one LRU list, moved to the head whenever an allocation is
-// made in it. Shrink takes the LRU tail, marks it under reclaim, drops the
-// lock and calls the evict callback for each live buddy. The callback writes
-// the data back and frees the handle, or refuses. Free on a frame under
-// reclaim only clears the buddy's size; the reclaimer releases the frame when
-// both buddies are gone, or else puts it back at the LRU head and tries the
-// next frame, up to `retries` times.
+// made in it. StartReclaim takes the LRU tail off the LRU and the buddy
+// lists, marks it under reclaim and names its live buddies; the caller writes
+// them back and frees them, in its own time (the kernel's evict callback,
+// made asynchronous: see zpool.h). Free on a frame under reclaim only clears
+// the buddy's size; EndReclaim releases the frame when both buddies are gone,
+// or else puts it back at the LRU head.
 //
 // Beyond the kernel's zbud: data that does not compress below one buddy gets
 // a whole frame (AllocateWholeFrame), on the same LRU, so incompressible pages
@@ -49,8 +49,7 @@
 // outside the arena.
 //
 // Locking: one mutex per pool (mutex.h) guards every field below and the
-// headers of all its frames. The evict callback is always called without it, so
-// the callback may call Free (and anything else) on this pool.
+// headers of all its frames. No method calls out of the pool.
 
 #ifndef ZPAGED_SERVER_CORE_ZBUD_POOL_H_
 #define ZPAGED_SERVER_CORE_ZBUD_POOL_H_
@@ -62,9 +61,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "contract/page.h"
 #include "server/core/arena.h"
 #include "server/core/mutex.h"
-#include "server/core/page.h"
 #include "server/core/zpool.h"
 
 namespace zpaged {
@@ -91,19 +90,13 @@ class ZbudPool final : public Zpool {
   absl::StatusOr<ZpoolHandle> Allocate(size_t size) override;
   absl::StatusOr<ZpoolHandle> AllocateWholeFrame() override;
   absl::Status Free(ZpoolHandle handle) override;
-  absl::StatusOr<uint32_t> Shrink(uint32_t frames,
-                                  uint32_t retries = 8) override;
+  absl::StatusOr<FrameReclaim> StartReclaim() override;
+  bool EndReclaim(const FrameReclaim& reclaim) override;
   absl::StatusOr<MappedAllocation> Map(ZpoolHandle handle) override;
   void Unmap(ZpoolHandle handle) override;
   size_t MaxAllocationSize() const override { return kZbudMaxAllocation; }
   uint64_t TotalSizeBytes() const override;
   ZpoolStats Stats() const override;
-
-  // One step of Shrink: tries up to `retries` frames from the LRU tail and
-  // returns OK once one is released. FAILED_PRECONDITION without an evict
-  // callback, INVALID_ARGUMENT for retries 0, NOT_FOUND when no frame is on
-  // the LRU, ABORTED when every try was refused.
-  absl::Status ReclaimFrame(uint32_t retries);
 
   // Walks every list and frame and checks that the pool's bookkeeping agrees
   // with itself (lists, counters, geometry). For tests; O(frames).
@@ -163,8 +156,6 @@ class ZbudPool final : public Zpool {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LruPushHead(FrameIndex frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LruRemove(FrameIndex frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
-  const EvictCallback evict_;
 
   mutable Mutex mu_;
   Arena arena_ ABSL_GUARDED_BY(mu_);

@@ -26,12 +26,21 @@ class ZbudPoolTest : public ::testing::Test {
   std::unique_ptr<ZbudPool> MakePool(const ArenaOptions& arena) {
     ZpoolOptions options;
     options.arena = arena;
-    options.evict = [this](ZpoolHandle handle) {
-      evicted_.push_back(handle);
-      if (on_evict_) return on_evict_(handle);
-      return pool_->Free(handle);
-    };
     return std::make_unique<ZbudPool>(std::move(options));
+  }
+
+  absl::Status Evict(ZpoolHandle handle) {
+    evicted_.push_back(handle);
+    if (on_evict_) return on_evict_(handle);
+    return pool_->Free(handle);
+  }
+  uint32_t ShrinkBy(uint32_t frames) {
+    return Shrink(*pool_, frames,
+                  [this](ZpoolHandle handle) { return Evict(handle); });
+  }
+  absl::Status ReclaimOne(uint32_t retries) {
+    return ReclaimOneFrame(
+        *pool_, retries, [this](ZpoolHandle handle) { return Evict(handle); });
   }
 
   ZpoolHandle Alloc(size_t size) {
@@ -214,9 +223,7 @@ TEST_F(ZbudPoolTest, WholeFrameTakesAFrameAndIsOnTheLru) {
   EXPECT_EQ(Frames(), 2u);
   EXPECT_EQ(pool_->Stats().whole_frame_allocations, 1u);
 
-  absl::StatusOr<uint32_t> reclaimed = pool_->Shrink(1);
-  ASSERT_TRUE(reclaimed.ok());
-  EXPECT_EQ(*reclaimed, 1u);
+  EXPECT_EQ(ShrinkBy(1), 1u);
   EXPECT_EQ(evicted_, std::vector<ZpoolHandle>{*whole});
   EXPECT_EQ(Frames(), 1u);
   EXPECT_TRUE(pool_->Map(small).ok());
@@ -231,7 +238,7 @@ TEST_F(ZbudPoolTest, ReclaimTakesTheLeastRecentlyAllocatedFrame) {
   // LRU head, so b's frame is now the oldest.
   ZpoolHandle a2 = Alloc(1200);
   ASSERT_EQ(FrameOf(MapOf(a2)), FrameOf(MapOf(a)));
-  ASSERT_EQ(*pool_->Shrink(1), 1u);
+  ASSERT_EQ(ShrinkBy(1), 1u);
   EXPECT_EQ(evicted_, std::vector<ZpoolHandle>{b});
   EXPECT_EQ(pool_->Map(b).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Frames(), 2u);
@@ -241,7 +248,7 @@ TEST_F(ZbudPoolTest, ReclaimTakesTheLeastRecentlyAllocatedFrame) {
 TEST_F(ZbudPoolTest, ReclaimEvictsBothBuddiesAndReleasesTheFrame) {
   ZpoolHandle a = Alloc(1000);
   ZpoolHandle b = Alloc(1000);
-  ASSERT_EQ(*pool_->Shrink(1), 1u);
+  ASSERT_EQ(ShrinkBy(1), 1u);
   EXPECT_EQ(evicted_, (std::vector<ZpoolHandle>{a, b}));
   EXPECT_EQ(Frames(), 0u);
   EXPECT_EQ(pool_->Stats().allocations, 0u);
@@ -254,7 +261,7 @@ TEST_F(ZbudPoolTest, RefusedFrameGoesBackToTheHeadAndTheNextIsTried) {
     if (h == oldest) return absl::UnavailableError("not now");
     return pool_->Free(h);
   };
-  ASSERT_TRUE(pool_->ReclaimFrame(8).ok());
+  ASSERT_TRUE(ReclaimOne(8).ok());
   EXPECT_EQ(evicted_, (std::vector<ZpoolHandle>{oldest, newer}));
   EXPECT_TRUE(pool_->Map(oldest).ok());
   EXPECT_EQ(Frames(), 1u);
@@ -265,9 +272,9 @@ TEST_F(ZbudPoolTest, ReclaimGivesUpAfterRetriesAndKeepsEverything) {
   ZpoolHandle a = Alloc(3000);
   ZpoolHandle b = Alloc(3000);
   on_evict_ = [](ZpoolHandle) { return absl::UnavailableError("refused"); };
-  EXPECT_EQ(pool_->ReclaimFrame(3).code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ReclaimOne(3).code(), absl::StatusCode::kAborted);
   EXPECT_EQ(evicted_.size(), 3u);  // b's frame, a's frame, b's frame again
-  EXPECT_EQ(*pool_->Shrink(5), 0u);
+  EXPECT_EQ(ShrinkBy(5), 0u);
   EXPECT_TRUE(pool_->Map(a).ok());
   EXPECT_TRUE(pool_->Map(b).ok());
   EXPECT_EQ(Frames(), 2u);
@@ -281,7 +288,7 @@ TEST_F(ZbudPoolTest, PartialEvictionKeepsTheFrameWithOneBuddy) {
     if (h == last) return absl::UnavailableError("keep");
     return pool_->Free(h);
   };
-  EXPECT_EQ(pool_->ReclaimFrame(1).code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ReclaimOne(1).code(), absl::StatusCode::kAborted);
   EXPECT_EQ(pool_->Map(first).status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(pool_->Map(last).ok());
   EXPECT_EQ(Frames(), 1u);
@@ -309,23 +316,46 @@ TEST_F(ZbudPoolTest, FreeDuringReclaimOnlyClearsTheSizeAndReclaimReleases) {
     // still offered; a callback finds it gone and declines.
     return pool_->Map(h).status();
   };
-  EXPECT_TRUE(pool_->ReclaimFrame(1).ok());
+  EXPECT_TRUE(ReclaimOne(1).ok());
   EXPECT_EQ(Frames(), 0u);
   EXPECT_EQ(evicted_, (std::vector<ZpoolHandle>{first, last}));
 }
 
 TEST_F(ZbudPoolTest, ReclaimPreconditions) {
-  EXPECT_EQ(pool_->ReclaimFrame(8).code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(*pool_->Shrink(3), 0u);
+  EXPECT_EQ(ReclaimOne(8).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ShrinkBy(3), 0u);
   Alloc(10);
-  EXPECT_EQ(pool_->ReclaimFrame(0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReclaimOne(0).code(), absl::StatusCode::kInvalidArgument);
+}
 
-  ZpoolOptions no_evict;
-  ZbudPool pool(std::move(no_evict));
-  ASSERT_TRUE(pool.Allocate(10).ok());
-  EXPECT_EQ(pool.Shrink(1).status().code(),
-            absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(pool.Stats().pool_frames, 1u);
+TEST_F(ZbudPoolTest, StartedReclaimsAreOffTheLruUntilTheyEnd) {
+  ZpoolHandle a = Alloc(3000);
+  ZpoolHandle b = Alloc(3000);
+  absl::StatusOr<FrameReclaim> first = pool_->StartReclaim();
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->handles, (absl::InlinedVector<ZpoolHandle, 2>{a}));
+  absl::StatusOr<FrameReclaim> second = pool_->StartReclaim();
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->handles, (absl::InlinedVector<ZpoolHandle, 2>{b}));
+  EXPECT_EQ(pool_->StartReclaim().status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(pool_->Stats().frames_under_reclaim, 2u);
+  // Nothing is placed in a frame under reclaim, though a's has room.
+  ZpoolHandle c = Alloc(500);
+  EXPECT_NE(FrameOf(MapOf(c)), FrameOf(MapOf(a)));
+  ExpectConsistent();
+
+  // The caller frees in its own time, from any thread, then ends.
+  ASSERT_TRUE(pool_->Free(a).ok());
+  EXPECT_TRUE(pool_->EndReclaim(*first));
+  EXPECT_FALSE(pool_->EndReclaim(*second));  // b is still live: back on the LRU
+  EXPECT_TRUE(pool_->Map(b).ok());
+  EXPECT_EQ(Frames(), 2u);
+  ExpectConsistent();
+  // b's frame went back at the head, so c's frame is now the oldest.
+  absl::StatusOr<FrameReclaim> next = pool_->StartReclaim();
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->handles, (absl::InlinedVector<ZpoolHandle, 2>{c}));
+  EXPECT_FALSE(pool_->EndReclaim(*next));
 }
 
 TEST_F(ZbudPoolTest, ArenaLimitRefusesNewFramesOnly) {

@@ -1,12 +1,22 @@
 // Zpool: the allocator interface the page store is written against.
 //
 // It is the kernel's zpool idea: a store of variable-sized compressed objects
-// addressed by opaque handles, that can shrink itself by evicting its least
-// recently used memory through a callback. zbud is the first driver; a denser
-// one (z3fold- or zsmalloc-like) can be added behind the same interface
-// without touching the service.
+// addressed by opaque handles, that can shrink by evicting its least recently
+// used frames. zbud is the first driver; a denser one (z3fold- or
+// zsmalloc-like) can be added behind the same interface without touching the
+// service.
 //
 //   Zpool (this file) ── ZbudPool (zbud_pool.h) ── Arena (arena.h)
+//
+// Reclaim never waits on its caller. The kernel's zbud calls an evict
+// callback and blocks until the page is written back; zpaged's write-back is
+// a network round trip to a client, so reclaim is split in three, after
+// CacheLib's slab release: StartReclaim takes the least recently used frame
+// off the LRU and names the allocations in it; the caller evicts them in its
+// own time (writes each back somewhere safe, then Frees it), from any
+// thread; EndReclaim then releases the frame if it emptied, or puts it back
+// at the LRU head. Shrink below is the kernel's synchronous loop, for
+// callers that can write back on the spot.
 //
 // Every method is thread-safe.
 
@@ -15,9 +25,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 
+#include "absl/container/inlined_vector.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -31,15 +42,15 @@ namespace zpaged {
 // pointer. 0 is never a valid handle.
 using ZpoolHandle = uint64_t;
 
-// Called by Shrink, without any pool lock held, once for each live allocation
-// in a frame being reclaimed. To let the frame go, it must write the data back
-// somewhere safe, call Free(handle) and return OK. Any other status refuses:
-// the allocation stays stored and reclaim moves on to the next frame. The
-// handles of a frame are taken before the lock is dropped, so a handle freed
-// meanwhile by another thread may still be offered: Map and Free then answer
-// NOT_FOUND, and the callback should decline. It may be called from several
-// threads at once when several threads shrink.
-using EvictCallback = std::function<absl::Status(ZpoolHandle)>;
+// A frame taken off the LRU by StartReclaim, and the allocations that were
+// live in it then. Until EndReclaim nothing new is allocated in the frame;
+// its allocations stay live (Map and Free work as usual) until freed. A
+// handle listed here may be freed meanwhile by another thread: Map and Free
+// then answer NOT_FOUND.
+struct FrameReclaim {
+  FrameIndex frame = kNoFrame;
+  absl::InlinedVector<ZpoolHandle, 2> handles;
+};
 
 struct MappedAllocation {
   uint8_t* data = nullptr;
@@ -59,8 +70,6 @@ struct ZpoolOptions {
   ArenaOptions arena;
   // Charged for every frame of the pool; may be null. Must outlive the pool.
   MemoryBudget* shared_budget = nullptr;
-  // May be empty: the pool then cannot shrink (FAILED_PRECONDITION).
-  EvictCallback evict;
 };
 
 class Zpool {
@@ -81,12 +90,16 @@ class Zpool {
   // does not name one in this pool.
   virtual absl::Status Free(ZpoolHandle handle) = 0;
 
-  // Evicts least recently used frames until `frames` are released or no more
-  // can be; returns how many were released. Each frame gets up to `retries`
-  // tries along the LRU. FAILED_PRECONDITION when the pool has no eviction
-  // callback.
-  virtual absl::StatusOr<uint32_t> Shrink(uint32_t frames,
-                                          uint32_t retries = 8) = 0;
+  // Takes the least recently used frame off the LRU for reclaim and lists
+  // its live allocations. NOT_FOUND when no frame is on the LRU (the pool is
+  // empty, or every frame is under reclaim already). The caller must pass
+  // the result to EndReclaim exactly once.
+  virtual absl::StatusOr<FrameReclaim> StartReclaim() = 0;
+
+  // Ends a reclaim: releases the frame to the arena and returns true if no
+  // allocation is left in it; otherwise puts it back at the LRU head, where
+  // it takes allocations again, and returns false.
+  virtual bool EndReclaim(const FrameReclaim& reclaim) = 0;
 
   // Gives access to a live allocation's bytes; NOT_FOUND if `handle` does not
   // name one. The caller must not free the allocation while it is mapped, and
@@ -106,6 +119,27 @@ class Zpool {
 // Creates a pool of the named driver ("zbud"). NOT_FOUND for an unknown name.
 absl::StatusOr<std::unique_ptr<Zpool>> CreateZpool(absl::string_view driver,
                                                    ZpoolOptions options);
+
+// Writes one allocation back for Shrink: to let its frame go, it must store
+// the data somewhere safe, Free(handle) and return OK; any other status
+// refuses, and the allocation stays stored. It is called with no pool lock
+// held, and may be offered a handle freed meanwhile (Map and Free answer
+// NOT_FOUND; it should decline).
+using EvictFunction = absl::FunctionRef<absl::Status(ZpoolHandle)>;
+
+// The kernel's zbud_reclaim_page on top of StartReclaim/EndReclaim: takes
+// frames from the LRU tail, `evict`s their allocations in order and stops
+// at a frame's first refusal, until one frame is released or `retries`
+// frames were tried. OK once one is released; NOT_FOUND when no frame is on
+// the LRU; ABORTED when every try was refused; INVALID_ARGUMENT for
+// retries 0.
+absl::Status ReclaimOneFrame(Zpool& pool, uint32_t retries,
+                             EvictFunction evict);
+
+// ReclaimOneFrame until `frames` are released or one fails; returns how many
+// were released.
+uint32_t Shrink(Zpool& pool, uint32_t frames, EvictFunction evict,
+                uint32_t retries = 8);
 
 }  // namespace zpaged
 

@@ -10,41 +10,6 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-struct TenantSeries {
-  const char* name;
-  const char* help;
-  MetricType type;
-  double (*value)(const PageStats&);
-};
-
-const TenantSeries kTenantSeries[] = {
-    {"zpaged_stored_pages", "Pages stored, every encoding", MetricType::Gauge,
-     [](const PageStats& s) { return double(s.stored_pages); }},
-    {"zpaged_pool_pages", "4 KiB frames held by the tenant's zbud pool",
-     MetricType::Gauge,
-     [](const PageStats& s) { return double(s.pool_pages); }},
-    {"zpaged_density",
-     "Pages held in the pool (LZ4 + RAW) per pool frame, as in the Stats RPC",
-     MetricType::Gauge, [](const PageStats& s) { return s.density(); }},
-    {"zpaged_same_filled_pages", "Pages kept as one repeated word",
-     MetricType::Gauge,
-     [](const PageStats& s) { return double(s.same_filled_pages); }},
-    {"zpaged_raw_pages", "Incompressible pages kept whole", MetricType::Gauge,
-     [](const PageStats& s) { return double(s.raw_pages); }},
-    {"zpaged_compressed_bytes", "Bytes of compressed data in the pool",
-     MetricType::Gauge,
-     [](const PageStats& s) { return double(s.compressed_bytes); }},
-    {"zpaged_arena_mapped_bytes", "Address space the tenant's arenas hold",
-     MetricType::Gauge,
-     [](const PageStats& s) { return double(s.arena_mapped_bytes); }},
-    {"zpaged_evicted_pages_total", "Pages handed to watchers and acked",
-     MetricType::Counter,
-     [](const PageStats& s) { return double(s.evicted_pages); }},
-    {"zpaged_reclaimed_pool_pages_total", "Frames released by reclaim",
-     MetricType::Counter,
-     [](const PageStats& s) { return double(s.reclaimed_pool_pages); }},
-};
-
 ClientMetric Sample(std::vector<ClientMetric::Label> labels, MetricType type,
                     double value) {
   ClientMetric metric;
@@ -73,34 +38,70 @@ MetricFamily Single(const char* name, const char* help, MetricType type,
   return family;
 }
 
+// The family named `name` in `families`, made from `field` if new.
+MetricFamily& FamilyFor(std::vector<MetricFamily>& families,
+                        const PageStatField& field) {
+  for (MetricFamily& family : families) {
+    if (family.name == field.metric) return family;
+  }
+  return families.emplace_back(Family(field.metric, field.help,
+                                      field.kind == StatKind::kCounter
+                                          ? MetricType::Counter
+                                          : MetricType::Gauge));
+}
+
 }  // namespace
 
 std::vector<MetricFamily> StoreCollector::Collect() const {
   const auto tenants = store_->StatsByTenant();
   std::vector<MetricFamily> families;
-  for (const TenantSeries& series : kTenantSeries) {
-    MetricFamily family = Family(series.name, series.help, series.type);
+  for (const PageStatField& field : kPageStatFields) {
+    if (field.metric == nullptr) continue;
+    MetricFamily& family = FamilyFor(families, field);
+    const MetricType type = family.type;
     for (const auto& [tenant, stats] : tenants) {
-      family.metric.push_back(
-          Sample({{"tenant", tenant}}, series.type, series.value(stats)));
+      std::vector<ClientMetric::Label> labels = {{"tenant", tenant}};
+      if (field.label_name != nullptr) {
+        labels.push_back({field.label_name, field.label_value});
+      }
+      family.metric.push_back(Sample(std::move(labels), type,
+                                     static_cast<double>(stats.*field.member)));
     }
-    families.push_back(std::move(family));
   }
-
-  MetricFamily rejected =
-      Family("zpaged_rejected_puts_total",
-             "Puts refused, by reason: limit (no room could be made), invalid "
-             "(bad page)",
-             MetricType::Counter);
+  MetricFamily density = Family(
+      "zpaged_density",
+      "Pages held in the pool (LZ4 + RAW) per pool frame, as in the Stats RPC",
+      MetricType::Gauge);
   for (const auto& [tenant, stats] : tenants) {
-    rejected.metric.push_back(Sample({{"tenant", tenant}, {"reason", "limit"}},
-                                     MetricType::Counter,
-                                     double(stats.rejected_puts_limit)));
-    rejected.metric.push_back(
-        Sample({{"tenant", tenant}, {"reason", "invalid"}}, MetricType::Counter,
-               double(stats.rejected_puts_invalid)));
+    density.metric.push_back(
+        Sample({{"tenant", tenant}}, MetricType::Gauge, stats.density()));
   }
-  families.push_back(std::move(rejected));
+  families.push_back(std::move(density));
+
+  MetricFamily watchers =
+      Family("zpaged_watchers", "Eviction streams subscribed to the tenant",
+             MetricType::Gauge);
+  MetricFamily stalled = Family(
+      "zpaged_stalled_watchers",
+      "Eviction streams that missed an ack deadline and get no pages until "
+      "they ack again",
+      MetricType::Gauge);
+  MetricFamily in_flight =
+      Family("zpaged_evictions_in_flight",
+             "Evicted pages sent to watchers and awaiting their ack within "
+             "the deadline",
+             MetricType::Gauge);
+  for (const auto& [tenant, counts] : broker_->CountsByTenant()) {
+    watchers.metric.push_back(Sample({{"tenant", tenant}}, MetricType::Gauge,
+                                     static_cast<double>(counts.watchers)));
+    stalled.metric.push_back(Sample({{"tenant", tenant}}, MetricType::Gauge,
+                                    static_cast<double>(counts.stalled)));
+    in_flight.metric.push_back(Sample({{"tenant", tenant}}, MetricType::Gauge,
+                                      static_cast<double>(counts.in_flight)));
+  }
+  families.push_back(std::move(watchers));
+  families.push_back(std::move(stalled));
+  families.push_back(std::move(in_flight));
 
   families.push_back(Single(
       "zpaged_rejected_tenants_total",

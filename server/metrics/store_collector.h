@@ -1,5 +1,7 @@
-// StoreCollector: the per-tenant metrics, read from the store at scrape time,
-// so they agree exactly with what the Stats RPC says at that moment.
+// StoreCollector: the per-tenant metrics, read from the store and the
+// eviction broker at scrape time, so they agree exactly with what the Stats
+// RPC says at that moment. The store's series are kPageStatFields' rows
+// (server/store/page_stats.h).
 
 #ifndef ZPAGED_SERVER_METRICS_STORE_COLLECTOR_H_
 #define ZPAGED_SERVER_METRICS_STORE_COLLECTOR_H_
@@ -8,24 +10,26 @@
 
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
+#include "server/evict/eviction_broker.h"
 #include "server/store/page_store.h"
 
 namespace zpaged {
 
 class StoreCollector final : public prometheus::Collectable {
  public:
-  // `store` must outlive the collector.
-  explicit StoreCollector(const PageStore* store) : store_(store) {}
+  // Both must outlive the collector.
+  StoreCollector(const PageStore* store, EvictionBroker* broker)
+      : store_(store), broker_(broker) {}
 
-  // zpaged_stored_pages, _pool_pages, _density, _same_filled_pages,
-  // _raw_pages, _compressed_bytes, _arena_mapped_bytes (gauges, by tenant);
-  // _evicted_pages_total, _reclaimed_pool_pages_total (counters, by tenant);
-  // _rejected_puts_total (by tenant and reason); _tenants and
-  // _memory_limit_bytes (gauges).
+  // Every row of kPageStatFields with a metric, by tenant; zpaged_density
+  // (by tenant); zpaged_watchers, _stalled_watchers, _evictions_in_flight
+  // (by tenant with a watcher); _rejected_tenants_total, _tenants,
+  // _memory_limit_bytes, _tenant_limit_bytes.
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   const PageStore* const store_;
+  EvictionBroker* const broker_;
 };
 
 }  // namespace zpaged

@@ -4,10 +4,10 @@
 #include <string>
 #include <vector>
 
+#include "contract/page.h"
 #include "gtest/gtest.h"
 #include "prometheus/text_serializer.h"
-#include "server/core/page.h"
-#include "server/store/no_watcher_sink.h"
+#include "server/evict/eviction_broker.h"
 
 namespace zpaged {
 namespace {
@@ -23,14 +23,16 @@ const prometheus::MetricFamily* Find(
 
 double Value(const std::vector<prometheus::MetricFamily>& families,
              const std::string& name, const std::string& tenant,
-             const std::string& reason = "") {
+             const std::string& extra = "") {
   const prometheus::MetricFamily* f = Find(families, name);
   if (f == nullptr) return -1;
   for (const auto& m : f->metric) {
     bool match = true;
     for (const auto& label : m.label) {
       if (label.name == "tenant") match &= label.value == tenant;
-      if (label.name == "reason") match &= label.value == reason;
+      if (label.name == "reason" || label.name == "outcome") {
+        match &= label.value == extra;
+      }
     }
     if (match) {
       return f->type == prometheus::MetricType::Counter ? m.counter.value
@@ -40,23 +42,37 @@ double Value(const std::vector<prometheus::MetricFamily>& families,
   return -1;
 }
 
+// A watcher that takes pages and never acks.
+class SilentChannel : public WatcherChannel {
+ public:
+  bool Send(const OutgoingPage&) override { return true; }
+  void Close(const absl::Status&) override {}
+};
+
 TEST(StoreCollectorTest, SeriesAgreeWithTheStoreAtScrapeTime) {
-  NoWatcherSink sink;
+  BrokerOptions options;
+  options.log = [](const std::string&) {};
+  EvictionBroker broker(std::move(options));
   PageStore store(StoreOptions{.tenant_max_bytes = 3 * kPageSize,
                                .max_memory_bytes = 100 * kPageSize},
-                  &sink);
+                  &broker);
   std::vector<uint8_t> page(kPageSize);
   std::mt19937 rng(1);
   for (uint64_t key = 0; key < 5; ++key) {  // 3 fit, 2 refused for the limit
     for (uint8_t& b : page) b = static_cast<uint8_t>(rng());
-    store.Put("vm-a", key, page, true).IgnoreError();
+    store.PutAndWait("vm-a", key, page).IgnoreError();
   }
   std::vector<uint8_t> zero(kPageSize, 0);
-  ASSERT_TRUE(store.Put("vm-b", 1, zero, true).ok());
+  ASSERT_TRUE(store.PutAndWait("vm-b", 1, zero).ok());
   EXPECT_FALSE(
-      store.Put("vm-b", 2, absl::MakeSpan(zero).subspan(1), true).ok());
+      store.PutAndWait("vm-b", 2, absl::MakeSpan(zero).subspan(1)).ok());
 
-  StoreCollector collector(&store);
+  // One watcher of vm-a, with the two least recently used pages out.
+  SilentChannel channel;
+  const EvictionBroker::WatcherId watcher = *broker.Attach("vm-a", &channel);
+  store.Reclaim("vm-a", 2, [](absl::StatusOr<ReclaimResult>) {});
+
+  StoreCollector collector(&store, &broker);
   const auto families = collector.Collect();
   const PageStats a = *store.Stats("vm-a");
   EXPECT_EQ(Value(families, "zpaged_stored_pages", "vm-a"), a.stored_pages);
@@ -74,12 +90,27 @@ TEST(StoreCollectorTest, SeriesAgreeWithTheStoreAtScrapeTime) {
             100 * kPageSize);
   EXPECT_EQ(Find(families, "zpaged_evicted_pages_total")->type,
             prometheus::MetricType::Counter);
+  EXPECT_EQ(Value(families, "zpaged_watchers", "vm-a"), 1);
+  EXPECT_EQ(Value(families, "zpaged_stalled_watchers", "vm-a"), 0);
+  EXPECT_EQ(Value(families, "zpaged_evictions_in_flight", "vm-a"), 2);
+  EXPECT_EQ(Value(families, "zpaged_watchers", "vm-b"), -1);
+  EXPECT_EQ(
+      Value(families, "zpaged_eviction_deliveries_total", "vm-a", "acked"), 0);
+  EXPECT_EQ(Find(families, "zpaged_eviction_deliveries_total")->metric.size(),
+            5u * 2);  // five outcomes, two tenants
 
   const std::string text = prometheus::TextSerializer().Serialize(families);
   EXPECT_NE(text.find("zpaged_stored_pages{tenant=\"vm-a\"} 3"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("# TYPE zpaged_density gauge"), std::string::npos);
+  // The two pages out resolve as the watcher leaves; they stay stored.
+  broker.Detach(watcher);
+  const auto after = collector.Collect();
+  EXPECT_EQ(
+      Value(after, "zpaged_eviction_deliveries_total", "vm-a", "disconnected"),
+      2);
+  EXPECT_EQ(Value(after, "zpaged_stored_pages", "vm-a"), 3);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "absl/strings/string_view.h"
+#include "contract/metadata.h"
 #include "grpcpp/server_context.h"
 
 namespace zpaged {
@@ -15,7 +16,7 @@ namespace zpaged {
 inline std::optional<absl::string_view> AuthorizationOf(
     const grpc::ServerContextBase& context) {
   const auto& metadata = context.client_metadata();
-  auto it = metadata.find("authorization");
+  auto it = metadata.find(kAuthorizationMetadata);
   if (it == metadata.end()) return std::nullopt;
   return absl::string_view(it->second.data(), it->second.size());
 }

@@ -10,9 +10,9 @@
 // A write with more responses queued behind it is marked as buffered: gRPC
 // then sends the run in one system call instead of one per response, and
 // the last write of every run is unbuffered, so nothing waits for a flush. An
-// item whose handling may block (a Put that must wait for evictions) goes to
-// the BlockingExecutor, and the next request is read only after it is done,
-// which keeps the order.
+// item whose outcome comes later (a Put that must wait for evictions) is
+// deferred: the next request is read only after its handler calls
+// ItemDone(), which keeps the order, and no thread waits meanwhile.
 //
 // Handlers report each item's outcome in its response; nothing an item does
 // ends the stream.
@@ -28,31 +28,38 @@
 #include "absl/time/clock.h"
 #include "grpcpp/support/server_callback.h"
 #include "server/core/mutex.h"
-#include "server/rpc/blocking_executor.h"
 #include "server/rpc/call_observer.h"
 
 namespace zpaged {
 
+// The stream's side of a deferred item.
+class DeferredItem {
+ public:
+  // The deferred item's response is filled: send it and go on. Once.
+  virtual void ItemDone() = 0;
+
+ protected:
+  ~DeferredItem() = default;
+};
+
 template <typename Request, typename Response>
 class ItemStreamReactor final
-    : public grpc::ServerBidiReactor<Request, Response> {
+    : public grpc::ServerBidiReactor<Request, Response>,
+      public DeferredItem {
  public:
-  // Fills the response for one request without blocking and returns true,
-  // or returns false if the item must go to `blocking` instead.
-  using Handler = std::function<bool(const Request&, Response*)>;
-  // Fills the response for one request; may block.
-  using BlockingHandler = std::function<void(const Request&, Response*)>;
+  // Fills the response for one request and returns true; or returns false
+  // and calls `deferred->ItemDone()` once it has filled it, from any thread.
+  // The request and response stay valid until then.
+  using Handler =
+      std::function<bool(const Request&, Response*, DeferredItem* deferred)>;
 
   static constexpr size_t kMaxQueuedResponses = 64;
 
   // All pointers must outlive the stream; `observer` may be null. Deletes
   // itself in OnDone.
-  ItemStreamReactor(RpcMethod method, Handler handler, BlockingHandler blocking,
-                    BlockingExecutor* executor, CallObserver* observer)
+  ItemStreamReactor(RpcMethod method, Handler handler, CallObserver* observer)
       : method_(method),
         handler_(std::move(handler)),
-        blocking_(std::move(blocking)),
-        executor_(executor),
         observer_(observer),
         start_(absl::Now()) {
     MutexLock lock(&mu_);
@@ -71,15 +78,10 @@ class ItemStreamReactor final
     // The slot at filling_ belongs to this read path until Queue().
     Response& response = slots_[filling_];
     response.Clear();
-    if (handler_(request_, &response)) {
-      Queue();
-      return;
-    }
-    executor_->Submit([this, &response] {
-      blocking_(request_, &response);
-      Queue();
-    });
+    if (handler_(request_, &response, this)) Queue();
   }
+
+  void ItemDone() override { Queue(); }
 
   void OnWriteDone(bool ok) override {
     MutexLock lock(&mu_);
@@ -156,8 +158,6 @@ class ItemStreamReactor final
 
   const RpcMethod method_;
   const Handler handler_;
-  const BlockingHandler blocking_;
-  BlockingExecutor* const executor_;
   CallObserver* const observer_;
   const absl::Time start_;
   Request request_;  // the read in flight, or the item being handled

@@ -1,9 +1,13 @@
 #include "server/rpc/page_store_service.h"
 
-#include "server/core/page.h"
+#include <chrono>
+#include <string>
+
+#include "contract/grpc_status.h"
+#include "contract/page.h"
 #include "server/rpc/authorization_metadata.h"
 #include "server/rpc/item_stream_reactor.h"
-#include "server/rpc/status_conversion.h"
+#include "server/rpc/stats_response.h"
 #include "server/rpc/watch_reactor.h"
 
 namespace zpaged {
@@ -40,6 +44,25 @@ grpc::Status Respond(const absl::StatusOr<PutResult>& result,
   return grpc::Status::OK;
 }
 
+void Respond(uint64_t key, const absl::StatusOr<PutResult>& result,
+             v1::PutStreamResponse* response) {
+  response->set_key(key);
+  response->set_code(static_cast<int32_t>(result.status().code()));
+  if (!result.ok()) {
+    response->set_message(std::string(result.status().message()));
+    return;
+  }
+  SetPutResult(*result, response);
+}
+
+// The call's deadline as the store's PutOptions take it.
+absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
+  const auto deadline = context.deadline();
+  return deadline == std::chrono::system_clock::time_point::max()
+             ? absl::InfiniteFuture()
+             : absl::FromChrono(deadline);
+}
+
 // Reads a page straight into a response's data field; leaves the field
 // empty on error.
 absl::Status GetInto(const PageStore& store, const std::string& tenant,
@@ -54,13 +77,11 @@ absl::Status GetInto(const PageStore& store, const std::string& tenant,
 
 }  // namespace
 
-PageStoreService::PageStoreService(PageStore* store, EvictionHub* hub,
-                                   BlockingExecutor* executor,
+PageStoreService::PageStoreService(PageStore* store, EvictionBroker* broker,
                                    const Authorizer* authorizer,
                                    CallObserver* observer)
     : store_(store),
-      hub_(hub),
-      executor_(executor),
+      broker_(broker),
       authorizer_(authorizer),
       observer_(observer) {}
 
@@ -88,10 +109,15 @@ void PageStoreService::Finish(grpc::ServerUnaryReactor* reactor,
   reactor->Finish(status);
 }
 
-bool PageStoreService::MustWaitForEvictions(
-    const absl::StatusOr<PutResult>& result, absl::string_view tenant) const {
-  return absl::IsResourceExhausted(result.status()) &&
-         store_->CanReclaim(tenant);
+std::optional<absl::StatusOr<PutResult>> PageStoreService::StorePage(
+    grpc::CallbackServerContext* context, const v1::PutRequest& request,
+    absl::FunctionRef<PutDone()> later) {
+  if (absl::Status allowed = Authorize(context, request.tenant());
+      !allowed.ok()) {
+    return allowed;
+  }
+  return store_->Put(request.tenant(), request.key(), Bytes(request.data()),
+                     PutOptions{.deadline = DeadlineOf(*context)}, later);
 }
 
 grpc::ServerUnaryReactor* PageStoreService::Put(
@@ -99,23 +125,13 @@ grpc::ServerUnaryReactor* PageStoreService::Put(
     v1::PutResponse* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (Refused(context, reactor, RpcMethod::kPut, start, request->tenant())) {
-    return reactor;
-  }
-  absl::StatusOr<PutResult> result =
-      store_->Put(request->tenant(), request->key(), Bytes(request->data()),
-                  /*may_reclaim=*/false);
-  if (MustWaitForEvictions(result, request->tenant())) {
-    executor_->Submit([this, request, response, reactor, start] {
-      Finish(reactor, RpcMethod::kPut, start,
-             Respond(store_->Put(request->tenant(), request->key(),
-                                 Bytes(request->data()),
-                                 /*may_reclaim=*/true),
-                     response));
-    });
-    return reactor;
-  }
-  Finish(reactor, RpcMethod::kPut, start, Respond(result, response));
+  auto finish = [this, reactor, response,
+                 start](const absl::StatusOr<PutResult>& result) {
+    Finish(reactor, RpcMethod::kPut, start, Respond(result, response));
+  };
+  std::optional<absl::StatusOr<PutResult>> now =
+      StorePage(context, *request, [&]() -> PutDone { return finish; });
+  if (now.has_value()) finish(*now);
   return reactor;
 }
 
@@ -157,15 +173,16 @@ grpc::ServerUnaryReactor* PageStoreService::Reclaim(
               request->tenant())) {
     return reactor;
   }
-  executor_->Submit([this, request, response, reactor, start] {
-    absl::StatusOr<ReclaimResult> result =
-        store_->Reclaim(request->tenant(), request->pages());
-    if (result.ok()) {
-      response->set_reclaimed_pool_pages(result->reclaimed_pool_pages);
-      response->set_evicted_pages(result->evicted_pages);
-    }
-    Finish(reactor, RpcMethod::kReclaim, start, ToGrpcStatus(result.status()));
-  });
+  store_->Reclaim(
+      request->tenant(), request->pages(),
+      [this, response, reactor, start](absl::StatusOr<ReclaimResult> result) {
+        if (result.ok()) {
+          response->set_reclaimed_pool_pages(result->reclaimed_pool_pages);
+          response->set_evicted_pages(result->evicted_pages);
+        }
+        Finish(reactor, RpcMethod::kReclaim, start,
+               ToGrpcStatus(result.status()));
+      });
   return reactor;
 }
 
@@ -192,72 +209,42 @@ grpc::ServerUnaryReactor* PageStoreService::Stats(
       stats = store_->Stats("");
     }
   }
-  if (stats.ok()) {
-    response->set_stored_pages(stats->stored_pages);
-    response->set_pool_pages(stats->pool_pages);
-    response->set_density(stats->density());
-    response->set_same_filled_pages(stats->same_filled_pages);
-    response->set_raw_pages(stats->raw_pages);
-    response->set_compressed_bytes(stats->compressed_bytes);
-    response->set_evicted_pages(stats->evicted_pages);
-    response->set_reclaimed_pool_pages(stats->reclaimed_pool_pages);
-    response->set_rejected_puts(stats->rejected_puts());
-    response->set_tenants(stats->tenants);
-  }
+  if (stats.ok()) FillStatsResponse(*stats, response);
   Finish(reactor, RpcMethod::kStats, start, ToGrpcStatus(stats.status()));
   return reactor;
 }
 
 grpc::ServerBidiReactor<v1::EvictionAck, v1::EvictedPage>*
 PageStoreService::WatchEvictions(grpc::CallbackServerContext* context) {
-  return new WatchReactor(context, hub_, authorizer_, observer_);
+  return new WatchReactor(context, broker_, authorizer_, observer_);
 }
 
 grpc::ServerBidiReactor<v1::PutRequest, v1::PutStreamResponse>*
 PageStoreService::PutStream(grpc::CallbackServerContext* context) {
-  // Fills `response` from a Put's outcome.
-  auto respond = [](const v1::PutRequest& request,
-                    const absl::StatusOr<PutResult>& result,
-                    v1::PutStreamResponse* response) {
-    response->set_key(request.key());
-    response->set_code(static_cast<int32_t>(result.status().code()));
-    if (!result.ok()) {
-      response->set_message(std::string(result.status().message()));
-      return;
-    }
-    SetPutResult(*result, response);
-  };
-  auto handle = [this, context, respond](const v1::PutRequest& request,
-                                         v1::PutStreamResponse* response) {
-    if (absl::Status allowed = Authorize(context, request.tenant());
-        !allowed.ok()) {
-      respond(request, allowed, response);
-      return true;
-    }
-    absl::StatusOr<PutResult> result =
-        store_->Put(request.tenant(), request.key(), Bytes(request.data()),
-                    /*may_reclaim=*/false);
-    if (MustWaitForEvictions(result, request.tenant())) {
-      return false;  // off gRPC's threads
-    }
-    respond(request, result, response);
+  auto handle = [this, context](const v1::PutRequest& request,
+                                v1::PutStreamResponse* response,
+                                DeferredItem* deferred) {
+    const uint64_t key = request.key();
+    std::optional<absl::StatusOr<PutResult>> now =
+        StorePage(context, request, [&]() -> PutDone {
+          return [key, response, deferred](absl::StatusOr<PutResult> result) {
+            Respond(key, result, response);
+            deferred->ItemDone();
+          };
+        });
+    if (!now.has_value()) return false;
+    Respond(key, *now, response);
     return true;
   };
-  auto blocking = [this, respond](const v1::PutRequest& request,
-                                  v1::PutStreamResponse* response) {
-    respond(request,
-            store_->Put(request.tenant(), request.key(), Bytes(request.data()),
-                        /*may_reclaim=*/true),
-            response);
-  };
   return new ItemStreamReactor<v1::PutRequest, v1::PutStreamResponse>(
-      RpcMethod::kPutStream, handle, blocking, executor_, observer_);
+      RpcMethod::kPutStream, handle, observer_);
 }
 
 grpc::ServerBidiReactor<v1::GetRequest, v1::GetStreamResponse>*
 PageStoreService::GetStream(grpc::CallbackServerContext* context) {
   auto handle = [this, context](const v1::GetRequest& request,
-                                v1::GetStreamResponse* response) {
+                                v1::GetStreamResponse* response,
+                                DeferredItem*) {
     response->set_key(request.key());
     absl::Status status = Authorize(context, request.tenant());
     if (status.ok()) {
@@ -266,11 +253,10 @@ PageStoreService::GetStream(grpc::CallbackServerContext* context) {
     }
     response->set_code(static_cast<int32_t>(status.code()));
     if (!status.ok()) response->set_message(std::string(status.message()));
-    return true;  // a Get never blocks
+    return true;  // a Get never waits
   };
   return new ItemStreamReactor<v1::GetRequest, v1::GetStreamResponse>(
-      RpcMethod::kGetStream, handle, /*blocking=*/nullptr, executor_,
-      observer_);
+      RpcMethod::kGetStream, handle, observer_);
 }
 
 }  // namespace zpaged

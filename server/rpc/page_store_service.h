@@ -1,20 +1,21 @@
 // PageStoreService: zpaged.v1.PageStore on gRPC's callback API.
 //
 // Every call is authorized first (Authorizer; a no-op without a token
-// file). Unary calls run on gRPC's callback threads and never block there: a
-// Put that finds its pool full, and every Reclaim, wait for watchers' acks, so
-// they move to the BlockingExecutor and finish from there. WatchEvictions is a
-// WatchReactor per stream. absl::Status becomes grpc::Status here and nowhere
-// else.
+// file). Calls run on gRPC's callback threads and never block there: a Put
+// that must wait for evictions, and every Reclaim, finish from the thread
+// their last eviction outcome arrives on. WatchEvictions is a WatchReactor
+// per stream. absl::Status becomes grpc::Status here and nowhere else.
 
 #ifndef ZPAGED_SERVER_RPC_PAGE_STORE_SERVICE_H_
 #define ZPAGED_SERVER_RPC_PAGE_STORE_SERVICE_H_
 
+#include <optional>
+
+#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "server/auth/authorizer.h"
-#include "server/rpc/blocking_executor.h"
+#include "server/evict/eviction_broker.h"
 #include "server/rpc/call_observer.h"
-#include "server/rpc/eviction_hub.h"
 #include "server/store/page_store.h"
 #include "zpaged/v1/page_store.grpc.pb.h"
 
@@ -23,9 +24,8 @@ namespace zpaged {
 class PageStoreService final : public v1::PageStore::CallbackService {
  public:
   // All must outlive the service; `observer` may be null.
-  PageStoreService(PageStore* store, EvictionHub* hub,
-                   BlockingExecutor* executor, const Authorizer* authorizer,
-                   CallObserver* observer);
+  PageStoreService(PageStore* store, EvictionBroker* broker,
+                   const Authorizer* authorizer, CallObserver* observer);
 
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* context,
                                 const v1::PutRequest* request,
@@ -57,10 +57,13 @@ class PageStoreService final : public v1::PageStore::CallbackService {
   // The authorization check every call makes first.
   absl::Status Authorize(grpc::CallbackServerContext* context,
                          absl::string_view tenant) const;
-  // True if a Put made with may_reclaim=false got `result` for want of room
-  // that evictions could make: retried where it may block.
-  bool MustWaitForEvictions(const absl::StatusOr<PutResult>& result,
-                            absl::string_view tenant) const;
+  // The one Put path of the RPC layer, for unary Puts and stream items:
+  // authorizes and stores one page. Returns the outcome now, or nullopt
+  // when the Put waits for evictions; the function `later` returns then
+  // gets the outcome.
+  std::optional<absl::StatusOr<PutResult>> StorePage(
+      grpc::CallbackServerContext* context, const v1::PutRequest& request,
+      absl::FunctionRef<PutDone()> later);
   // Authorizes a unary call on `tenant`; if refused, finishes it with the
   // reason and returns true.
   bool Refused(grpc::CallbackServerContext* context,
@@ -68,8 +71,7 @@ class PageStoreService final : public v1::PageStore::CallbackService {
                absl::Time start, absl::string_view tenant);
 
   PageStore* const store_;
-  EvictionHub* const hub_;
-  BlockingExecutor* const executor_;
+  EvictionBroker* const broker_;
   const Authorizer* const authorizer_;
   CallObserver* const observer_;
 };

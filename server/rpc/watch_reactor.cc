@@ -3,36 +3,32 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "contract/grpc_status.h"
+#include "contract/metadata.h"
+#include "contract/tenant_name.h"
 #include "server/rpc/authorization_metadata.h"
-#include "server/rpc/status_conversion.h"
-#include "server/store/tenant_name.h"
 
 namespace zpaged {
 
 WatchReactor::WatchReactor(grpc::CallbackServerContext* context,
-                           EvictionHub* hub, const Authorizer* authorizer,
+                           EvictionBroker* broker, const Authorizer* authorizer,
                            CallObserver* observer)
     : context_(context),
-      hub_(hub),
+      broker_(broker),
       authorizer_(authorizer),
       observer_(observer),
       start_(absl::Now()) {
   StartRead(&incoming_);
 }
 
-bool WatchReactor::Send(absl::string_view tenant, uint64_t key,
-                        absl::Span<const uint8_t> page, uint64_t* sequence,
-                        std::shared_ptr<PendingAck>* pending) {
+bool WatchReactor::Send(const OutgoingPage& page) {
   MutexLock lock(&mu_);
-  if (!subscribed_ || finished_ || stalled_) return false;
-  *sequence = next_sequence_++;
-  *pending = std::make_shared<PendingAck>();
-  pending_[*sequence] = *pending;
+  if (!subscribed_ || finished_) return false;
   v1::EvictedPage& out = outbox_.emplace_back();
-  out.set_tenant(std::string(tenant));
-  out.set_key(key);
-  out.set_data(page.data(), page.size());
-  out.set_sequence(*sequence);
+  out.set_tenant(std::string(page.tenant));
+  out.set_key(page.key);
+  out.set_data(page.data.data(), page.data.size());
+  out.set_sequence(page.sequence);
   if (!writing_) {
     writing_ = true;
     StartWrite(&outbox_.front());
@@ -40,39 +36,14 @@ bool WatchReactor::Send(absl::string_view tenant, uint64_t key,
   return true;
 }
 
-void WatchReactor::ExpireAck(uint64_t sequence, const PendingAck* pending,
-                             uint64_t key) {
-  MutexLock lock(&mu_);
-  auto it = pending_.find(sequence);
-  if (it == pending_.end() || it->second.get() != pending) return;
-  pending_.erase(it);
-  stalled_ = true;
-  overdue_key_by_sequence_[sequence] = key;
-  ++overdue_copies_of_key_[key];
-}
-
-bool WatchReactor::HoldsOverdueCopyOf(uint64_t key) {
-  MutexLock lock(&mu_);
-  return overdue_copies_of_key_.contains(key);
-}
-
-bool WatchReactor::Ready() {
-  MutexLock lock(&mu_);
-  return subscribed_ && !finished_ && !stalled_;
-}
-
-void WatchReactor::FailPending(absl::string_view why) {
-  for (auto& [sequence, pending] : pending_) {
-    pending->Resolve(PendingAck::State::kFailed, why);
-  }
-  pending_.clear();
+void WatchReactor::Close(const absl::Status& status) {
+  FinishOnce(ToGrpcStatus(status));
 }
 
 void WatchReactor::FinishOnce(const grpc::Status& status) {
   MutexLock lock(&mu_);
   if (finished_) return;
   finished_ = true;
-  FailPending("the watcher's stream ended before it acked");
   if (observer_ != nullptr) {
     observer_->OnCallFinished(RpcMethod::kWatchEvictions, status.error_code(),
                               absl::Now() - start_);
@@ -80,16 +51,55 @@ void WatchReactor::FinishOnce(const grpc::Status& status) {
   Finish(status);
 }
 
-std::string WatchReactor::Tenant() {
+std::optional<EvictionBroker::WatcherId> WatchReactor::id() {
   MutexLock lock(&mu_);
-  return tenant_;
+  return id_;
 }
 
 void WatchReactor::End(const grpc::Status& status) {
-  if (std::string tenant = Tenant(); !tenant.empty()) {
-    hub_->Unregister(tenant, this);
+  if (std::optional<EvictionBroker::WatcherId> watcher = id()) {
+    broker_->Detach(*watcher);
   }
   FinishOnce(status);
+}
+
+void WatchReactor::Subscribe() {
+  if (incoming_.sequence() != 0) {
+    End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     "the first message must subscribe: set tenant, not "
+                     "sequence"));
+    return;
+  }
+  if (absl::Status allowed =
+          authorizer_->Check(AuthorizationOf(*context_), incoming_.tenant());
+      !allowed.ok()) {
+    End(ToGrpcStatus(allowed));
+    return;
+  }
+  if (absl::Status valid = ValidateTenantName(incoming_.tenant());
+      !valid.ok()) {
+    End(ToGrpcStatus(valid));
+    return;
+  }
+  absl::StatusOr<EvictionBroker::WatcherId> attached =
+      broker_->Attach(incoming_.tenant(), this);
+  if (!attached.ok()) {
+    FinishOnce(ToGrpcStatus(attached.status()));
+    return;
+  }
+  {
+    // Send refuses pages until the metadata is out (StartWrite would send
+    // it otherwise); the client hears it is subscribed only once the broker
+    // knows this watcher, so a Reclaim it sends on hearing so finds it.
+    MutexLock lock(&mu_);
+    id_ = *attached;
+    if (!finished_) {
+      subscribed_ = true;
+      context_->AddInitialMetadata(kSubscribedMetadata, incoming_.tenant());
+      StartSendInitialMetadata();
+    }
+  }
+  StartRead(&incoming_);
 }
 
 void WatchReactor::OnReadDone(bool ok) {
@@ -99,80 +109,21 @@ void WatchReactor::OnReadDone(bool ok) {
     End(grpc::Status::OK);
     return;
   }
-  std::string tenant = Tenant();
-  if (tenant.empty()) {
-    if (incoming_.sequence() != 0) {
-      End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                       "the first message must subscribe: set tenant, not "
-                       "sequence"));
-      return;
-    }
-    if (absl::Status allowed =
-            authorizer_->Check(AuthorizationOf(*context_), incoming_.tenant());
-        !allowed.ok()) {
-      End(ToGrpcStatus(allowed));
-      return;
-    }
-    if (absl::Status valid = ValidateTenantName(incoming_.tenant());
-        !valid.ok()) {
-      End(ToGrpcStatus(valid));
-      return;
-    }
-    {
-      MutexLock lock(&mu_);
-      tenant_ = incoming_.tenant();
-    }
-    if (absl::Status registered = hub_->Register(incoming_.tenant(), this);
-        !registered.ok()) {
-      FinishOnce(ToGrpcStatus(registered));
-      return;
-    }
-    {
-      // Ready before the client hears it is subscribed, so a Reclaim it
-      // sends on hearing so finds this watcher; and the metadata goes out
-      // before any page could, as StartWrite would send it otherwise.
-      MutexLock lock(&mu_);
-      if (!finished_) {
-        subscribed_ = true;
-        context_->AddInitialMetadata(kSubscribedMetadata, incoming_.tenant());
-        StartSendInitialMetadata();
-      }
-    }
-    StartRead(&incoming_);
+  const std::optional<EvictionBroker::WatcherId> watcher = id();
+  if (!watcher.has_value()) {
+    Subscribe();
     return;
   }
-
   if (!incoming_.tenant().empty()) {
     End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                     absl::StrCat("this stream is already subscribed to '",
-                                  tenant, "'; open another stream to watch '",
+                     absl::StrCat("this stream is already subscribed; open "
+                                  "another stream to watch '",
                                   incoming_.tenant(), "'")));
     return;
   }
-  const uint64_t sequence = incoming_.sequence();
-  bool never_sent;
-  {
-    MutexLock lock(&mu_);
-    never_sent = sequence == 0 || sequence >= next_sequence_;
-    if (!never_sent) {
-      // Any ack shows the client is alive again.
-      stalled_ = false;
-      if (auto it = pending_.find(sequence); it != pending_.end()) {
-        it->second->Resolve(PendingAck::State::kAcked);
-        pending_.erase(it);
-      } else if (auto late = overdue_key_by_sequence_.find(sequence);
-                 late != overdue_key_by_sequence_.end()) {
-        // The page stayed stored; newer copies of its key may go out now.
-        auto copies = overdue_copies_of_key_.find(late->second);
-        if (--copies->second == 0) overdue_copies_of_key_.erase(copies);
-        overdue_key_by_sequence_.erase(late);
-      }
-    }
-  }
-  if (never_sent) {
-    End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                     absl::StrCat("ack for sequence ", sequence,
-                                  ", which this stream never sent")));
+  if (absl::Status acked = broker_->Ack(*watcher, incoming_.sequence());
+      !acked.ok()) {
+    End(ToGrpcStatus(acked));
     return;
   }
   StartRead(&incoming_);
@@ -189,12 +140,8 @@ void WatchReactor::OnWriteDone(bool ok) {
 }
 
 void WatchReactor::OnDone() {
-  if (std::string tenant = Tenant(); !tenant.empty()) {
-    hub_->Unregister(tenant, this);
-  }
-  {
-    MutexLock lock(&mu_);
-    FailPending("the watcher's stream ended before it acked");
+  if (std::optional<EvictionBroker::WatcherId> watcher = id()) {
+    broker_->Detach(*watcher);
   }
   delete this;
 }

@@ -1,8 +1,9 @@
 #include "server/store/page_store.h"
 
 #include "absl/strings/str_cat.h"
-#include "server/core/page.h"
-#include "server/store/tenant_name.h"
+#include "absl/synchronization/notification.h"
+#include "contract/page.h"
+#include "contract/tenant_name.h"
 
 namespace zpaged {
 
@@ -31,9 +32,9 @@ absl::StatusOr<Tenant*> PageStore::FindOrCreate(absl::string_view tenant) {
   return slot.get();
 }
 
-absl::StatusOr<PutResult> PageStore::Put(absl::string_view tenant, uint64_t key,
-                                         absl::Span<const uint8_t> page,
-                                         bool may_reclaim) {
+std::optional<absl::StatusOr<PutResult>> PageStore::Put(
+    absl::string_view tenant, uint64_t key, absl::Span<const uint8_t> page,
+    const PutOptions& options, absl::FunctionRef<PutDone()> later) {
   if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
     return valid;
   }
@@ -45,7 +46,25 @@ absl::StatusOr<PutResult> PageStore::Put(absl::string_view tenant, uint64_t key,
   }
   absl::StatusOr<Tenant*> t = FindOrCreate(tenant);
   if (!t.ok()) return t.status();
-  return (*t)->Put(key, page, may_reclaim);
+  return (*t)->Put(key, page, options, later);
+}
+
+absl::StatusOr<PutResult> PageStore::PutAndWait(absl::string_view tenant,
+                                                uint64_t key,
+                                                absl::Span<const uint8_t> page,
+                                                const PutOptions& options) {
+  absl::Notification finished;
+  absl::StatusOr<PutResult> waited;
+  std::optional<absl::StatusOr<PutResult>> now =
+      Put(tenant, key, page, options, [&]() -> PutDone {
+        return [&](absl::StatusOr<PutResult> result) {
+          waited = std::move(result);
+          finished.Notify();
+        };
+      });
+  if (now.has_value()) return *std::move(now);
+  finished.WaitForNotification();
+  return waited;
 }
 
 absl::Status PageStore::Get(absl::string_view tenant, uint64_t key,
@@ -69,20 +88,28 @@ absl::StatusOr<bool> PageStore::Delete(absl::string_view tenant, uint64_t key) {
   return t != nullptr && t->Delete(key);
 }
 
-absl::StatusOr<ReclaimResult> PageStore::Reclaim(absl::string_view tenant,
-                                                 uint32_t pages) {
+void PageStore::Reclaim(
+    absl::string_view tenant, uint32_t pages,
+    absl::AnyInvocable<void(absl::StatusOr<ReclaimResult>) &&> done) {
   if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
-    return valid;
+    std::move(done)(valid);
+    return;
   }
   if (!sink_->CanAccept(tenant)) {
-    return absl::FailedPreconditionError(
+    std::move(done)(absl::FailedPreconditionError(
         absl::StrCat("tenant '", tenant,
                      "' has no eviction watcher connected; reclaim needs one "
-                     "to take the evicted pages"));
+                     "to take the evicted pages")));
+    return;
   }
   Tenant* t = Find(tenant);
-  if (t == nullptr) return ReclaimResult{};
-  return t->Reclaim(pages);
+  if (t == nullptr) {
+    std::move(done)(ReclaimResult{});
+    return;
+  }
+  t->Reclaim(pages, [done = std::move(done)](ReclaimResult result) mutable {
+    std::move(done)(result);
+  });
 }
 
 absl::StatusOr<PageStats> PageStore::Stats(absl::string_view tenant) const {

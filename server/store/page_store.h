@@ -15,19 +15,23 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "server/core/memory_budget.h"
 #include "server/core/mutex.h"
-#include "server/store/eviction_sink.h"
+#include "server/evict/eviction_sink.h"
 #include "server/store/page_stats.h"
+#include "server/store/put_options.h"
 #include "server/store/tenant.h"
 
 namespace zpaged {
@@ -46,14 +50,21 @@ class PageStore {
   PageStore(const PageStore&) = delete;
   PageStore& operator=(const PageStore&) = delete;
 
-  // Stores `page` under (tenant, key); see Tenant::Put. INVALID_ARGUMENT for
-  // a bad tenant name or a page that is not kPageSize bytes;
-  // RESOURCE_EXHAUSTED for a new tenant when max_tenants exist. With
-  // `may_reclaim` false a full pool fails at once with RESOURCE_EXHAUSTED
-  // instead of blocking on evictions, for callers that must not block.
-  absl::StatusOr<PutResult> Put(absl::string_view tenant, uint64_t key,
-                                absl::Span<const uint8_t> page,
-                                bool may_reclaim);
+  // Stores `page` under (tenant, key); see Tenant::Put, whose `later` this
+  // passes on: the result comes back now, or (nullopt) through the function
+  // `later` returns, once evictions made room. INVALID_ARGUMENT for a bad
+  // tenant name or a page that is not kPageSize bytes; RESOURCE_EXHAUSTED
+  // for a new tenant when max_tenants exist. The one Put path: every caller
+  // (unary, stream item, batch item) comes through here.
+  std::optional<absl::StatusOr<PutResult>> Put(
+      absl::string_view tenant, uint64_t key, absl::Span<const uint8_t> page,
+      const PutOptions& options, absl::FunctionRef<PutDone()> later);
+
+  // The same, waiting on this thread when the Put must wait for room. For
+  // callers that may block: tests, tools.
+  absl::StatusOr<PutResult> PutAndWait(absl::string_view tenant, uint64_t key,
+                                       absl::Span<const uint8_t> page,
+                                       const PutOptions& options = {});
 
   // Copies the page under (tenant, key) into `out` (kPageSize bytes).
   // NOT_FOUND if there is none; INVALID_ARGUMENT for a bad tenant name.
@@ -63,10 +74,12 @@ class PageStore {
   // Removes a page; returns whether there was one.
   absl::StatusOr<bool> Delete(absl::string_view tenant, uint64_t key);
 
-  // Shrinks the tenant's pool by up to `pages` frames through its watchers.
-  // FAILED_PRECONDITION when no watcher of the tenant is connected.
-  absl::StatusOr<ReclaimResult> Reclaim(absl::string_view tenant,
-                                        uint32_t pages);
+  // Shrinks the tenant's pool by up to `pages` frames through its watchers;
+  // see Tenant::Reclaim. `done` gets the result once, maybe before Reclaim
+  // returns: INVALID_ARGUMENT for a bad tenant name, FAILED_PRECONDITION
+  // when no watcher of the tenant is connected.
+  void Reclaim(absl::string_view tenant, uint32_t pages,
+               absl::AnyInvocable<void(absl::StatusOr<ReclaimResult>) &&> done);
 
   struct DrainReport {
     uint64_t drained_pages = 0;  // acked by watchers
@@ -87,11 +100,6 @@ class PageStore {
 
   // Every tenant's counters, by name, for metrics.
   std::vector<std::pair<std::string, PageStats>> StatsByTenant() const;
-
-  // True if a Put to `tenant` that finds its pool full could reclaim.
-  bool CanReclaim(absl::string_view tenant) const {
-    return sink_->CanAccept(tenant);
-  }
 
   const StoreOptions& options() const { return options_; }
 

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "contract/page.h"
 #include "gtest/gtest.h"
-#include "server/core/page.h"
-#include "server/store/no_watcher_sink.h"
+#include "server/evict/eviction_sink.h"
 #include "server/store/page_store.h"
 
 namespace {
@@ -58,7 +58,9 @@ TEST(PageStoreAllocationTest, WarmPutAndGetDoNotAllocatePerPage) {
   auto put_and_get_every_key = [&](uint64_t pass) {
     for (uint64_t key = 0; key < kKeys; ++key) {
       const auto& page = pages[(key + pass) % pages.size()];
-      ASSERT_TRUE(store.Put("vm", key, page, false).ok());
+      ASSERT_TRUE(
+          store.PutAndWait("vm", key, page, PutOptions{.wait_for_room = false})
+              .ok());
       ASSERT_TRUE(store.Get("vm", key, absl::MakeSpan(out)).ok());
     }
   };

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "server/core/page.h"
-#include "server/store/no_watcher_sink.h"
+#include "contract/page.h"
+#include "server/evict/eviction_sink.h"
 #include "server/store/page_store.h"
 #include "tests/corpus/page_corpus.h"
 
@@ -39,8 +39,9 @@ struct Fixture {
       if (kind != "core" && kind != "text" && kind != "library") continue;
       bool lz4 = true;
       for (int t = 0; t <= kMaxThreads; ++t) {
-        absl::StatusOr<PutResult> put = store.Put("tenant-" + std::to_string(t),
-                                                  pages, corpus.page(i), false);
+        absl::StatusOr<PutResult> put = store.PutAndWait(
+            "tenant-" + std::to_string(t), pages, corpus.page(i),
+            PutOptions{.wait_for_room = false});
         lz4 &= put.ok() && put->encoding == PageEncoding::kLz4;
       }
       if (lz4) ++pages;  // a non-LZ4 page is overwritten by the next one

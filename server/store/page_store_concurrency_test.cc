@@ -1,5 +1,6 @@
 // Threads Put, Get and Delete their own keys in two small tenants while the
-// limits force evictions through a sink that acks from the evicting thread.
+// limits force evictions through the broker to a watcher that acks from a
+// thread of its own.
 // Every read must return the last version written, unless the page was
 // evicted, and then the sink must have received exactly that version. Runs
 // under ThreadSanitizer without gRPC, so the store's own locking is checked.
@@ -8,15 +9,17 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "contract/page.h"
 #include "gtest/gtest.h"
 #include "server/core/mutex.h"
-#include "server/core/page.h"
+#include "server/evict/eviction_broker.h"
 #include "server/store/page_store.h"
 
 namespace zpaged {
@@ -49,23 +52,39 @@ Page MakePage(uint64_t key, uint32_t version) {
   return page;
 }
 
-// Acks every page, keeping the latest delivered copy of each (tenant, key).
-class RecordingSink : public EvictionSink {
+// A watcher of both tenants whose client writes every page to a backing
+// store that keeps the latest copy of each (tenant, key), then acks, in the
+// order the pages came, on a thread of its own.
+class RecordingWatcher : public WatcherChannel {
  public:
-  bool CanAccept(absl::string_view) override { return true; }
-  absl::Status Deliver(absl::string_view tenant, uint64_t key,
-                       absl::Span<const uint8_t> page) override {
-    // Now and then an ack is slow, as a watcher's often is; this holds the
-    // window open in which other threads store and evict newer copies.
-    if (calls_.fetch_add(1) % 64 == 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  explicit RecordingWatcher(EvictionBroker* broker)
+      : broker_(broker), client_([this] { Run(); }) {
+    for (const char* tenant : {"even", "odd"}) {
+      ids_[tenant] = *broker_->Attach(tenant, this);
     }
-    MutexLock lock(&mu_);
-    Page& copy = latest_[std::string(tenant)][key];
-    std::memcpy(copy.data(), page.data(), kPageSize);
-    ++delivered_;
-    return absl::OkStatus();
   }
+  ~RecordingWatcher() override {
+    {
+      MutexLock lock(&mu_);
+      stopping_ = true;
+      work_.SignalAll();
+    }
+    client_.join();
+    for (const auto& [tenant, id] : ids_) broker_->Detach(id);
+  }
+
+  bool Send(const OutgoingPage& page) override {
+    MutexLock lock(&mu_);
+    Incoming& in = queue_.emplace_back();
+    in.tenant = std::string(page.tenant);
+    in.key = page.key;
+    in.sequence = page.sequence;
+    std::memcpy(in.page.data(), page.data.data(), kPageSize);
+    work_.SignalAll();
+    return true;
+  }
+  void Close(const absl::Status&) override {}
+
   bool LatestIs(const std::string& tenant, uint64_t key, const Page& page) {
     MutexLock lock(&mu_);
     auto t = latest_.find(tenant);
@@ -79,22 +98,58 @@ class RecordingSink : public EvictionSink {
   }
 
  private:
-  std::atomic<uint64_t> calls_{0};
+  struct Incoming {
+    std::string tenant;
+    uint64_t key;
+    uint64_t sequence;
+    Page page;
+  };
+  void Run() {
+    MutexLock lock(&mu_);
+    for (;;) {
+      while (!stopping_ && queue_.empty()) work_.Wait(&mu_);
+      if (stopping_) return;
+      Incoming in = std::move(queue_.front());
+      queue_.pop_front();
+      // Now and then an ack is slow, as a watcher's often is; this holds the
+      // window open in which other threads store and evict newer copies.
+      if (delivered_++ % 64 == 0) {
+        mu_.Unlock();
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        mu_.Lock();
+      }
+      latest_[in.tenant][in.key] = in.page;
+      const EvictionBroker::WatcherId id = ids_.at(in.tenant);
+      mu_.Unlock();
+      EXPECT_TRUE(broker_->Ack(id, in.sequence).ok());
+      mu_.Lock();
+    }
+  }
+
+  EvictionBroker* const broker_;
+  absl::flat_hash_map<std::string, EvictionBroker::WatcherId> ids_;
   Mutex mu_;
+  CondVar work_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<Incoming> queue_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::flat_hash_map<uint64_t, Page>> latest_
       ABSL_GUARDED_BY(mu_);
   uint64_t delivered_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread client_;
 };
 
 TEST(PageStoreConcurrencyTest, NothingIsLostOrMixedUpUnderEvictionPressure) {
   constexpr int kThreads = 4;
   constexpr int kKeysPerThread = 150;
   constexpr int kOpsPerThread = 6000;
-  RecordingSink sink;
+  BrokerOptions options;
+  options.log = [](const std::string&) {};
+  EvictionBroker broker(std::move(options));
   // Small enough that the working set does not fit: reclaim runs all along.
   PageStore store(StoreOptions{.tenant_max_bytes = 16 * kPageSize,
                                .max_memory_bytes = 28 * kPageSize},
-                  &sink);
+                  &broker);
+  RecordingWatcher sink(&broker);
   std::atomic<uint64_t> wrong_reads{0}, lost{0}, reads{0};
 
   // Reads `key`, which should hold `version` (0 = none), and counts what is
@@ -137,7 +192,7 @@ TEST(PageStoreConcurrencyTest, NothingIsLostOrMixedUpUnderEvictionPressure) {
         if (roll < 5) {
           const uint32_t v = version[slot] + 1;
           absl::StatusOr<PutResult> r =
-              store.Put(tenant, key, MakePage(key, v), /*may_reclaim=*/true);
+              store.PutAndWait(tenant, key, MakePage(key, v));
           ASSERT_TRUE(r.ok()) << r.status();
           version[slot] = v;
         } else if (roll < 9) {

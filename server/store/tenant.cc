@@ -1,32 +1,57 @@
 #include "server/store/tenant.h"
 
 #include <array>
-#include <cstring>
 #include <utility>
 #include <vector>
 
 #include "absl/base/macros.h"
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
-#include "server/core/page.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "contract/page.h"
 
 namespace zpaged {
 namespace {
 
-// Every LZ4 allocation starts with the key of its page.
-constexpr size_t kKeyPrefixBytes = sizeof(uint64_t);
+// Rounds of "reclaim one frame, try again" a waiting Put makes before giving
+// up; more than one because, under the server-wide limit, another tenant may
+// take the frame this one just gave back.
+constexpr int kMaxRoomRounds = 16;
 
-// Pages evicted and acked by the reclaim running on this thread: the pool
-// calls Evict on the thread that shrinks it, so a Reclaim call can count its
-// own evictions exactly, whatever other threads do.
-thread_local uint64_t evicted_on_this_thread = 0;
-
-// Rounds of "reclaim one frame, try again" a Put makes before giving up; more
-// than one because, under the server-wide limit, another tenant may take the
-// frame this one just gave back.
-constexpr int kMaxReclaimRounds = 16;
+// Same-filled pages Drain has out to watchers at once.
+constexpr int kDrainInFlight = 64;
 
 }  // namespace
+
+// A Put waiting for room: what it needs to finish after Put returned.
+struct Tenant::WaitingPut {
+  uint64_t key;
+  PageEncoding encoding;
+  std::vector<uint8_t> payload;  // the compressed bytes, or the RAW page
+  absl::Time deadline;
+  int rounds = 0;
+  PutDone done;
+};
+
+// One Reclaim call: chains of frame evictions, each trying up to
+// kTriesPerFrame frames until one is released.
+struct Tenant::ReclaimJob {
+  Mutex mu;
+  uint32_t to_start ABSL_GUARDED_BY(mu) = 0;  // chains not started yet
+  uint32_t running ABSL_GUARDED_BY(mu) = 0;
+  bool stop ABSL_GUARDED_BY(mu) = false;  // a chain released nothing
+  ReclaimResult result ABSL_GUARDED_BY(mu);
+  ReclaimDone done ABSL_GUARDED_BY(mu);
+};
+
+// One frame under reclaim, shared by its pages' outcomes.
+struct Tenant::FrameEviction {
+  std::shared_ptr<ReclaimJob> job;
+  FrameReclaim reclaim;
+  uint32_t tries_left;
+  // Pages still out, plus one while TryFrames is handing them over.
+  std::atomic<int> outstanding{1};
+};
 
 Tenant::Tenant(std::string name, uint64_t max_pool_bytes, EvictionSink* sink,
                MemoryBudget* shared_budget)
@@ -34,76 +59,125 @@ Tenant::Tenant(std::string name, uint64_t max_pool_bytes, EvictionSink* sink,
   ZpoolOptions options;
   options.arena.max_bytes = max_pool_bytes;
   options.shared_budget = shared_budget;
-  options.evict = [this](ZpoolHandle handle) { return Evict(handle); };
   // Default arena options are valid, so creation cannot fail.
   pool_ = *CreateZpool("zbud", std::move(options));
 }
 
-absl::StatusOr<PutResult> Tenant::Put(uint64_t key,
-                                      absl::Span<const uint8_t> page,
-                                      bool may_reclaim) {
+std::optional<absl::StatusOr<PutResult>> Tenant::Put(
+    uint64_t key, absl::Span<const uint8_t> page, const PutOptions& options,
+    absl::FunctionRef<PutDone()> later) {
   if (std::optional<uint64_t> word = SameFilledWord(page)) {
-    std::optional<IndexEntry> replaced;
-    {
-      WriterLock lock(&index_mu_);
-      replaced = SwapIn(key, IndexEntry{*word, 0, PageEncoding::kSameFilled});
-    }
-    if (replaced.has_value()) Release(*replaced);
+    Replace(key, IndexEntry{*word, 0, PageEncoding::kSameFilled});
     return PutResult{PageEncoding::kSameFilled, 0};
   }
 
   thread_local std::array<uint8_t, kPageSize> compressed;
   const size_t lz4_bytes = Lz4CompressPage(
       page, absl::MakeSpan(compressed.data(),
-                           pool_->MaxAllocationSize() - kKeyPrefixBytes));
+                           PageRecord::MaxPayload(pool_->MaxAllocationSize())));
   const PageEncoding encoding =
       lz4_bytes == 0 ? PageEncoding::kRaw : PageEncoding::kLz4;
-  absl::StatusOr<ZpoolHandle> handle =
-      Allocate(encoding == PageEncoding::kRaw ? 0 : kKeyPrefixBytes + lz4_bytes,
-               may_reclaim);
-  if (!handle.ok()) {
-    // A non-blocking attempt that a reclaiming retry may still satisfy is
-    // not a rejection yet.
-    if (absl::IsResourceExhausted(handle.status()) &&
-        (may_reclaim || !sink_->CanAccept(name_))) {
-      rejected_limit_++;
-    }
-    return handle.status();
-  }
+  const absl::Span<const uint8_t> payload =
+      encoding == PageEncoding::kRaw
+          ? page
+          : absl::MakeConstSpan(compressed.data(), lz4_bytes);
+  absl::StatusOr<ZpoolHandle> handle = Allocate(encoding, payload.size());
+  if (handle.ok()) return Install(key, *handle, encoding, payload);
+  if (!absl::IsResourceExhausted(handle.status())) return handle.status();
 
-  std::optional<IndexEntry> replaced;
+  if (!options.wait_for_room || !sink_->CanAccept(name_)) {
+    rejected_limit_++;
+    return absl::ResourceExhaustedError(absl::StrCat(
+        handle.status().message(),
+        options.wait_for_room
+            ? absl::StrCat("; no eviction watcher of tenant '", name_,
+                           "' is connected to take pages out")
+            : "; this Put may not wait for evictions"));
+  }
+  auto* waiting = new WaitingPut{
+      key, encoding, {payload.begin(), payload.end()}, options.deadline,
+      0,   later()};
+  MakeRoomFor(waiting);
+  return std::nullopt;
+}
+
+void Tenant::MakeRoomFor(WaitingPut* put) {
+  Reclaim(1,
+          [this, put](ReclaimResult reclaimed) { RetryPut(put, reclaimed); });
+}
+
+void Tenant::RetryPut(WaitingPut* put, const ReclaimResult& reclaimed) {
+  absl::StatusOr<ZpoolHandle> handle =
+      Allocate(put->encoding, put->payload.size());
+  absl::StatusOr<PutResult> result;
+  if (handle.ok()) {
+    result = Install(put->key, *handle, put->encoding, put->payload);
+  } else if (!absl::IsResourceExhausted(handle.status())) {
+    result = handle.status();
+  } else if (reclaimed.reclaimed_pool_pages > 0 &&
+             ++put->rounds < kMaxRoomRounds && absl::Now() < put->deadline) {
+    MakeRoomFor(put);
+    return;
+  } else {
+    rejected_limit_++;
+    result = absl::ResourceExhaustedError(
+        absl::StrCat(handle.status().message(),
+                     "; reclaim could not free a frame of ", "tenant '", name_,
+                     reclaimed.reclaimed_pool_pages == 0
+                         ? "' (watchers did not acknowledge evicted pages)"
+                         : "' in time"));
+  }
+  PutDone done = std::move(put->done);
+  delete put;
+  std::move(done)(std::move(result));
+}
+
+absl::StatusOr<ZpoolHandle> Tenant::Allocate(PageEncoding encoding,
+                                             size_t payload_bytes) {
+  return encoding == PageEncoding::kRaw
+             ? pool_->AllocateWholeFrame()
+             : pool_->Allocate(PageRecord::AllocationSize(payload_bytes));
+}
+
+PutResult Tenant::Install(uint64_t key, ZpoolHandle handle,
+                          PageEncoding encoding,
+                          absl::Span<const uint8_t> payload) {
   size_t capacity;
   {
     // The copy happens under the index lock: a reclaim may already see the
     // new allocation on the LRU, and reads its key under this lock.
     WriterLock lock(&index_mu_);
-    absl::StatusOr<MappedAllocation> mapped = pool_->Map(*handle);
+    absl::StatusOr<MappedAllocation> mapped = pool_->Map(handle);
     ABSL_ASSERT(mapped.ok());
     capacity = mapped->capacity;
     if (encoding == PageEncoding::kRaw) {
-      std::memcpy(mapped->data, page.data(), kPageSize);
-      raw_keys_[*handle] = key;
+      std::memcpy(mapped->data, payload.data(), kPageSize);
+      raw_keys_.Insert(handle, key);
     } else {
-      std::memcpy(mapped->data, &key, kKeyPrefixBytes);
-      std::memcpy(mapped->data + kKeyPrefixBytes, compressed.data(), lz4_bytes);
+      PageRecord::EncodeTo(key, payload, mapped->data);
     }
-    pool_->Unmap(*handle);
-
-    replaced = SwapIn(
-        key, IndexEntry{*handle, static_cast<uint32_t>(lz4_bytes), encoding});
+    pool_->Unmap(handle);
   }
-  if (replaced.has_value()) Release(*replaced);
+  Replace(key,
+          IndexEntry{handle,
+                     static_cast<uint32_t>(
+                         encoding == PageEncoding::kRaw ? 0 : payload.size()),
+                     encoding});
   return PutResult{encoding, static_cast<uint32_t>(capacity)};
 }
 
-std::optional<Tenant::IndexEntry> Tenant::SwapIn(uint64_t key,
-                                                 const IndexEntry& entry) {
-  Account(entry, +1);
-  auto [it, inserted] = index_.try_emplace(key, entry);
-  if (inserted) return std::nullopt;
-  const IndexEntry replaced = std::exchange(it->second, entry);
-  Account(replaced, -1);
-  return replaced;
+void Tenant::Replace(uint64_t key, const IndexEntry& entry) {
+  std::optional<IndexEntry> replaced;
+  {
+    WriterLock lock(&index_mu_);
+    Account(entry, +1);
+    auto [it, inserted] = index_.try_emplace(key, entry);
+    if (!inserted) {
+      replaced = std::exchange(it->second, entry);
+      Account(*replaced, -1);
+    }
+  }
+  if (replaced.has_value()) Release(*replaced);
 }
 
 void Tenant::Account(const IndexEntry& entry, int direction) {
@@ -117,7 +191,7 @@ void Tenant::Account(const IndexEntry& entry, int direction) {
       break;
     case PageEncoding::kRaw:
       raw_pages_ += direction;
-      if (direction < 0) raw_keys_.erase(entry.value);
+      if (direction < 0) raw_keys_.Erase(entry.value);
       break;
   }
 }
@@ -131,29 +205,6 @@ void Tenant::Release(const IndexEntry& entry) {
   freed.IgnoreError();
 }
 
-absl::StatusOr<ZpoolHandle> Tenant::Allocate(size_t size, bool may_reclaim) {
-  for (int round = 0;; ++round) {
-    absl::StatusOr<ZpoolHandle> handle =
-        size == 0 ? pool_->AllocateWholeFrame() : pool_->Allocate(size);
-    if (handle.ok() || !absl::IsResourceExhausted(handle.status()) ||
-        !may_reclaim) {
-      return handle;
-    }
-    if (!sink_->CanAccept(name_)) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          handle.status().message(), "; no eviction watcher of tenant '", name_,
-          "' is connected to take pages out"));
-    }
-    if (round == kMaxReclaimRounds || Reclaim(1).reclaimed_pool_pages == 0) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          handle.status().message(),
-          "; reclaim could not free a frame of "
-          "tenant '",
-          name_, "' (watchers did not acknowledge evicted pages)"));
-    }
-  }
-}
-
 absl::Status Tenant::Get(uint64_t key, absl::Span<uint8_t> out) const {
   ReaderLock lock(&index_mu_);
   auto it = index_.find(key);
@@ -161,10 +212,10 @@ absl::Status Tenant::Get(uint64_t key, absl::Span<uint8_t> out) const {
     return absl::NotFoundError(
         absl::StrCat("tenant '", name_, "' has no page under key ", key));
   }
-  return Read(key, it->second, out);
+  return Read(it->second, out);
 }
 
-absl::Status Tenant::Read(uint64_t key, const IndexEntry& entry,
+absl::Status Tenant::Read(const IndexEntry& entry,
                           absl::Span<uint8_t> out) const {
   if (entry.encoding == PageEncoding::kSameFilled) {
     FillWithWord(entry.value, out);
@@ -177,8 +228,7 @@ absl::Status Tenant::Read(uint64_t key, const IndexEntry& entry,
     std::memcpy(out.data(), mapped->data, kPageSize);
   } else {
     read = Lz4DecompressPage(
-        absl::MakeConstSpan(mapped->data + kKeyPrefixBytes, entry.stored_bytes),
-        out);
+        PageRecord::DecodePayload(mapped->data, entry.stored_bytes), out);
   }
   pool_->Unmap(entry.value);
   return read;
@@ -196,24 +246,6 @@ bool Tenant::Delete(uint64_t key) {
   }
   Release(removed);
   return true;
-}
-
-absl::Status Tenant::Evict(ZpoolHandle handle) {
-  thread_local std::array<uint8_t, kPageSize> page;
-  const absl::StatusOr<uint64_t> key =
-      ClaimAndRead(handle, absl::MakeSpan(page));
-  if (!key.ok()) return key.status();
-  const absl::Cleanup unclaim = [this, &key] { UnclaimKey(*key); };
-
-  if (absl::Status delivered = sink_->Deliver(name_, *key, page);
-      !delivered.ok()) {
-    return delivered;
-  }
-  evicted_++;
-  evicted_on_this_thread++;
-  // Leaves the index alone if a Put or Delete released this copy meanwhile.
-  DropCopy(*key, handle, /*same_filled=*/false);
-  return absl::OkStatus();
 }
 
 bool Tenant::IsCopy(const IndexEntry& entry, uint64_t value, bool same_filled) {
@@ -234,47 +266,164 @@ void Tenant::DropCopy(uint64_t key, uint64_t value, bool same_filled) {
   Release(removed);
 }
 
-absl::StatusOr<uint64_t> Tenant::ClaimAndRead(ZpoolHandle handle,
-                                              absl::Span<uint8_t> page) {
+void Tenant::Reclaim(uint32_t frames, ReclaimDone done) {
+  auto job = std::make_shared<ReclaimJob>();
+  {
+    MutexLock lock(&job->mu);
+    if (frames == 0) {
+      std::move(done)(ReclaimResult{});
+      return;
+    }
+    job->to_start = frames;
+    job->done = std::move(done);
+  }
+  StartChains(job);
+}
+
+void Tenant::StartChains(const std::shared_ptr<ReclaimJob>& job) {
+  for (;;) {
+    {
+      MutexLock lock(&job->mu);
+      if (job->stop || job->to_start == 0 || job->running >= kFramesInFlight) {
+        return;
+      }
+      --job->to_start;
+      ++job->running;
+    }
+    TryFrames(job, kTriesPerFrame);
+  }
+}
+
+void Tenant::TryFrames(const std::shared_ptr<ReclaimJob>& job, uint32_t tries) {
+  for (; tries > 0; --tries) {
+    absl::StatusOr<FrameReclaim> reclaim = pool_->StartReclaim();
+    if (!reclaim.ok()) break;  // nothing on the LRU
+    auto frame = std::make_shared<FrameEviction>();
+    frame->job = job;
+    frame->reclaim = *std::move(reclaim);
+    frame->tries_left = tries - 1;
+    for (ZpoolHandle handle : frame->reclaim.handles) {
+      // Counted before it is handed over: its outcome may come at once.
+      frame->outstanding.fetch_add(1);
+      if (!EvictPage(handle, frame)) frame->outstanding.fetch_sub(1);
+    }
+    // Outcomes may already have come on other threads; whoever settles the
+    // last one ends the frame.
+    if (frame->outstanding.fetch_sub(1) != 1) return;
+    if (pool_->EndReclaim(frame->reclaim)) {
+      reclaimed_++;
+      EndChain(job, /*released=*/true);
+      return;
+    }
+  }
+  EndChain(job, /*released=*/false);
+}
+
+void Tenant::FrameSettled(const std::shared_ptr<FrameEviction>& frame) {
+  if (pool_->EndReclaim(frame->reclaim)) {
+    reclaimed_++;
+    EndChain(frame->job, /*released=*/true);
+  } else {
+    TryFrames(frame->job, frame->tries_left);
+  }
+  StartChains(frame->job);
+}
+
+void Tenant::EndChain(const std::shared_ptr<ReclaimJob>& job, bool released) {
+  ReclaimDone done;
+  ReclaimResult result;
+  {
+    MutexLock lock(&job->mu);
+    --job->running;
+    if (released) {
+      job->result.reclaimed_pool_pages++;
+    } else {
+      job->stop = true;
+    }
+    if (job->running > 0 || (!job->stop && job->to_start > 0)) return;
+    done = std::move(job->done);
+    result = job->result;
+  }
+  if (done) std::move(done)(result);
+}
+
+bool Tenant::EvictPage(ZpoolHandle handle,
+                       const std::shared_ptr<FrameEviction>& frame) {
+  thread_local std::array<uint8_t, kPageSize> page;
+  // Shared, and held across Deliver: a Put cannot replace the copy between
+  // reading it and handing it over, so the sink sees copies of a key in the
+  // order they were stored.
   ReaderLock lock(&index_mu_);
   absl::StatusOr<MappedAllocation> mapped = pool_->Map(handle);
-  if (!mapped.ok()) return mapped.status();
+  if (!mapped.ok()) {
+    stale_++;
+    return false;
+  }
   // Only a whole frame is a page long: a buddy is at most 3968 bytes.
-  const bool whole_frame = mapped->capacity == kPageSize;
-  uint64_t key;
-  if (!whole_frame) std::memcpy(&key, mapped->data, kKeyPrefixBytes);
+  std::optional<uint64_t> key =
+      mapped->capacity == kPageSize
+          ? raw_keys_.Find(handle)
+          : std::optional<uint64_t>(PageRecord::DecodeKey(mapped->data));
   pool_->Unmap(handle);
-  if (whole_frame) {
-    auto raw = raw_keys_.find(handle);
-    if (raw == raw_keys_.end()) {
-      return absl::NotFoundError("page is not indexed yet");
-    }
-    key = raw->second;
-  }
-  auto it = index_.find(key);
+  auto it = key.has_value() ? index_.find(*key) : index_.end();
+  // Not indexed: a Put not installed yet, or a page replaced or deleted
+  // since the frame was taken.
   if (it == index_.end() ||
-      !IsCopy(it->second, handle, /*same_filled=*/false)) {
-    return absl::NotFoundError("page was replaced or deleted");
+      !IsCopy(it->second, handle, /*same_filled=*/false) ||
+      !Read(it->second, absl::MakeSpan(page)).ok()) {
+    stale_++;
+    return false;
   }
-  if (!ClaimKey(key)) {
-    return absl::UnavailableError(
-        absl::StrCat("an older copy of key ", key, " is still being evicted"));
+  const absl::Status handed = sink_->Deliver(
+      name_, *key, page,
+      [this, frame, key = *key, handle](DeliveryOutcome outcome) {
+        PageSettled(frame, key, handle, outcome);
+      });
+  if (!handed.ok()) {
+    refused_++;
+    return false;
   }
-  if (absl::Status read = Read(key, it->second, page); !read.ok()) {
-    UnclaimKey(key);
-    return read;
-  }
-  return key;
+  return true;
 }
 
-bool Tenant::ClaimKey(uint64_t key) {
-  MutexLock lock(&claims_mu_);
-  return keys_being_evicted_.insert(key).second;
+void Tenant::PageSettled(const std::shared_ptr<FrameEviction>& frame,
+                         uint64_t key, ZpoolHandle handle,
+                         DeliveryOutcome outcome) {
+  if (CountOutcome(outcome)) {
+    {
+      MutexLock lock(&frame->job->mu);
+      frame->job->result.evicted_pages++;
+    }
+    // Leaves the index alone if a Put or Delete released this copy meanwhile.
+    DropCopy(key, handle, /*same_filled=*/false);
+  }
+  if (frame->outstanding.fetch_sub(1) == 1) FrameSettled(frame);
 }
 
-void Tenant::UnclaimKey(uint64_t key) {
-  MutexLock lock(&claims_mu_);
-  keys_being_evicted_.erase(key);
+bool Tenant::CountOutcome(DeliveryOutcome outcome) {
+  switch (outcome) {
+    case DeliveryOutcome::kAcked:
+      evicted_++;
+      return true;
+    case DeliveryOutcome::kTimedOut:
+      timed_out_++;
+      break;
+    case DeliveryOutcome::kDisconnected:
+      disconnected_++;
+      break;
+  }
+  return false;
+}
+
+ReclaimResult Tenant::ReclaimAndWait(uint32_t frames) {
+  absl::Notification finished;
+  ReclaimResult result;
+  Reclaim(frames, [&](ReclaimResult r) {
+    result = r;
+    finished.Notify();
+  });
+  finished.WaitForNotification();
+  return result;
 }
 
 uint64_t Tenant::Drain() {
@@ -282,10 +431,16 @@ uint64_t Tenant::Drain() {
   for (;;) {
     const uint64_t frames = pool_->Stats().pool_frames;
     if (frames == 0 ||
-        Reclaim(static_cast<uint32_t>(frames)).reclaimed_pool_pages == 0) {
+        ReclaimAndWait(static_cast<uint32_t>(frames)).reclaimed_pool_pages ==
+            0) {
       break;
     }
   }
+  DrainSameFilled();
+  return evicted_.load() - evicted_before;
+}
+
+void Tenant::DrainSameFilled() {
   // Same-filled pages hold no pool memory, so reclaim never sees them.
   std::vector<std::pair<uint64_t, uint64_t>> same_filled;  // key, word
   {
@@ -296,36 +451,45 @@ uint64_t Tenant::Drain() {
       }
     }
   }
+  Mutex mu;
+  CondVar settled;
+  int out = 0;
   std::array<uint8_t, kPageSize> page;
   for (const auto& listed : same_filled) {
     // Named copies, not structured bindings: clang 14 cannot capture those.
     const uint64_t key = listed.first;
     const uint64_t word = listed.second;
-    // A copy stored since the listing is not this one: skip the key, as
-    // reclaim skips a replaced page.
     {
-      ReaderLock lock(&index_mu_);
-      auto it = index_.find(key);
-      if (it == index_.end() ||
-          !IsCopy(it->second, word, /*same_filled=*/true) || !ClaimKey(key)) {
-        continue;
-      }
+      MutexLock lock(&mu);
+      while (out >= kDrainInFlight) settled.Wait(&mu);
     }
-    const absl::Cleanup unclaim = [this, key] { UnclaimKey(key); };
+    // As EvictPage: the index lock is held shared across Deliver, and a copy
+    // stored since the listing is not this one, so the key is skipped.
+    ReaderLock lock(&index_mu_);
+    auto it = index_.find(key);
+    if (it == index_.end() || !IsCopy(it->second, word, /*same_filled=*/true)) {
+      continue;
+    }
     FillWithWord(word, absl::MakeSpan(page));
-    if (!sink_->Deliver(name_, key, page).ok()) continue;
-    evicted_++;
-    DropCopy(key, word, /*same_filled=*/true);
+    {
+      MutexLock count(&mu);
+      ++out;
+    }
+    const absl::Status handed = sink_->Deliver(
+        name_, key, page, [&, key, word](DeliveryOutcome outcome) {
+          if (CountOutcome(outcome)) DropCopy(key, word, /*same_filled=*/true);
+          MutexLock count(&mu);
+          --out;
+          settled.SignalAll();
+        });
+    if (!handed.ok()) {
+      refused_++;
+      MutexLock count(&mu);
+      --out;
+    }
   }
-  return evicted_.load() - evicted_before;
-}
-
-ReclaimResult Tenant::Reclaim(uint32_t frames) {
-  const uint64_t evicted_before = evicted_on_this_thread;
-  // The pool always has an evict callback, so Shrink cannot fail.
-  const uint32_t reclaimed = pool_->Shrink(frames).value_or(0);
-  reclaimed_ += reclaimed;
-  return ReclaimResult{reclaimed, evicted_on_this_thread - evicted_before};
+  MutexLock lock(&mu);
+  while (out > 0) settled.Wait(&mu);
 }
 
 PageStats Tenant::Stats() const {
@@ -340,6 +504,11 @@ PageStats Tenant::Stats() const {
   stats.compressed_bytes = compressed_bytes_;
   stats.arena_mapped_bytes = pool.arena.mapped_bytes;
   stats.evicted_pages = evicted_.load();
+  stats.deliveries_acked = stats.evicted_pages;
+  stats.deliveries_timed_out = timed_out_.load();
+  stats.deliveries_disconnected = disconnected_.load();
+  stats.deliveries_refused = refused_.load();
+  stats.deliveries_stale = stale_.load();
   stats.reclaimed_pool_pages = reclaimed_.load();
   stats.rejected_puts_limit = rejected_limit_.load();
   stats.rejected_puts_invalid = rejected_invalid_.load();

@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "server/core/page.h"
+#include "contract/page.h"
 
 namespace zpaged {
 

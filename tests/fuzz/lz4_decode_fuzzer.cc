@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "contract/page.h"
 #include "server/codec/page_codec.h"
-#include "server/core/page.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::array<uint8_t, zpaged::kPageSize> page;

@@ -7,23 +7,61 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <deque>
 #include <string>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
-#include "server/core/page.h"
+#include "absl/synchronization/notification.h"
+#include "contract/page.h"
+#include "server/core/mutex.h"
 #include "server/store/page_store.h"
 #include "zpaged/v1/page_store.pb.h"
 
 namespace {
 
-// Takes every evicted page, like a watcher that always acks.
+// Takes every evicted page and acks it from a thread of its own, like a
+// watcher that always acks.
 class AcceptingSink : public zpaged::EvictionSink {
  public:
+  AcceptingSink() : acker_([this] { Run(); }) {}
+  ~AcceptingSink() override {
+    {
+      zpaged::MutexLock lock(&mu_);
+      stopping_ = true;
+      work_.SignalAll();
+    }
+    acker_.join();
+  }
+
   bool CanAccept(absl::string_view) override { return true; }
-  absl::Status Deliver(absl::string_view, uint64_t,
-                       absl::Span<const uint8_t>) override {
+  absl::Status Deliver(absl::string_view, uint64_t, absl::Span<const uint8_t>,
+                       zpaged::DeliveryDone done) override {
+    zpaged::MutexLock lock(&mu_);
+    queue_.push_back(std::move(done));
+    work_.SignalAll();
     return absl::OkStatus();
   }
+
+ private:
+  void Run() {
+    zpaged::MutexLock lock(&mu_);
+    for (;;) {
+      while (!stopping_ && queue_.empty()) work_.Wait(&mu_);
+      if (queue_.empty()) return;
+      zpaged::DeliveryDone done = std::move(queue_.front());
+      queue_.pop_front();
+      mu_.Unlock();
+      std::move(done)(zpaged::DeliveryOutcome::kAcked);
+      mu_.Lock();
+    }
+  }
+
+  zpaged::Mutex mu_;
+  zpaged::CondVar work_;
+  bool stopping_ = false;
+  std::deque<zpaged::DeliveryDone> queue_;
+  std::thread acker_;
 };
 
 absl::Span<const uint8_t> Bytes(const std::string& s) {
@@ -56,7 +94,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 0: {
         zpaged::v1::PutRequest r;
         if (!r.ParseFromArray(body, static_cast<int>(length))) break;
-        auto put = store.Put(r.tenant(), r.key(), Bytes(r.data()), true);
+        auto put = store.PutAndWait(r.tenant(), r.key(), Bytes(r.data()));
         if (put.ok()) {
           if (r.data().size() != zpaged::kPageSize) std::abort();
           model[{r.tenant(), r.key()}] = r.data();
@@ -91,7 +129,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 3: {
         zpaged::v1::ReclaimRequest r;
         if (!r.ParseFromArray(body, static_cast<int>(length))) break;
-        store.Reclaim(r.tenant(), r.pages() % 64).IgnoreError();
+        absl::Notification finished;
+        store.Reclaim(
+            r.tenant(), r.pages() % 64,
+            [&](absl::StatusOr<zpaged::ReclaimResult>) { finished.Notify(); });
+        finished.WaitForNotification();
         break;
       }
       case 4: {

@@ -46,27 +46,25 @@ void Check(zpaged::ZbudPool& pool, const Live& live) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<Live> live;
   std::vector<ZpoolHandle> freed;
-  zpaged::ZbudPool* pool_ptr = nullptr;
   bool refuse = false;
   zpaged::ZpoolOptions options;
   options.arena.max_bytes = 64 * zpaged::kPageSize;
   // A small region: mapping 64 MiB per input would dominate the run.
   options.arena.region_bytes = 64 * zpaged::kPageSize;
-  options.evict = [&](ZpoolHandle h) -> absl::Status {
+  zpaged::ZbudPool pool(std::move(options));
+  auto evict = [&](ZpoolHandle h) -> absl::Status {
     if (refuse) return absl::UnavailableError("refused");
     for (size_t i = 0; i < live.size(); ++i) {
       if (live[i].handle == h) {
-        Check(*pool_ptr, live[i]);
+        Check(pool, live[i]);
         live[i] = live.back();
         live.pop_back();
         freed.push_back(h);
-        return pool_ptr->Free(h);
+        return pool.Free(h);
       }
     }
     return absl::NotFoundError("not live");
   };
-  zpaged::ZbudPool pool(std::move(options));
-  pool_ptr = &pool;
 
   for (size_t at = 0; at + 3 <= size; at += 3) {
     const uint8_t op = data[at] % 6;
@@ -115,7 +113,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       case 4:  // shrink, sometimes with a refusing callback
         refuse = arg & 1;
-        if (!pool.Shrink(arg % 5 + 1).ok()) std::abort();
+        zpaged::Shrink(pool, arg % 5 + 1, evict);
         break;
       case 5:  // everything still holds its pattern
         for (const Live& l : live) Check(pool, l);

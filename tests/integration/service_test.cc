@@ -69,7 +69,6 @@ ServerOptions TestOptions(StoreOptions store = {}) {
   options.listen = "127.0.0.1:0";
   options.store = store;
   options.ack_deadline = absl::Milliseconds(300);
-  options.reclaim_threads = 2;
   return options;
 }
 
@@ -168,7 +167,7 @@ TEST_F(ServiceTest, WatchersPerTenantAreCapped) {
   EXPECT_TRUE(client_->Watch("other", accept).ok());
   (*first)->Stop();
   // A slot frees when a watcher leaves.
-  for (int i = 0; i < 50 && server_->hub().WatcherCount("vm") != 1; ++i) {
+  for (int i = 0; i < 50 && server_->broker().WatcherCount("vm") != 1; ++i) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   EXPECT_TRUE(client_->Watch("vm", accept).ok());
@@ -252,8 +251,11 @@ TEST_F(ServiceTest, PagesNotAckedStayReadableAndTheWatcherStalls) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->reclaimed_pool_pages(), 0u);
   EXPECT_EQ(r->evicted_pages(), 0u);
-  // One page missed its deadline; the stalled watcher got no more.
-  EXPECT_EQ(offered.load(), 1);
+  // The four frames went out at once and missed one deadline together: a
+  // stuck watcher costs a reclaim one deadline, not one per page.
+  EXPECT_EQ(offered.load(), 4);
+  v1::StatsResponse stats = *client_->Stats("vm");
+  EXPECT_EQ(stats.stored_pages(), 4u);
   for (int key = 1; key <= 4; ++key) {
     EXPECT_EQ(*client_->Get("vm", key), RandomPage(key));
   }
@@ -316,7 +318,8 @@ TEST_F(ServiceTest, WatcherThatDropsMidStreamLosesNothing) {
   absl::Notification got_page;
   std::unique_ptr<EvictionWatcher> watcher;
   auto started = client_->Watch("vm", [&](uint64_t, absl::string_view) {
-    got_page.Notify();
+    // Both frames go out at once; the first page is enough.
+    if (!got_page.HasBeenNotified()) got_page.Notify();
     return false;
   });
   ASSERT_TRUE(started.ok());
@@ -334,7 +337,7 @@ TEST_F(ServiceTest, WatcherThatDropsMidStreamLosesNothing) {
   for (int key = 1; key <= 4; ++key) {
     EXPECT_EQ(*client_->Get("vm", key), RandomPage(key));
   }
-  EXPECT_EQ(server_->hub().WatcherCount("vm"), 0u);
+  EXPECT_EQ(server_->broker().WatcherCount("vm"), 0u);
 }
 
 TEST_F(ServiceTest, WatchersOnlyReceiveTheirOwnTenantsPages) {
@@ -717,7 +720,7 @@ TEST_F(WatchStreamTest, ClosingTheStreamEndsItCleanly) {
   auto stream = client_->stub().WatchEvictions(&context);
   ASSERT_TRUE(stream->Write(Subscribe("vm")));
   stream->WaitForInitialMetadata();
-  EXPECT_EQ(server_->hub().WatcherCount("vm"), 1u);
+  EXPECT_EQ(server_->broker().WatcherCount("vm"), 1u);
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
 }

@@ -102,7 +102,6 @@ TEST(ConsistencyStressTest, NothingLostNothingMisrouted) {
   options.listen = "127.0.0.1:0";
   options.store.tenant_max_bytes = 96 * kPage;  // far less than the keys need
   options.ack_deadline = absl::Milliseconds(150);
-  options.reclaim_threads = 4;
   absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
       ZpagedServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();

@@ -1,7 +1,7 @@
 // The unit zpaged stores: one 4 KiB page of a client's memory.
 
-#ifndef ZPAGED_SERVER_CORE_PAGE_H_
-#define ZPAGED_SERVER_CORE_PAGE_H_
+#ifndef ZPAGED_CONTRACT_PAGE_H_
+#define ZPAGED_CONTRACT_PAGE_H_
 
 #include <cstddef>
 
@@ -15,4 +15,4 @@ static_assert(std::size_t{1} << kPageShift == kPageSize);
 
 }  // namespace zpaged
 
-#endif  // ZPAGED_SERVER_CORE_PAGE_H_
+#endif  // ZPAGED_CONTRACT_PAGE_H_

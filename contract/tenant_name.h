@@ -1,7 +1,7 @@
 // The rule for tenant names.
 
-#ifndef ZPAGED_SERVER_STORE_TENANT_NAME_H_
-#define ZPAGED_SERVER_STORE_TENANT_NAME_H_
+#ifndef ZPAGED_CONTRACT_TENANT_NAME_H_
+#define ZPAGED_CONTRACT_TENANT_NAME_H_
 
 #include <cstddef>
 
@@ -18,4 +18,4 @@ absl::Status ValidateTenantName(absl::string_view name);
 
 }  // namespace zpaged
 
-#endif  // ZPAGED_SERVER_STORE_TENANT_NAME_H_
+#endif  // ZPAGED_CONTRACT_TENANT_NAME_H_

@@ -1,4 +1,4 @@
-#include "server/store/tenant_name.h"
+#include "contract/tenant_name.h"
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
