@@ -54,8 +54,8 @@ class PageStore {
   // passes on: the result comes back now, or (nullopt) through the function
   // `later` returns, once evictions made room. INVALID_ARGUMENT for a bad
   // tenant name or a page that is not kPageSize bytes; RESOURCE_EXHAUSTED
-  // for a new tenant when max_tenants exist. The one Put path: every caller
-  // (unary, stream item, batch item) comes through here.
+  // for a new tenant when max_tenants exist. The one Put path: unary Puts
+  // and stream items alike come through here.
   std::optional<absl::StatusOr<PutResult>> Put(
       absl::string_view tenant, uint64_t key, absl::Span<const uint8_t> page,
       const PutOptions& options, absl::FunctionRef<PutDone()> later);
