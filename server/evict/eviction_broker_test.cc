@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "server/core/notification.h"
 
 namespace zpaged {
 namespace {
@@ -76,11 +76,11 @@ class Outcome {
     arrived_.WaitForNotification();
     return outcome_;
   }
-  bool arrived() const { return arrived_.HasBeenNotified(); }
+  bool arrived() { return arrived_.HasBeenNotified(); }
   int calls() const { return calls_.load(); }
 
  private:
-  absl::Notification arrived_;
+  Notification arrived_;
   DeliveryOutcome outcome_;
   std::atomic<int> calls_{0};
 };

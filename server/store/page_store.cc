@@ -1,9 +1,9 @@
 #include "server/store/page_store.h"
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "contract/page.h"
 #include "contract/tenant_name.h"
+#include "server/core/notification.h"
 
 namespace zpaged {
 
@@ -53,7 +53,7 @@ absl::StatusOr<PutResult> PageStore::PutAndWait(absl::string_view tenant,
                                                 uint64_t key,
                                                 absl::Span<const uint8_t> page,
                                                 const PutOptions& options) {
-  absl::Notification finished;
+  Notification finished;
   absl::StatusOr<PutResult> waited;
   std::optional<absl::StatusOr<PutResult>> now =
       Put(tenant, key, page, options, [&]() -> PutDone {

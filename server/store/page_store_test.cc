@@ -9,9 +9,9 @@
 #include <utility>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
 #include "contract/page.h"
 #include "gtest/gtest.h"
+#include "server/core/notification.h"
 #include "server/evict/eviction_broker.h"
 
 namespace zpaged {
@@ -148,7 +148,7 @@ class PageStoreTest : public ::testing::Test {
   }
   absl::StatusOr<ReclaimResult> Reclaim(absl::string_view tenant,
                                         uint32_t pages) {
-    absl::Notification finished;
+    Notification finished;
     absl::StatusOr<ReclaimResult> result;
     store_->Reclaim(tenant, pages, [&](absl::StatusOr<ReclaimResult> r) {
       result = std::move(r);

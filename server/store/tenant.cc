@@ -6,9 +6,9 @@
 
 #include "absl/base/macros.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "contract/page.h"
+#include "server/core/notification.h"
 
 namespace zpaged {
 namespace {
@@ -416,7 +416,7 @@ bool Tenant::CountOutcome(DeliveryOutcome outcome) {
 }
 
 ReclaimResult Tenant::ReclaimAndWait(uint32_t frames) {
-  absl::Notification finished;
+  Notification finished;
   ReclaimResult result;
   Reclaim(frames, [&](ReclaimResult r) {
     result = r;
