@@ -7,11 +7,24 @@
 #include "absl/strings/str_cat.h"
 #include "contract/grpc_status.h"
 #include "contract/metadata.h"
+#include "contract/page.h"
 #include "grpcpp/client_context.h"
+#include "grpcpp/completion_queue.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 
 namespace zpaged {
+namespace {
+
+// Marks an item a batch response left out: never a silent OK.
+template <typename Item>
+void SetMissing(size_t asked, int answered, Item* out) {
+  out->set_code(static_cast<int32_t>(absl::StatusCode::kInternal));
+  out->set_message(absl::StrCat("the server answered ", answered, " of ", asked,
+                                " items of a batch"));
+}
+
+}  // namespace
 
 std::unique_ptr<Client> Client::Connect(const std::string& target,
                                         const ClientOptions& options) {
@@ -114,85 +127,170 @@ absl::StatusOr<v1::StatsResponse> Client::Stats(absl::string_view tenant) {
   return Call(&v1::PageStore::Stub::Stats, request);
 }
 
-template <typename Request, typename Response, typename Open>
-absl::StatusOr<std::vector<Response>> Client::Pipeline(
-    Open open, size_t count, const std::function<Request(size_t)>& make_request,
-    int max_in_flight) {
-  // The server queues at most 64 responses before it stops reading.
+absl::StatusOr<v1::PutBatchResponse> Client::PutBatch(
+    absl::string_view tenant, absl::Span<const uint64_t> keys,
+    absl::string_view pages) {
+  v1::PutBatchRequest request;
+  request.set_tenant(std::string(tenant));
+  request.mutable_keys()->Add(keys.begin(), keys.end());
+  request.set_pages(std::string(pages));
+  return Call(&v1::PageStore::Stub::PutBatch, request);
+}
+
+absl::StatusOr<v1::GetBatchResponse> Client::GetBatch(
+    absl::string_view tenant, absl::Span<const uint64_t> keys) {
+  v1::GetBatchRequest request;
+  request.set_tenant(std::string(tenant));
+  request.mutable_keys()->Add(keys.begin(), keys.end());
+  return Call(&v1::PageStore::Stub::GetBatch, request);
+}
+
+template <typename Request, typename Response>
+absl::Status Client::RunBatches(
+    std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> (
+        v1::PageStore::Stub::*prepare)(grpc::ClientContext*, const Request&,
+                                       grpc::CompletionQueue*),
+    size_t count, int batch_pages, int max_in_flight,
+    absl::FunctionRef<Request(size_t first, size_t n)> make_request,
+    absl::FunctionRef<void(size_t first, size_t n, const Response&)> take) {
+  struct Call {
+    std::unique_ptr<grpc::ClientContext> context;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> reader;
+    Response response;
+    grpc::Status status;
+    size_t first = 0;
+    size_t n = 0;
+  };
+  const size_t per_call = static_cast<size_t>(
+      std::clamp(batch_pages, 1, static_cast<int>(kMaxBatchPages)));
   const size_t window = static_cast<size_t>(std::clamp(max_in_flight, 1, 64));
-  std::unique_ptr<grpc::ClientContext> context = NewContext(/*streaming=*/true);
-  auto stream = open(context.get());
-  std::vector<Response> responses;
-  responses.reserve(count);
-  size_t sent = 0;
-  Response response;
-  while (responses.size() < count) {
-    // Refill in bursts once half the window is answered: the burst is
-    // buffered and leaves in one write instead of a system call per item.
-    // The write that fills the window, or is the last, flushes it.
-    if (sent < count && sent - responses.size() <= window / 2) {
-      bool written = true;
-      while (written && sent < count && sent - responses.size() < window) {
-        grpc::WriteOptions options;
-        if (sent + 1 < count && sent + 1 - responses.size() < window) {
-          options.set_buffer_hint();
-        }
-        written = stream->Write(make_request(sent), options);
-        if (written) ++sent;
-      }
-      if (!written) break;
-    } else if (stream->Read(&response)) {
-      responses.push_back(std::move(response));
+  grpc::CompletionQueue queue;
+  std::vector<Call> calls(window);
+  size_t next = 0;
+  size_t in_flight = 0;
+  absl::Status failure;
+  auto launch = [&](size_t slot) {
+    Call& call = calls[slot];
+    call.first = next;
+    call.n = std::min(per_call, count - next);
+    next += call.n;
+    call.context = NewContext();
+    call.response.Clear();
+    call.reader = ((*stub_).*prepare)(call.context.get(),
+                                      make_request(call.first, call.n), &queue);
+    call.reader->StartCall();
+    call.reader->Finish(&call.response, &call.status,
+                        reinterpret_cast<void*>(slot));
+    ++in_flight;
+  };
+  for (size_t slot = 0; slot < window && next < count; ++slot) launch(slot);
+  void* tag;
+  bool ok;
+  while (in_flight > 0 && queue.Next(&tag, &ok)) {
+    --in_flight;
+    const size_t slot = reinterpret_cast<size_t>(tag);
+    Call& call = calls[slot];
+    if (!call.status.ok()) {
+      if (failure.ok()) failure = FromGrpcStatus(call.status);
     } else {
-      break;
+      take(call.first, call.n, call.response);
     }
+    if (failure.ok() && next < count) launch(slot);
   }
-  stream->WritesDone();
-  if (grpc::Status status = stream->Finish(); !status.ok()) {
-    return FromGrpcStatus(status);
+  queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
   }
-  if (responses.size() != count) {
-    return absl::UnavailableError(absl::StrCat("the stream ended after ",
-                                               responses.size(), " of ", count,
-                                               " responses"));
-  }
-  return responses;
+  return failure;
 }
 
 absl::StatusOr<std::vector<v1::PutStreamResponse>> Client::PutMany(
     absl::string_view tenant,
     const std::vector<std::pair<uint64_t, std::string>>& pages,
-    int max_in_flight) {
-  return Pipeline<v1::PutRequest, v1::PutStreamResponse>(
-      [this](grpc::ClientContext* context) {
-        return stub_->PutStream(context);
-      },
-      pages.size(),
-      [&](size_t i) {
-        v1::PutRequest request;
+    int max_in_flight, int batch_pages) {
+  std::vector<v1::PutStreamResponse> responses(pages.size());
+  // A page of the wrong size would make its whole batch invalid: it gets its
+  // own INVALID_ARGUMENT, as the server would give it, and stays home.
+  std::vector<size_t> sendable;
+  sendable.reserve(pages.size());
+  for (size_t i = 0; i < pages.size(); ++i) {
+    if (pages[i].second.size() == kPageSize) {
+      sendable.push_back(i);
+      continue;
+    }
+    responses[i].set_key(pages[i].first);
+    responses[i].set_code(
+        static_cast<int32_t>(absl::StatusCode::kInvalidArgument));
+    responses[i].set_message(
+        absl::StrCat("page data is ", pages[i].second.size(),
+                     " bytes; it must be exactly ", kPageSize));
+  }
+  absl::Status status = RunBatches<v1::PutBatchRequest, v1::PutBatchResponse>(
+      &v1::PageStore::Stub::PrepareAsyncPutBatch, sendable.size(), batch_pages,
+      max_in_flight,
+      [&](size_t first, size_t n) {
+        v1::PutBatchRequest request;
         request.set_tenant(std::string(tenant));
-        request.set_key(pages[i].first);
-        request.set_data(pages[i].second);
+        std::string* data = request.mutable_pages();
+        data->reserve(n * kPageSize);
+        for (size_t i = first; i < first + n; ++i) {
+          request.add_keys(pages[sendable[i]].first);
+          data->append(pages[sendable[i]].second);
+        }
         return request;
       },
-      max_in_flight);
+      [&](size_t first, size_t n, const v1::PutBatchResponse& response) {
+        for (size_t i = 0; i < n; ++i) {
+          v1::PutStreamResponse& out = responses[sendable[first + i]];
+          out.set_key(pages[sendable[first + i]].first);
+          if (i >= size_t(response.results_size())) {
+            SetMissing(n, response.results_size(), &out);
+            continue;
+          }
+          const v1::PutItemResult& result = response.results(i);
+          out.set_code(result.code());
+          out.set_message(result.message());
+          out.set_encoding(result.encoding());
+          out.set_stored_bytes(result.stored_bytes());
+        }
+      });
+  if (!status.ok()) return status;
+  return responses;
 }
 
 absl::StatusOr<std::vector<v1::GetStreamResponse>> Client::GetMany(
     absl::string_view tenant, const std::vector<uint64_t>& keys,
-    int max_in_flight) {
-  return Pipeline<v1::GetRequest, v1::GetStreamResponse>(
-      [this](grpc::ClientContext* context) {
-        return stub_->GetStream(context);
-      },
-      keys.size(),
-      [&](size_t i) {
-        v1::GetRequest request;
+    int max_in_flight, int batch_pages) {
+  std::vector<v1::GetStreamResponse> responses(keys.size());
+  absl::Status status = RunBatches<v1::GetBatchRequest, v1::GetBatchResponse>(
+      &v1::PageStore::Stub::PrepareAsyncGetBatch, keys.size(), batch_pages,
+      max_in_flight,
+      [&](size_t first, size_t n) {
+        v1::GetBatchRequest request;
         request.set_tenant(std::string(tenant));
-        request.set_key(keys[i]);
+        request.mutable_keys()->Add(keys.begin() + first,
+                                    keys.begin() + first + n);
         return request;
       },
-      max_in_flight);
+      [&](size_t first, size_t n, const v1::GetBatchResponse& response) {
+        const bool whole = response.pages().size() == n * kPageSize;
+        for (size_t i = 0; i < n; ++i) {
+          v1::GetStreamResponse& out = responses[first + i];
+          out.set_key(keys[first + i]);
+          if (i >= size_t(response.codes_size()) || !whole) {
+            SetMissing(n, response.codes_size(), &out);
+            continue;
+          }
+          const auto code = static_cast<absl::StatusCode>(response.codes(i));
+          out.set_code(response.codes(i));
+          if (code == absl::StatusCode::kOk) {
+            out.set_data(response.pages().substr(i * kPageSize, kPageSize));
+          } else {
+            out.set_message(absl::StatusCodeToString(code));
+          }
+        }
+      });
+  if (!status.ok()) return status;
+  return responses;
 }
 
 absl::StatusOr<std::unique_ptr<EvictionWatcher>> Client::Watch(

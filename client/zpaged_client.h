@@ -26,10 +26,12 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
 #include "zpaged/v1/page_store.grpc.pb.h"
@@ -112,17 +114,30 @@ class Client {
   // One tenant's counters; totals over all tenants for an empty name.
   absl::StatusOr<v1::StatsResponse> Stats(absl::string_view tenant);
 
-  // Puts (key, page) pairs through one PutStream, keeping at most
-  // `max_in_flight` (1 to 64) unanswered. Returns one response per page, in
-  // order, each with its own code; an error only if the stream itself fails.
+  // Stores `pages` (keys.size() pages of 4096 bytes, back to back) under
+  // `keys` in one PutBatch call (1 to 256 keys). The call's error (a bad
+  // batch, a tenant the token may not use), or one result per key, in order.
+  absl::StatusOr<v1::PutBatchResponse> PutBatch(absl::string_view tenant,
+                                                absl::Span<const uint64_t> keys,
+                                                absl::string_view pages);
+  // Fetches `keys` in one GetBatch call: a code per key and the pages back to
+  // back (zeros where the code is not OK).
+  absl::StatusOr<v1::GetBatchResponse> GetBatch(
+      absl::string_view tenant, absl::Span<const uint64_t> keys);
+
+  // Puts (key, page) pairs in PutBatch calls of `batch_pages` (1 to 256)
+  // pages, keeping up to `max_in_flight` (1 to 64) calls unanswered, all
+  // driven from this thread: no thread wakeup per page or per call. Returns
+  // one response per page, in order, each with its own code; an error only
+  // if a whole call fails.
   absl::StatusOr<std::vector<v1::PutStreamResponse>> PutMany(
       absl::string_view tenant,
       const std::vector<std::pair<uint64_t, std::string>>& pages,
-      int max_in_flight = 32);
-  // Gets `keys` through one GetStream, as PutMany.
+      int max_in_flight = 4, int batch_pages = 16);
+  // Gets `keys` in GetBatch calls, as PutMany.
   absl::StatusOr<std::vector<v1::GetStreamResponse>> GetMany(
       absl::string_view tenant, const std::vector<uint64_t>& keys,
-      int max_in_flight = 32);
+      int max_in_flight = 4, int batch_pages = 16);
 
   // The server's grpc.health.v1 status: true when SERVING, false when it
   // answers anything else (NOT_SERVING once shutdown has begun); an error
@@ -145,13 +160,19 @@ class Client {
                                                   const Request&, Response*),
       const Request& request);
 
-  // Sends `count` requests, made by `make_request(i)`, down a bidi stream
-  // opened by `open`, at most `max_in_flight` unanswered, and collects the
-  // responses.
-  template <typename Request, typename Response, typename Open>
-  absl::StatusOr<std::vector<Response>> Pipeline(
-      Open open, size_t count,
-      const std::function<Request(size_t)>& make_request, int max_in_flight);
+  // Issues batch calls for `count` items, `batch_pages` items a call and up
+  // to `max_in_flight` calls at once, on one completion queue polled by
+  // this thread. `make_request(first, n)` builds the call for items
+  // [first, first + n); `take(first, n, response)` consumes its answer.
+  // The first failed call's status, once every call is answered.
+  template <typename Request, typename Response>
+  absl::Status RunBatches(
+      std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> (
+          v1::PageStore::Stub::*prepare)(grpc::ClientContext*, const Request&,
+                                         grpc::CompletionQueue*),
+      size_t count, int batch_pages, int max_in_flight,
+      absl::FunctionRef<Request(size_t first, size_t n)> make_request,
+      absl::FunctionRef<void(size_t first, size_t n, const Response&)> take);
 
   // A context carrying the token; with the call deadline unless `streaming`.
   std::unique_ptr<grpc::ClientContext> NewContext(bool streaming = false) const;

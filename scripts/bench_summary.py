@@ -2,8 +2,9 @@
 """Summarises scripts/bench.sh's runs: medians, ratios, the floor, targets.
 
 Usage: bench_summary.py OUT_DIR RUNS
-OUT_DIR holds throughput.N.json and latency.N.json (zpaged-bench --json) and
-floor.json (page_codec_bench --benchmark_format=json). Writes
+OUT_DIR holds throughput.N.json, batch.N.json, clients.N.json and
+latency.N.json (zpaged-bench --json) and floor.json (page_codec_bench
+--benchmark_format=json). Writes
 OUT_DIR/summary.json as well as printing the summary.
 """
 import json
@@ -68,14 +69,21 @@ def print_config(title, rows, ratios):
     for (zpaged, redis), r in ratios.items():
         print(f"    {zpaged:<6} / {redis:<3}  put {fmt(r['put'], '.2f')}x  "
               f"get {fmt(r['get'], '.2f')}x  get p99 {fmt(r['get_p99'], '.2f')}x  "
+              f"get mean {fmt(r.get('get_mean'), '.2f')}x  "
               f"bytes/page {fmt(r['memory_per_page'], '.2f')}x  "
               f"put cpu {fmt(r['put_cpu'], '.2f')}x")
 
 
 throughput_rows, throughput_ratios = medians(load("throughput"))
+batch_rows, batch_ratios = medians(load("batch"))
+clients_rows, clients_ratios = medians(load("clients"))
 latency_rows, latency_ratios = medians(load("latency"))
-print_config("throughput: 2 channels x 16 in flight", throughput_rows,
+print_config("throughput: 2 channels x 16 pages in flight", throughput_rows,
              throughput_ratios)
+print_config("batch: 2 channels x 4 calls of 16 pages (Redis: 2 x 64 pipelined)",
+             batch_rows, batch_ratios)
+print_config("clients: 32 channels x 1 unary call (Redis: 32 x 1)", clients_rows,
+             clients_ratios)
 print_config("latency: 1 channel, 1 in flight", latency_rows, latency_ratios)
 
 floor = {b["run_name"]: b["real_time"] / 1000.0
@@ -86,21 +94,28 @@ get_floor_us = floor.get("BM_GetFloor")
 print(f"\ncodec floor (page_codec_bench, medians): put {fmt(put_floor_us, '.2f')} us, "
       f"get {fmt(get_floor_us, '.2f')} us per page")
 
-stream = throughput_rows.get(("zpaged", "stream"), {})
+batch = batch_rows.get(("zpaged", "batch16"), {})
 redis_raw = throughput_rows.get(("redis", "raw"), {})
-put_cpu_us = stream.get("server_put_cpu_s_per_million")
+stream = throughput_rows.get(("zpaged", "stream"), {})
+put_cpu_us = batch.get("server_put_cpu_s_per_million")
 memory_ratio = (stream["memory_bytes_per_page"] / redis_raw["memory_bytes_per_page"]
                 if stream.get("memory_bytes_per_page") and
                 redis_raw.get("memory_bytes_per_page") else None)
+ratio = lambda table, key, field: table.get(key, {}).get(field)
 targets = [
-    ("streaming Put / Redis+client-LZ4 SET", throughput_ratios[("stream", "lz4")]["put"], ">=", 1.0),
-    ("streaming Get / Redis+client-LZ4 GET", throughput_ratios[("stream", "lz4")]["get"], ">=", 1.0),
-    ("streaming Put / Redis raw SET", throughput_ratios[("stream", "raw")]["put"], ">=", 0.5),
-    ("streaming Get / Redis raw GET", throughput_ratios[("stream", "raw")]["get"], ">=", 0.5),
-    ("unary Get p99 at depth 1 / Redis GET p99", latency_ratios[("unary", "raw")]["get_p99"], "<=", 2.0),
-    ("resident bytes per page / Redis raw used_memory per page", memory_ratio, "<=", 0.45),
-    ("server CPU per streaming Put / codec floor",
+    ("batch Put (16/message) / Redis+client-LZ4 SET, 128 in flight",
+     ratio(batch_ratios, ("batch16", "lz4"), "put"), ">=", 1.0),
+    ("batch Get / Redis+client-LZ4 GET, 128 in flight",
+     ratio(batch_ratios, ("batch16", "lz4"), "get"), ">=", 1.0),
+    ("batch Put / Redis raw SET pipelined", ratio(batch_ratios, ("batch16", "raw"), "put"), ">=", 1.0),
+    ("batch Get / Redis raw GET pipelined", ratio(batch_ratios, ("batch16", "raw"), "get"), ">=", 1.0),
+    ("unary Get at depth 1, mean / Redis GET", ratio(latency_ratios, ("unary", "raw"), "get_mean"), "<=", 2.0),
+    ("unary Get at depth 1, p99 / Redis GET", ratio(latency_ratios, ("unary", "raw"), "get_p99"), "<=", 2.0),
+    ("unary Put, 32 clients / Redis SET, 32 clients", ratio(clients_ratios, ("unary", "raw"), "put"), ">=", 1.0),
+    ("unary Get, 32 clients / Redis GET, 32 clients", ratio(clients_ratios, ("unary", "raw"), "get"), ">=", 1.0),
+    ("server CPU per page, batch Put / codec floor",
      put_cpu_us / put_floor_us if put_cpu_us and put_floor_us else None, "<=", 1.5),
+    ("resident bytes per page / Redis raw used_memory per page", memory_ratio, "<=", 0.45),
 ]
 print("\ntargets")
 verdicts = []
@@ -112,6 +127,10 @@ for name, value, op, bound in targets:
 json.dump({"runs": runs,
            "throughput": {f"{t} {m}": r for (t, m), r in throughput_rows.items()},
            "throughput_ratios": {f"{z}/{r}": v for (z, r), v in throughput_ratios.items()},
+           "batch": {f"{t} {m}": r for (t, m), r in batch_rows.items()},
+           "batch_ratios": {f"{z}/{r}": v for (z, r), v in batch_ratios.items()},
+           "clients": {f"{t} {m}": r for (t, m), r in clients_rows.items()},
+           "clients_ratios": {f"{z}/{r}": v for (z, r), v in clients_ratios.items()},
            "latency": {f"{t} {m}": r for (t, m), r in latency_rows.items()},
            "latency_ratios": {f"{z}/{r}": v for (z, r), v in latency_ratios.items()},
            "floor_us": {"put": put_floor_us, "get": get_floor_us},

@@ -20,13 +20,16 @@ namespace zpaged {
 
 namespace {
 
-// The largest legal request is a Put of a page with a tenant name at its
-// longest: about 4.3 KB with protobuf's framing. The cap leaves a little
-// room above that, so that a request that is bad in a small way (a tenant
-// name a few hundred bytes too long) gets its own INVALID_ARGUMENT rather
-// than a size error.
-constexpr int kMaxRequestBytes = static_cast<int>(kPageSize + 1024);
-static_assert(kMaxRequestBytes > kPageSize + kMaxTenantNameBytes + 64);
+// The largest legal request is a PutBatch of kMaxBatchPages pages with a
+// tenant name at its longest: 1 MiB of pages, up to 10 bytes a key and
+// protobuf's framing. The cap leaves a little room above that, so that a
+// request that is bad in a small way (a tenant name a few hundred bytes too
+// long, one key too many) gets its own INVALID_ARGUMENT rather than a size
+// error.
+constexpr int kMaxRequestBytes =
+    static_cast<int>(kMaxBatchPages * kPageSize + 8192);
+static_assert(kMaxRequestBytes >
+              kMaxBatchPages * (kPageSize + 11) + kMaxTenantNameBytes + 64);
 
 // True for addresses only this machine can reach: 127.0.0.0/8, ::1,
 // localhost, and Unix sockets.

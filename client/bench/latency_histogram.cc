@@ -27,11 +27,13 @@ uint64_t LatencyHistogram::UpperEdgeOf(int bucket) {
 void LatencyHistogram::Record(uint64_t nanoseconds) {
   ++counts_[BucketOf(nanoseconds)];
   ++count_;
+  sum_ns_ += nanoseconds;
 }
 
 void LatencyHistogram::Merge(const LatencyHistogram& other) {
   for (int i = 0; i < kBuckets; ++i) counts_[i] += other.counts_[i];
   count_ += other.count_;
+  sum_ns_ += other.sum_ns_;
 }
 
 double LatencyHistogram::PercentileMicros(double q) const {

@@ -24,6 +24,11 @@ class LatencyHistogram {
   // of the bucket holding it. 0 when nothing was recorded.
   double PercentileMicros(double q) const;
 
+  // The mean latency in microseconds, exact (not bucketed); 0 when empty.
+  double MeanMicros() const {
+    return count_ == 0 ? 0.0 : static_cast<double>(sum_ns_) / count_ / 1000.0;
+  }
+
  private:
   static constexpr int kSubBits = 7;
   static constexpr int kSubBuckets = 1 << kSubBits;
@@ -35,6 +40,7 @@ class LatencyHistogram {
 
   std::array<uint64_t, kBuckets> counts_{};
   uint64_t count_ = 0;
+  uint64_t sum_ns_ = 0;
 };
 
 }  // namespace zpaged::bench

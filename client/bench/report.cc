@@ -19,6 +19,7 @@ struct Ratio {
   double put;      // pages/s, higher is better for zpaged
   double get;      // pages/s
   double get_p99;  // latency, lower is better for zpaged
+  double get_mean;
   std::optional<double> memory_per_page;
   std::optional<double> put_cpu;  // server CPU per Put
 };
@@ -38,6 +39,8 @@ std::vector<Ratio> RatiosOf(const std::vector<TargetResult>& results) {
       ratio.get = Over(z.get.pages_per_second(), r.get.pages_per_second());
       ratio.get_p99 = Over(z.get.latency.PercentileMicros(0.99),
                            r.get.latency.PercentileMicros(0.99));
+      ratio.get_mean =
+          Over(z.get.latency.MeanMicros(), r.get.latency.MeanMicros());
       std::optional<double> zm = MemoryBytesPerPage(z);
       std::optional<double> rm = MemoryBytesPerPage(r);
       if (zm && rm) ratio.memory_per_page = Over(*zm, *rm);
@@ -82,6 +85,8 @@ void AppendPhaseJson(std::vector<std::string>& fields, const char* name,
   fields.push_back(
       absl::StrFormat("\"%s_mb_per_s\": %s", name,
                       JsonNumber(pages_per_s * kPageSize / kMegabyte)));
+  fields.push_back(absl::StrFormat("\"%s_mean_us\": %s", name,
+                                   JsonNumber(phase.latency.MeanMicros())));
   for (auto [label, q] : {std::pair{"p50", 0.5}, std::pair{"p99", 0.99},
                           std::pair{"p999", 0.999}}) {
     fields.push_back(
@@ -187,10 +192,12 @@ std::string FormatJson(const RunOptions& options,
   for (const Ratio& ratio : RatiosOf(results)) {
     ratios.push_back(absl::StrFormat(
         "    {\"zpaged\": %s, \"redis\": %s, \"put\": %s, \"get\": %s, "
-        "\"get_p99\": %s, \"memory_per_page\": %s, \"put_cpu\": %s}",
+        "\"get_p99\": %s, \"get_mean\": %s, \"memory_per_page\": %s, "
+        "\"put_cpu\": %s}",
         JsonString(ratio.zpaged->mode), JsonString(ratio.redis->mode),
         JsonNumber(ratio.put), JsonNumber(ratio.get), JsonNumber(ratio.get_p99),
-        JsonNumber(ratio.memory_per_page), JsonNumber(ratio.put_cpu)));
+        JsonNumber(ratio.get_mean), JsonNumber(ratio.memory_per_page),
+        JsonNumber(ratio.put_cpu)));
   }
   return absl::StrCat(
       "{\n  \"config\": {\"channels\": ", options.channels,

@@ -25,6 +25,7 @@
 #include "client/bench/redis_target.h"
 #include "client/bench/report.h"
 #include "client/bench/zpaged_target.h"
+#include "contract/page.h"
 #include "tests/corpus/page_corpus.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "zpaged address");
@@ -32,9 +33,14 @@ ABSL_FLAG(std::string, tenant, "bench",
           "tenant name prefix; each mode uses <tenant>-<mode>");
 ABSL_FLAG(std::string, token, "", "bearer token, if the server wants one");
 ABSL_FLAG(std::string, modes, "stream,unary",
-          "zpaged modes to run: stream, unary, or both");
+          "zpaged modes to run, comma-separated: stream, unary, batch");
+ABSL_FLAG(int, batch, 16,
+          "batch mode: pages per PutBatch/GetBatch message (1 to 256); "
+          "depth / batch calls are kept in flight");
 ABSL_FLAG(int, channels, 2, "connections per target, each on its own thread");
-ABSL_FLAG(int, depth, 16, "operations in flight per connection (1 to 64)");
+ABSL_FLAG(int, depth, 16,
+          "pages in flight per connection (1 to 64), in every mode and for "
+          "Redis' pipeline alike");
 ABSL_FLAG(uint64_t, pages, 0,
           "pages to put and get back per target (default 100000, or 2000 "
           "with --quick)");
@@ -68,6 +74,7 @@ absl::StatusOr<std::vector<std::unique_ptr<BenchTarget>>> TargetsFromFlags() {
   zpaged.tenant = absl::GetFlag(FLAGS_tenant);
   zpaged.token = absl::GetFlag(FLAGS_token);
   zpaged.server_pid = static_cast<pid_t>(absl::GetFlag(FLAGS_server_pid));
+  zpaged.batch_pages = absl::GetFlag(FLAGS_batch);
   for (absl::string_view mode :
        absl::StrSplit(absl::GetFlag(FLAGS_modes), ',', absl::SkipEmpty())) {
     if (mode == "stream") {
@@ -76,6 +83,9 @@ absl::StatusOr<std::vector<std::unique_ptr<BenchTarget>>> TargetsFromFlags() {
     } else if (mode == "unary") {
       targets.push_back(
           std::make_unique<ZpagedTarget>(ZpagedTarget::Mode::kUnary, zpaged));
+    } else if (mode == "batch") {
+      targets.push_back(
+          std::make_unique<ZpagedTarget>(ZpagedTarget::Mode::kBatch, zpaged));
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("unknown mode \"", mode, "\" in --modes"));
@@ -116,6 +126,10 @@ int Main() {
   // The server reads a stream no further than 64 unanswered items ahead.
   if (options.depth < 1 || options.depth > 64) {
     return Usage("--depth must be 1 to 64");
+  }
+  if (absl::GetFlag(FLAGS_batch) < 1 ||
+      absl::GetFlag(FLAGS_batch) > kMaxBatchPages) {
+    return Usage(absl::StrCat("--batch must be 1 to ", kMaxBatchPages));
   }
   absl::StatusOr<std::vector<std::unique_ptr<BenchTarget>>> targets =
       TargetsFromFlags();

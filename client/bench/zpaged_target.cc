@@ -11,6 +11,7 @@
 #include "client/zpaged_client.h"
 #include "contract/grpc_status.h"
 #include "contract/metadata.h"
+#include "contract/page.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
@@ -179,6 +180,132 @@ class UnaryWindow {
   int active_;  // guarded by mu_: slots still sending
 };
 
+// Keeps batch calls in flight with the callback API, as UnaryWindow keeps
+// unary ones: each answered call records its pages and sends the next batch
+// on gRPC's thread. Every page of a call counts from the call's send.
+class BatchWindow {
+ public:
+  BatchWindow(v1::PageStore::Stub& stub, const std::string& tenant,
+              std::function<std::unique_ptr<grpc::ClientContext>()> context,
+              int calls, int batch_pages, ChannelLoad& load)
+      : stub_(stub),
+        new_context_(std::move(context)),
+        load_(load),
+        batch_pages_(batch_pages),
+        slots_(calls),
+        active_(calls) {
+    for (Slot& slot : slots_) {
+      slot.put.set_tenant(tenant);
+      slot.get.set_tenant(tenant);
+      slot.keys.reserve(batch_pages);
+    }
+  }
+
+  // Returns once every call has been answered.
+  void Run() {
+    for (Slot& slot : slots_) Send(slot);
+    std::unique_lock<std::mutex> lock(mu_);
+    all_retired_.wait(lock, [this] { return active_ == 0; });
+  }
+
+ private:
+  struct Slot {
+    std::unique_ptr<grpc::ClientContext> context;
+    std::vector<uint64_t> keys;
+    Clock::time_point sent;
+    v1::PutBatchRequest put;
+    v1::PutBatchResponse put_response;
+    v1::GetBatchRequest get;
+    v1::GetBatchResponse get_response;
+  };
+
+  void Send(Slot& slot) {
+    slot.keys.clear();
+    uint64_t key;
+    while (static_cast<int>(slot.keys.size()) < batch_pages_ &&
+           load_.NextKey(&key)) {
+      slot.keys.push_back(key);
+    }
+    if (slot.keys.empty()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--active_ == 0) all_retired_.notify_all();
+      return;
+    }
+    slot.context = new_context_();
+    slot.sent = Clock::now();
+    if (load_.phase() == Phase::kPut) {
+      slot.put.clear_keys();
+      std::string* pages = slot.put.mutable_pages();
+      pages->clear();
+      for (uint64_t k : slot.keys) {
+        slot.put.add_keys(k);
+        const absl::string_view page = load_.PageOf(k);
+        pages->append(page.data(), page.size());
+      }
+      stub_.async()->PutBatch(slot.context.get(), &slot.put, &slot.put_response,
+                              [this, &slot](grpc::Status status) {
+                                for (size_t i = 0; i < slot.keys.size(); ++i) {
+                                  load_.Done(slot.keys[i], slot.sent,
+                                             ItemError(status, slot, i));
+                                }
+                                Send(slot);
+                              });
+      return;
+    }
+    slot.get.clear_keys();
+    for (uint64_t k : slot.keys) slot.get.add_keys(k);
+    stub_.async()->GetBatch(
+        slot.context.get(), &slot.get, &slot.get_response,
+        [this, &slot](grpc::Status status) {
+          const std::string& pages = slot.get_response.pages();
+          for (size_t i = 0; i < slot.keys.size(); ++i) {
+            const std::string error = ItemError(status, slot, i);
+            load_.Done(slot.keys[i], slot.sent, error,
+                       error.empty() ? absl::string_view(pages).substr(
+                                           i * kPageSize, kPageSize)
+                                     : absl::string_view());
+          }
+          Send(slot);
+        });
+  }
+
+  // Item i's error: the call's, else its own code's; empty when OK.
+  std::string ItemError(const grpc::Status& status, const Slot& slot,
+                        size_t i) const {
+    if (!status.ok()) return ErrorOf(status);
+    if (load_.phase() == Phase::kPut) {
+      if (static_cast<int>(i) >= slot.put_response.results_size()) {
+        return "INTERNAL: a result is missing";
+      }
+      const v1::PutItemResult& result = slot.put_response.results(i);
+      return result.code() == 0
+                 ? std::string()
+                 : absl::StrCat(
+                       absl::StatusCodeToString(
+                           static_cast<absl::StatusCode>(result.code())),
+                       ": ", result.message());
+    }
+    if (static_cast<int>(i) >= slot.get_response.codes_size() ||
+        slot.get_response.pages().size() != slot.keys.size() * kPageSize) {
+      return "INTERNAL: a page is missing";
+    }
+    const int code = slot.get_response.codes(i);
+    return code == 0
+               ? std::string()
+               : absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+  }
+
+  v1::PageStore::Stub& stub_;
+  const std::function<std::unique_ptr<grpc::ClientContext>()> new_context_;
+  ChannelLoad& load_;
+  const int batch_pages_;
+  std::vector<Slot> slots_;
+
+  std::mutex mu_;
+  std::condition_variable all_retired_;
+  int active_;  // guarded by mu_: slots still sending
+};
+
 }  // namespace
 
 ZpagedTarget::ZpagedTarget(Mode mode, ZpagedTargetOptions options)
@@ -187,7 +314,15 @@ ZpagedTarget::ZpagedTarget(Mode mode, ZpagedTargetOptions options)
       tenant_(absl::StrCat(options_.tenant, "-", this->mode())) {}
 
 std::string ZpagedTarget::mode() const {
-  return mode_ == Mode::kStream ? "stream" : "unary";
+  switch (mode_) {
+    case Mode::kStream:
+      return "stream";
+    case Mode::kUnary:
+      return "unary";
+    case Mode::kBatch:
+      return absl::StrCat("batch", options_.batch_pages);
+  }
+  return "unknown";
 }
 
 absl::Status ZpagedTarget::Connect(int channels) {
@@ -220,12 +355,25 @@ std::unique_ptr<grpc::ClientContext> ZpagedTarget::NewContext() const {
 absl::Status ZpagedTarget::RunChannel(int channel, int depth,
                                       ChannelLoad& load) {
   v1::PageStore::Stub& stub = *stubs_[channel];
-  // There is no delete stream: cleanup is unary in both modes.
+  // There is no delete stream or batch: cleanup is unary in every mode.
   if (mode_ == Mode::kUnary || load.phase() == Phase::kDelete) {
     RunUnary(stub, depth, load);
     return absl::OkStatus();
   }
+  if (mode_ == Mode::kBatch) {
+    RunBatches(stub, depth, load);
+    return absl::OkStatus();
+  }
   return RunStream(stub, depth, load);
+}
+
+void ZpagedTarget::RunBatches(v1::PageStore::Stub& stub, int depth,
+                              ChannelLoad& load) {
+  const int calls = std::max(1, depth / options_.batch_pages);
+  BatchWindow window(
+      stub, tenant_, [this] { return NewContext(); }, calls,
+      options_.batch_pages, load);
+  window.Run();
 }
 
 absl::Status ZpagedTarget::RunStream(v1::PageStore::Stub& stub, int depth,

@@ -1,5 +1,7 @@
-// zpaged as a benchmark target, over streams (PutStream/GetStream) or over
-// unary calls kept `depth` deep with gRPC's callback API.
+// zpaged as a benchmark target, over streams (PutStream/GetStream), over
+// unary calls kept `depth` deep with gRPC's callback API, or over batches
+// (PutBatch/GetBatch) of `batch_pages` pages, depth / batch_pages calls deep,
+// so that every mode has `depth` pages in flight.
 //
 // Each channel is its own grpc::Channel, so its own HTTP/2 connection. Each
 // mode writes to its own tenant, "<tenant>-<mode>", so that runs of both
@@ -25,11 +27,12 @@ struct ZpagedTargetOptions {
   std::string tenant;    // the prefix of the tenant names
   std::string token;     // bearer token, when the server wants one
   pid_t server_pid = 0;  // for SampleServer; 0 when unknown
+  int batch_pages = 16;  // pages per PutBatch/GetBatch call, batch mode
 };
 
 class ZpagedTarget : public BenchTarget {
  public:
-  enum class Mode { kStream, kUnary };
+  enum class Mode { kStream, kUnary, kBatch };
 
   ZpagedTarget(Mode mode, ZpagedTargetOptions options);
 
@@ -44,6 +47,7 @@ class ZpagedTarget : public BenchTarget {
   absl::Status RunStream(v1::PageStore::Stub& stub, int depth,
                          ChannelLoad& load);
   void RunUnary(v1::PageStore::Stub& stub, int depth, ChannelLoad& load);
+  void RunBatches(v1::PageStore::Stub& stub, int depth, ChannelLoad& load);
 
   const Mode mode_;
   const ZpagedTargetOptions options_;

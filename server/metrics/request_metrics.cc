@@ -20,6 +20,20 @@ bool IsStream(RpcMethod method) {
          method == RpcMethod::kPutStream || method == RpcMethod::kGetStream;
 }
 
+bool CarriesPages(RpcMethod method) {
+  switch (method) {
+    case RpcMethod::kPut:
+    case RpcMethod::kGet:
+    case RpcMethod::kPutStream:
+    case RpcMethod::kGetStream:
+    case RpcMethod::kPutBatch:
+    case RpcMethod::kGetBatch:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 RequestMetrics::RequestMetrics(prometheus::Registry& registry) {
@@ -34,6 +48,12 @@ RequestMetrics::RequestMetrics(prometheus::Registry& registry) {
               "RPC latency from the handler's start to its finish; "
               "streams are not timed")
           .Register(registry);
+  auto& pages = prometheus::BuildCounter()
+                    .Name("zpaged_pages_total")
+                    .Help(
+                        "Pages handled, by method: one per unary Put or "
+                        "Get, per stream item, per key of a batch")
+                    .Register(registry);
   for (int m = 0; m < kRpcMethodCount; ++m) {
     const char* method = RpcMethodName(static_cast<RpcMethod>(m));
     for (int c = 0; c < kCodes; ++c) {
@@ -46,6 +66,15 @@ RequestMetrics::RequestMetrics(prometheus::Registry& registry) {
         IsStream(static_cast<RpcMethod>(m))
             ? nullptr
             : &durations.Add({{"method", method}}, LatencyBuckets());
+    pages_[m] = CarriesPages(static_cast<RpcMethod>(m))
+                    ? &pages.Add({{"method", method}})
+                    : nullptr;
+  }
+}
+
+void RequestMetrics::OnPages(RpcMethod method, uint32_t pages) {
+  if (prometheus::Counter* counter = pages_[static_cast<int>(method)]) {
+    counter->Increment(pages);
   }
 }
 

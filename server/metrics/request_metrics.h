@@ -1,5 +1,6 @@
-// RequestMetrics: zpaged_requests_total{method,code} and
-// zpaged_request_duration_seconds{method}, fed by the RPC layer.
+// RequestMetrics: zpaged_requests_total{method,code},
+// zpaged_request_duration_seconds{method} and zpaged_pages_total{method}, fed
+// by the RPC layer.
 
 #ifndef ZPAGED_SERVER_METRICS_REQUEST_METRICS_H_
 #define ZPAGED_SERVER_METRICS_REQUEST_METRICS_H_
@@ -20,6 +21,7 @@ class RequestMetrics final : public CallObserver {
 
   void OnCallFinished(RpcMethod method, grpc::StatusCode code,
                       absl::Duration latency) override;
+  void OnPages(RpcMethod method, uint32_t pages) override;
 
  private:
   // gRPC status codes run from OK (0) to UNAUTHENTICATED (16).
@@ -31,6 +33,8 @@ class RequestMetrics final : public CallObserver {
       requests_;
   // Null for streams, which are not timed.
   std::array<prometheus::Histogram*, kRpcMethodCount> durations_;
+  // zpaged_pages_total; null for methods that carry no pages.
+  std::array<prometheus::Counter*, kRpcMethodCount> pages_;
 };
 
 }  // namespace zpaged

@@ -69,5 +69,24 @@ TEST(RequestMetricsTest, CallsAreCountedByMethodAndCodeAndOnlyUnaryAreTimed) {
   }
 }
 
+TEST(RequestMetricsTest, PagesAreCountedByMethodBesideTheCalls) {
+  prometheus::Registry registry;
+  RequestMetrics metrics(registry);
+  metrics.OnPages(RpcMethod::kPutBatch, 16);
+  metrics.OnPages(RpcMethod::kPutBatch, 256);
+  metrics.OnPages(RpcMethod::kGet, 1);
+  metrics.OnPages(RpcMethod::kDelete, 1);  // carries no page: not a series
+  const auto families = registry.Collect();
+  auto pages = [&](const char* method) {
+    const auto series =
+        SeriesOf(families, "zpaged_pages_total", {{"method", method}});
+    return series.empty() ? -1.0 : series[0].counter.value;
+  };
+  EXPECT_EQ(pages("PutBatch"), 272);
+  EXPECT_EQ(pages("Get"), 1);
+  EXPECT_EQ(pages("GetBatch"), 0);
+  EXPECT_EQ(pages("Delete"), -1);
+}
+
 }  // namespace
 }  // namespace zpaged

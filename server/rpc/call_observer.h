@@ -5,6 +5,8 @@
 #ifndef ZPAGED_SERVER_RPC_CALL_OBSERVER_H_
 #define ZPAGED_SERVER_RPC_CALL_OBSERVER_H_
 
+#include <cstdint>
+
 #include "absl/time/time.h"
 #include "grpcpp/support/status_code_enum.h"
 
@@ -19,9 +21,11 @@ enum class RpcMethod {
   kWatchEvictions,
   kStats,
   kPutStream,
-  kGetStream
+  kGetStream,
+  kPutBatch,
+  kGetBatch
 };
-inline constexpr int kRpcMethodCount = 8;
+inline constexpr int kRpcMethodCount = 10;
 inline const char* RpcMethodName(RpcMethod method) {
   switch (method) {
     case RpcMethod::kPut:
@@ -40,6 +44,10 @@ inline const char* RpcMethodName(RpcMethod method) {
       return "PutStream";
     case RpcMethod::kGetStream:
       return "GetStream";
+    case RpcMethod::kPutBatch:
+      return "PutBatch";
+    case RpcMethod::kGetBatch:
+      return "GetBatch";
   }
   return "unknown";
 }
@@ -51,6 +59,9 @@ class CallObserver {
   // start. Must be thread-safe and cheap: it runs on the call's path.
   virtual void OnCallFinished(RpcMethod method, grpc::StatusCode code,
                               absl::Duration latency) = 0;
+  // Called as a call handles `pages` pages (items of a stream or a batch,
+  // whatever their outcome). Thread-safe and cheap, as above.
+  virtual void OnPages(RpcMethod method, uint32_t pages) = 0;
 };
 
 }  // namespace zpaged

@@ -76,6 +76,7 @@ class ItemStreamReactor final
       return;
     }
     // The slot at filling_ belongs to this read path until Queue().
+    if (observer_ != nullptr) observer_->OnPages(method_, 1);
     Response& response = slots_[filling_];
     response.Clear();
     if (handler_(request_, &response, this)) Queue();

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <string>
 
+#include "contract/batch.h"
 #include "contract/grpc_status.h"
 #include "contract/page.h"
 #include "server/rpc/authorization_metadata.h"
@@ -53,6 +54,15 @@ void Respond(uint64_t key, const absl::StatusOr<PutResult>& result,
     return;
   }
   SetPutResult(*result, response);
+}
+
+void Respond(const absl::StatusOr<PutResult>& result, v1::PutItemResult* item) {
+  item->set_code(static_cast<int32_t>(result.status().code()));
+  if (!result.ok()) {
+    item->set_message(std::string(result.status().message()));
+    return;
+  }
+  SetPutResult(*result, item);
 }
 
 // The call's deadline as the store's PutOptions take it.
@@ -125,6 +135,7 @@ grpc::ServerUnaryReactor* PageStoreService::Put(
     v1::PutResponse* response) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (observer_ != nullptr) observer_->OnPages(RpcMethod::kPut, 1);
   auto finish = [this, reactor, response,
                  start](const absl::StatusOr<PutResult>& result) {
     Finish(reactor, RpcMethod::kPut, start, Respond(result, response));
@@ -143,6 +154,7 @@ grpc::ServerUnaryReactor* PageStoreService::Get(
   if (Refused(context, reactor, RpcMethod::kGet, start, request->tenant())) {
     return reactor;
   }
+  if (observer_ != nullptr) observer_->OnPages(RpcMethod::kGet, 1);
   const absl::Status status = GetInto(*store_, request->tenant(),
                                       request->key(), response->mutable_data());
   Finish(reactor, RpcMethod::kGet, start, ToGrpcStatus(status));
@@ -257,6 +269,87 @@ PageStoreService::GetStream(grpc::CallbackServerContext* context) {
   };
   return new ItemStreamReactor<v1::GetRequest, v1::GetStreamResponse>(
       RpcMethod::kGetStream, handle, observer_);
+}
+
+grpc::ServerUnaryReactor* PageStoreService::PutBatch(
+    grpc::CallbackServerContext* context, const v1::PutBatchRequest* request,
+    v1::PutBatchResponse* response) {
+  const absl::Time start = absl::Now();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(context, reactor, RpcMethod::kPutBatch, start,
+              request->tenant())) {
+    return reactor;
+  }
+  if (absl::Status valid = ValidateBatch(
+          request->tenant(), request->keys_size(), request->pages().size());
+      !valid.ok()) {
+    Finish(reactor, RpcMethod::kPutBatch, start, ToGrpcStatus(valid));
+    return reactor;
+  }
+  if (observer_ != nullptr) {
+    observer_->OnPages(RpcMethod::kPutBatch, request->keys_size());
+  }
+  // Every result exists before the first item runs, so an item that
+  // finishes later fills its own in place.
+  for (int i = 0; i < request->keys_size(); ++i) response->add_results();
+  RunPutBatch(context, request, response, reactor, start, 0);
+  return reactor;
+}
+
+void PageStoreService::RunPutBatch(grpc::CallbackServerContext* context,
+                                   const v1::PutBatchRequest* request,
+                                   v1::PutBatchResponse* response,
+                                   grpc::ServerUnaryReactor* reactor,
+                                   absl::Time start, int from) {
+  const PutOptions options{.deadline = DeadlineOf(*context)};
+  const absl::Span<const uint8_t> pages = Bytes(request->pages());
+  for (int i = from; i < request->keys_size(); ++i) {
+    std::optional<absl::StatusOr<PutResult>> now = store_->Put(
+        request->tenant(), request->keys(i),
+        pages.subspan(i * kPageSize, kPageSize), options, [&]() -> PutDone {
+          return [this, context, request, response, reactor, start,
+                  i](absl::StatusOr<PutResult> result) {
+            Respond(result, response->mutable_results(i));
+            RunPutBatch(context, request, response, reactor, start, i + 1);
+          };
+        });
+    if (!now.has_value()) return;
+    Respond(*now, response->mutable_results(i));
+  }
+  Finish(reactor, RpcMethod::kPutBatch, start, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* PageStoreService::GetBatch(
+    grpc::CallbackServerContext* context, const v1::GetBatchRequest* request,
+    v1::GetBatchResponse* response) {
+  const absl::Time start = absl::Now();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(context, reactor, RpcMethod::kGetBatch, start,
+              request->tenant())) {
+    return reactor;
+  }
+  const int keys = request->keys_size();
+  if (absl::Status valid =
+          ValidateBatch(request->tenant(), keys, /*pages_bytes=*/std::nullopt);
+      !valid.ok()) {
+    Finish(reactor, RpcMethod::kGetBatch, start, ToGrpcStatus(valid));
+    return reactor;
+  }
+  if (observer_ != nullptr) observer_->OnPages(RpcMethod::kGetBatch, keys);
+  response->mutable_codes()->Resize(keys, 0);
+  std::string* pages = response->mutable_pages();
+  pages->resize(keys * kPageSize);
+  uint8_t* out = reinterpret_cast<uint8_t*>(pages->data());
+  for (int i = 0; i < keys; ++i) {
+    const absl::Span<uint8_t> page =
+        absl::MakeSpan(out + i * kPageSize, kPageSize);
+    const absl::Status status =
+        store_->Get(request->tenant(), request->keys(i), page);
+    if (!status.ok()) std::fill(page.begin(), page.end(), 0);
+    response->set_codes(i, static_cast<int32_t>(status.code()));
+  }
+  Finish(reactor, RpcMethod::kGetBatch, start, grpc::Status::OK);
+  return reactor;
 }
 
 }  // namespace zpaged

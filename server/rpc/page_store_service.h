@@ -48,6 +48,12 @@ class PageStoreService final : public v1::PageStore::CallbackService {
       grpc::CallbackServerContext* context) override;
   grpc::ServerBidiReactor<v1::GetRequest, v1::GetStreamResponse>* GetStream(
       grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* PutBatch(grpc::CallbackServerContext* context,
+                                     const v1::PutBatchRequest* request,
+                                     v1::PutBatchResponse* response) override;
+  grpc::ServerUnaryReactor* GetBatch(grpc::CallbackServerContext* context,
+                                     const v1::GetBatchRequest* request,
+                                     v1::GetBatchResponse* response) override;
 
  private:
   // Finishes a unary call, telling the observer.
@@ -64,6 +70,14 @@ class PageStoreService final : public v1::PageStore::CallbackService {
   std::optional<absl::StatusOr<PutResult>> StorePage(
       grpc::CallbackServerContext* context, const v1::PutRequest& request,
       absl::FunctionRef<PutDone()> later);
+  // Stores the pages of a PutBatch from item `from` on, each through the
+  // store's one Put path; an item that waits for room goes on from its
+  // callback. Finishes the call after the last item.
+  void RunPutBatch(grpc::CallbackServerContext* context,
+                   const v1::PutBatchRequest* request,
+                   v1::PutBatchResponse* response,
+                   grpc::ServerUnaryReactor* reactor, absl::Time start,
+                   int from);
   // Authorizes a unary call on `tenant`; if refused, finishes it with the
   // reason and returns true.
   bool Refused(grpc::CallbackServerContext* context,

@@ -12,9 +12,10 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/notification.h"
+#include "contract/batch.h"
 #include "contract/page.h"
 #include "server/core/mutex.h"
+#include "server/core/notification.h"
 #include "server/store/page_store.h"
 #include "zpaged/v1/page_store.pb.h"
 
@@ -85,7 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   size_t at = 0;
   while (at + 3 <= size) {
-    const uint8_t method = data[at] % 5;
+    const uint8_t method = data[at] % 7;
     const size_t length =
         std::min<size_t>(data[at + 1] | data[at + 2] << 8, size - at - 3);
     const uint8_t* body = data + at + 3;
@@ -129,11 +130,46 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 3: {
         zpaged::v1::ReclaimRequest r;
         if (!r.ParseFromArray(body, static_cast<int>(length))) break;
-        absl::Notification finished;
+        zpaged::Notification finished;
         store.Reclaim(
             r.tenant(), r.pages() % 64,
             [&](absl::StatusOr<zpaged::ReclaimResult>) { finished.Notify(); });
         finished.WaitForNotification();
+        break;
+      }
+      case 5: {  // PutBatch, item by item as the RPC layer applies it
+        zpaged::v1::PutBatchRequest r;
+        if (!r.ParseFromArray(body, static_cast<int>(length))) break;
+        if (!zpaged::ValidateBatch(r.tenant(), r.keys_size(), r.pages().size())
+                 .ok()) {
+          break;
+        }
+        for (int i = 0; i < r.keys_size(); ++i) {
+          const std::string one =
+              r.pages().substr(i * zpaged::kPageSize, zpaged::kPageSize);
+          if (store.PutAndWait(r.tenant(), r.keys(i), Bytes(one)).ok()) {
+            model[{r.tenant(), r.keys(i)}] = one;
+          }
+        }
+        break;
+      }
+      case 6: {  // GetBatch: every page that comes back is the model's
+        zpaged::v1::GetBatchRequest r;
+        if (!r.ParseFromArray(body, static_cast<int>(length))) break;
+        if (!zpaged::ValidateBatch(r.tenant(), r.keys_size(), std::nullopt)
+                 .ok()) {
+          break;
+        }
+        for (int i = 0; i < r.keys_size(); ++i) {
+          const absl::Status got =
+              store.Get(r.tenant(), r.keys(i),
+                        absl::MakeSpan(reinterpret_cast<uint8_t*>(page.data()),
+                                       page.size()));
+          auto it = model.find({r.tenant(), r.keys(i)});
+          if (got.ok() && (it == model.end() || it->second != page)) {
+            std::abort();
+          }
+        }
         break;
       }
       case 4: {

@@ -34,10 +34,10 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
-echo "quick run: zpaged stream + unary, redis raw + lz4"
+echo "quick run: zpaged stream + unary + batches of 7, redis raw + lz4"
 "$bench" --quick --server="127.0.0.1:$port" --server_pid="$server_pid" \
   --peer="redis://127.0.0.1:$redis_port" --corpus="$corpus" --json \
-  >"$work/quick.json"
+  --modes=stream,unary,batch --batch=7 >"$work/quick.json"
 echo "grpc-floor: a no-op call beside a Get"
 "$grpc_floor" --server="127.0.0.1:$port" --calls=50 >"$work/floor.txt"
 grep -q "^Get / no-op: p50 [0-9.]*x, p99 [0-9.]*x$" "$work/floor.txt" ||
@@ -58,7 +58,8 @@ def check(ok, what):
 
 rows = {(r["target"], r["mode"]): r for r in quick["results"]}
 check(sorted(rows) == [("redis", "lz4"), ("redis", "raw"),
-                       ("zpaged", "stream"), ("zpaged", "unary")],
+                       ("zpaged", "batch7"), ("zpaged", "stream"),
+                       ("zpaged", "unary")],
       f"one result per mode and target: {sorted(rows)}")
 for (target, mode), r in sorted(rows.items()):
     name = f"{target} {mode}"
@@ -73,7 +74,7 @@ for (target, mode), r in sorted(rows.items()):
               f"{name}: {field} reported")
     check(r["memory_bytes_per_page"] is not None,
           f"{name}: server memory per page reported")
-check(len(quick["ratios"]) == 4, "a ratio per zpaged mode and Redis flavour")
+check(len(quick["ratios"]) == 6, "a ratio per zpaged mode and Redis flavour")
 
 (t,) = timed["results"]
 check(t["put_pages"] > 0 and t["get_pages"] > 0,
@@ -84,7 +85,7 @@ sys.exit(1 if failures else 0)
 PY
 
 # The bench deletes what it stored.
-for tenant in bench-stream bench-unary; do
+for tenant in bench-stream bench-unary bench-batch7; do
   pages=$("$zpagectl" --server="127.0.0.1:$port" --tenant="$tenant" stats --json |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["stored_pages"])')
   [ "$pages" = 0 ] || { echo "FAILED: $tenant still holds $pages pages"; exit 1; }

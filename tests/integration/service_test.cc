@@ -14,6 +14,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/notification.h"
 #include "client/zpaged_client.h"
+#include "contract/page.h"
+#include "contract/tenant_name.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
@@ -144,7 +146,13 @@ TEST_F(ServiceTest, InvalidRequestsGetInvalidArgumentWithAReason) {
 }
 
 TEST_F(ServiceTest, OversizedMessagesAreRefusedAndServiceGoesOn) {
-  for (size_t size : {size_t{8192}, size_t{1} << 20, size_t{3} << 20}) {
+  // Up to a full batch's size a request is parsed, and a Put's page of the
+  // wrong size is its own error; beyond, gRPC refuses it unparsed.
+  for (size_t size : {size_t{8192}, size_t{1} << 20}) {
+    absl::Status s = client_->Put("vm", 1, std::string(size, 'x')).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << size;
+  }
+  for (size_t size : {size_t{2} << 20, size_t{3} << 20}) {
     absl::Status s = client_->Put("vm", 1, std::string(size, 'x')).status();
     EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << size;
   }
@@ -518,16 +526,15 @@ TEST_F(AuthTest, ATokenReachesOnlyItsOwnTenants) {
       absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(*alpha->Get("alpha", 1), TextPage(1));
 
-  // Streams check every item.
-  auto denied = beta->PutMany("alpha", {{5, TextPage(5)}});
-  ASSERT_TRUE(denied.ok()) << denied.status();
-  EXPECT_EQ((*denied)[0].code(),
-            static_cast<int>(absl::StatusCode::kPermissionDenied));
-  auto read = beta->GetMany("alpha", {1});
-  ASSERT_TRUE(read.ok());
-  EXPECT_EQ((*read)[0].code(),
-            static_cast<int>(absl::StatusCode::kPermissionDenied));
-  EXPECT_TRUE((*read)[0].data().empty());
+  // A batch names one tenant: refused whole.
+  const uint64_t five = 5;
+  EXPECT_EQ(beta->PutBatch("alpha", {&five, 1}, TextPage(5)).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(beta->GetBatch("alpha", {&five, 1}).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(beta->PutMany("alpha", {{5, TextPage(5)}}).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(*alpha->Get("alpha", 1), TextPage(1));
 
   // Totals cover only the caller's tenants.
   EXPECT_EQ(alpha->Stats("")->stored_pages(), 2u);
@@ -723,6 +730,180 @@ TEST_F(WatchStreamTest, ClosingTheStreamEndsItCleanly) {
   EXPECT_EQ(server_->broker().WatcherCount("vm"), 1u);
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
+}
+
+// The pages of `keys`, back to back, as a PutBatch carries them.
+std::string PagesOf(const std::vector<uint64_t>& keys,
+                    std::string (*make)(int)) {
+  std::string pages;
+  for (uint64_t key : keys) pages += make(static_cast<int>(key));
+  return pages;
+}
+
+TEST_F(ServiceTest, BatchesRoundTripInKeyOrder) {
+  const std::vector<uint64_t> keys = {3, 1, 2, 9};
+  std::string pages = PagesOf(keys, TextPage);
+  pages.replace(3 * kPageSize, kPageSize, RandomPage(9));
+  pages.replace(2 * kPageSize, kPageSize, std::string(kPageSize, '\0'));
+  absl::StatusOr<v1::PutBatchResponse> put =
+      client_->PutBatch("vm", keys, pages);
+  ASSERT_TRUE(put.ok()) << put.status();
+  ASSERT_EQ(put->results_size(), 4);
+  for (const v1::PutItemResult& result : put->results()) {
+    EXPECT_EQ(result.code(), 0) << result.message();
+  }
+  EXPECT_EQ(put->results(0).encoding(), v1::LZ4);
+  EXPECT_EQ(put->results(2).encoding(), v1::SAME_FILLED);
+  EXPECT_EQ(put->results(3).encoding(), v1::RAW);
+  EXPECT_EQ(put->results(3).stored_bytes(), kPageSize);
+  EXPECT_EQ(*client_->Get("vm", 9), RandomPage(9));
+
+  const std::vector<uint64_t> wanted = {9, 4, 3, 2};
+  absl::StatusOr<v1::GetBatchResponse> got = client_->GetBatch("vm", wanted);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->codes_size(), 4);
+  ASSERT_EQ(got->pages().size(), 4 * kPageSize);
+  EXPECT_EQ(got->codes(0), 0);
+  EXPECT_EQ(got->pages().substr(0, kPageSize), RandomPage(9));
+  EXPECT_EQ(got->codes(1), static_cast<int>(absl::StatusCode::kNotFound));
+  EXPECT_EQ(got->pages().substr(kPageSize, kPageSize),
+            std::string(kPageSize, '\0'));
+  EXPECT_EQ(got->pages().substr(2 * kPageSize, kPageSize), TextPage(3));
+  EXPECT_EQ(got->pages().substr(3 * kPageSize, kPageSize),
+            std::string(kPageSize, '\0'));
+  EXPECT_EQ(got->codes(3), 0);
+}
+
+TEST_F(ServiceTest, ADuplicateKeyInABatchTakesTheLaterPage) {
+  const std::vector<uint64_t> keys = {7, 7};
+  const std::string pages = TextPage(1) + TextPage(2);
+  absl::StatusOr<v1::PutBatchResponse> put =
+      client_->PutBatch("vm", keys, pages);
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(put->results(0).code(), 0);
+  EXPECT_EQ(put->results(1).code(), 0);
+  EXPECT_EQ(*client_->Get("vm", 7), TextPage(2));
+  absl::StatusOr<v1::GetBatchResponse> got = client_->GetBatch("vm", keys);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->pages(), TextPage(2) + TextPage(2));
+  EXPECT_EQ(client_->Stats("vm")->stored_pages(), 1u);
+}
+
+TEST_F(ServiceTest, BadBatchesAreRefusedWhole) {
+  const std::vector<uint64_t> one = {1};
+  auto put_code = [&](absl::string_view tenant,
+                      const std::vector<uint64_t>& keys,
+                      const std::string& pages) {
+    return client_->PutBatch(tenant, keys, pages).status().code();
+  };
+  auto get_code = [&](absl::string_view tenant,
+                      const std::vector<uint64_t>& keys) {
+    return client_->GetBatch(tenant, keys).status().code();
+  };
+  const auto invalid = absl::StatusCode::kInvalidArgument;
+  EXPECT_EQ(put_code("", one, TextPage(1)), invalid);
+  EXPECT_EQ(put_code("a/b", one, TextPage(1)), invalid);
+  EXPECT_EQ(get_code("a b", one), invalid);
+  EXPECT_EQ(put_code("vm", {}, ""), invalid);
+  EXPECT_EQ(get_code("vm", {}), invalid);
+  std::vector<uint64_t> too_many(kMaxBatchPages + 1);
+  for (size_t i = 0; i < too_many.size(); ++i) too_many[i] = i;
+  EXPECT_EQ(get_code("vm", too_many), invalid);
+  EXPECT_EQ(put_code("vm", too_many, std::string(kPageSize, 'x')), invalid);
+  // Pages must be exactly keys x 4096 bytes.
+  EXPECT_EQ(put_code("vm", one, TextPage(1) + "x"), invalid);
+  EXPECT_EQ(put_code("vm", {1, 2}, TextPage(1)), invalid);
+  EXPECT_EQ(put_code("vm", one, ""), invalid);
+  const absl::Status mismatch =
+      client_->PutBatch("vm", {1, 2}, TextPage(1)).status();
+  EXPECT_NE(mismatch.message().find("2 keys need exactly 8192"),
+            absl::string_view::npos)
+      << mismatch;
+  // Nothing of a refused batch was stored.
+  EXPECT_EQ(client_->Stats("vm")->stored_pages(), 0u);
+
+  // The largest legal batch gets through gRPC's message size limit.
+  std::vector<uint64_t> full(kMaxBatchPages);
+  for (size_t i = 0; i < full.size(); ++i) full[i] = i;
+  std::string pages;
+  for (size_t i = 0; i < full.size(); ++i) pages += RandomPage(i);
+  absl::StatusOr<v1::PutBatchResponse> put =
+      client_->PutBatch(std::string(kMaxTenantNameBytes, 't'), full, pages);
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(put->results_size(), kMaxBatchPages);
+  absl::StatusOr<v1::GetBatchResponse> got =
+      client_->GetBatch(std::string(kMaxTenantNameBytes, 't'), full);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->pages(), pages);
+}
+
+TEST_F(ServiceTest, ABatchItemThatFindsNoRoomFailsAloneAndLosesNothing) {
+  Start(TestOptions(StoreOptions{.tenant_max_bytes = 2 * kPageSize}));
+  const std::vector<uint64_t> keys = {1, 2, 3, 4};
+  std::string pages = PagesOf(keys, RandomPage);
+  pages.replace(3 * kPageSize, kPageSize, std::string(kPageSize, '\0'));
+  absl::StatusOr<v1::PutBatchResponse> put =
+      client_->PutBatch("vm", keys, pages);
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(put->results(0).code(), 0);
+  EXPECT_EQ(put->results(1).code(), 0);
+  // No watcher: the third RAW page has no room; the same-filled one needs
+  // none.
+  EXPECT_EQ(put->results(2).code(),
+            static_cast<int>(absl::StatusCode::kResourceExhausted));
+  EXPECT_NE(put->results(2).message().find("no eviction watcher"),
+            std::string::npos);
+  EXPECT_EQ(put->results(3).code(), 0);
+  EXPECT_EQ(*client_->Get("vm", 1), RandomPage(1));
+  EXPECT_EQ(client_->Stats("vm")->rejected_puts(), 1u);
+}
+
+TEST_F(ServiceTest, ABatchWaitsForEvictionsToMakeRoom) {
+  Start(TestOptions(StoreOptions{.tenant_max_bytes = 2 * kPageSize}));
+  Received backing_store;
+  auto watcher = client_->Watch("vm", backing_store.Accept());
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
+  const std::vector<uint64_t> keys = {1, 2, 3, 4, 5};
+  absl::StatusOr<v1::PutBatchResponse> put =
+      client_->PutBatch("vm", keys, PagesOf(keys, RandomPage));
+  ASSERT_TRUE(put.ok()) << put.status();
+  for (const v1::PutItemResult& result : put->results()) {
+    EXPECT_EQ(result.code(), 0) << result.message();
+  }
+  // Three pages went to the watcher to make room; every page is somewhere.
+  for (uint64_t key : keys) {
+    absl::StatusOr<std::string> page = client_->Get("vm", key);
+    EXPECT_EQ(page.ok() ? *page : backing_store.At(key), RandomPage(key));
+  }
+  EXPECT_EQ(backing_store.size(), 3u);
+}
+
+TEST_F(ServiceTest, ManyPagesGoInBatchesWithSeveralInFlight) {
+  std::vector<std::pair<uint64_t, std::string>> pages;
+  std::vector<uint64_t> keys;
+  for (uint64_t key = 0; key < 1000; ++key) {
+    pages.emplace_back(key, key % 3 == 0 ? RandomPage(key) : TextPage(key));
+    keys.push_back(key);
+  }
+  auto put = client_->PutMany("vm", pages, /*max_in_flight=*/3,
+                              /*batch_pages=*/7);
+  ASSERT_TRUE(put.ok()) << put.status();
+  ASSERT_EQ(put->size(), pages.size());
+  for (size_t i = 0; i < pages.size(); ++i) {
+    EXPECT_EQ((*put)[i].key(), pages[i].first);
+    EXPECT_EQ((*put)[i].code(), 0);
+  }
+  keys.push_back(5000);  // never put
+  auto got = client_->GetMany("vm", keys, /*max_in_flight=*/5,
+                              /*batch_pages=*/64);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), keys.size());
+  for (size_t i = 0; i < pages.size(); ++i) {
+    EXPECT_EQ((*got)[i].key(), keys[i]);
+    EXPECT_EQ((*got)[i].data(), pages[i].second) << i;
+  }
+  EXPECT_EQ(got->back().code(), static_cast<int>(absl::StatusCode::kNotFound));
+  EXPECT_EQ(client_->Stats("vm")->stored_pages(), 1000u);
 }
 
 }  // namespace
