@@ -93,7 +93,10 @@ PageStoreService::PageStoreService(PageStore* store, EvictionBroker* broker,
     : store_(store),
       broker_(broker),
       authorizer_(authorizer),
-      observer_(observer) {}
+      observer_(observer) {
+  SetMessageAllocatorFor_PutBatch(&put_batch_allocator_);
+  SetMessageAllocatorFor_GetBatch(&get_batch_allocator_);
+}
 
 absl::Status PageStoreService::Authorize(grpc::CallbackServerContext* context,
                                          absl::string_view tenant) const {

@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "server/auth/authorizer.h"
 #include "server/evict/eviction_broker.h"
+#include "server/rpc/arena_message_allocator.h"
 #include "server/rpc/call_observer.h"
 #include "server/store/page_store.h"
 #include "zpaged/v1/page_store.grpc.pb.h"
@@ -84,6 +85,11 @@ class PageStoreService final : public v1::PageStore::CallbackService {
                grpc::ServerUnaryReactor* reactor, RpcMethod method,
                absl::Time start, absl::string_view tenant);
 
+  // A full batch's results (256 x ~48 bytes) and keys fit the first block.
+  ArenaMessageAllocator<v1::PutBatchRequest, v1::PutBatchResponse>
+      put_batch_allocator_{32 * 1024};
+  ArenaMessageAllocator<v1::GetBatchRequest, v1::GetBatchResponse>
+      get_batch_allocator_{8 * 1024};
   PageStore* const store_;
   EvictionBroker* const broker_;
   const Authorizer* const authorizer_;
