@@ -87,50 +87,76 @@ absl::Status PumpStream(grpc::ClientReaderWriter<Request, Response>& stream,
   return absl::OkStatus();
 }
 
-// Keeps up to `depth` unary calls in flight with the callback API: each
-// call's completion records it and sends the next, on gRPC's thread.
-class UnaryWindow {
+using ContextFactory = std::function<std::unique_ptr<grpc::ClientContext>()>;
+
+// Keeps a fixed number of calls in flight with the callback API: each call's
+// completion records it and sends the slot's next call, on gRPC's thread.
+// Derived::Send(slot) sends a slot's next call, or Retire()s the slot when
+// the load has nothing more.
+template <typename Derived, typename Slot>
+class CallWindow {
  public:
-  UnaryWindow(v1::PageStore::Stub& stub, const std::string& tenant,
-              std::function<std::unique_ptr<grpc::ClientContext>()> context,
-              int depth, ChannelLoad& load)
+  CallWindow(v1::PageStore::Stub& stub, ContextFactory context, int calls,
+             ChannelLoad& load)
       : stub_(stub),
         new_context_(std::move(context)),
         load_(load),
-        slots_(depth),
-        active_(depth) {
-    for (Slot& slot : slots_) {
+        slots_(calls),
+        active_(calls) {}
+
+  // Returns once every call has been answered.
+  void Run() {
+    for (Slot& slot : slots_) static_cast<Derived*>(this)->Send(slot);
+    std::unique_lock<std::mutex> lock(mu_);
+    all_retired_.wait(lock, [this] { return active_ == 0; });
+  }
+
+ protected:
+  void Retire() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--active_ == 0) all_retired_.notify_all();
+  }
+
+  v1::PageStore::Stub& stub_;
+  const ContextFactory new_context_;
+  ChannelLoad& load_;
+  std::vector<Slot> slots_;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable all_retired_;
+  int active_;  // guarded by mu_: slots still sending
+};
+
+// One unary call in flight, reused for the next once answered.
+struct UnarySlot {
+  std::unique_ptr<grpc::ClientContext> context;
+  uint64_t key = 0;
+  Clock::time_point sent;
+  v1::PutRequest put;
+  v1::PutResponse put_response;
+  v1::GetRequest get;
+  v1::GetResponse get_response;
+  v1::DeleteRequest del;
+  v1::DeleteResponse del_response;
+};
+
+// Keeps up to `depth` unary calls in flight.
+class UnaryWindow : public CallWindow<UnaryWindow, UnarySlot> {
+ public:
+  UnaryWindow(v1::PageStore::Stub& stub, const std::string& tenant,
+              ContextFactory context, int depth, ChannelLoad& load)
+      : CallWindow(stub, std::move(context), depth, load) {
+    for (UnarySlot& slot : slots_) {
       slot.put.set_tenant(tenant);
       slot.get.set_tenant(tenant);
       slot.del.set_tenant(tenant);
     }
   }
 
-  // Returns once every call has been answered.
-  void Run() {
-    for (Slot& slot : slots_) Send(slot);
-    std::unique_lock<std::mutex> lock(mu_);
-    all_retired_.wait(lock, [this] { return active_ == 0; });
-  }
-
- private:
-  // One call in flight, reused for the next once answered.
-  struct Slot {
-    std::unique_ptr<grpc::ClientContext> context;
-    uint64_t key = 0;
-    Clock::time_point sent;
-    v1::PutRequest put;
-    v1::PutResponse put_response;
-    v1::GetRequest get;
-    v1::GetResponse get_response;
-    v1::DeleteRequest del;
-    v1::DeleteResponse del_response;
-  };
-
-  void Send(Slot& slot) {
+  void Send(UnarySlot& slot) {
     if (!load_.NextKey(&slot.key)) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--active_ == 0) all_retired_.notify_all();
+      Retire();
       return;
     }
     // A context serves one call only; the previous one is done with it.
@@ -169,57 +195,36 @@ class UnaryWindow {
         break;
     }
   }
-
-  v1::PageStore::Stub& stub_;
-  const std::function<std::unique_ptr<grpc::ClientContext>()> new_context_;
-  ChannelLoad& load_;
-  std::vector<Slot> slots_;
-
-  std::mutex mu_;
-  std::condition_variable all_retired_;
-  int active_;  // guarded by mu_: slots still sending
 };
 
 // Keeps batch calls in flight with the callback API, as UnaryWindow keeps
 // unary ones: each answered call records its pages and sends the next batch
 // on gRPC's thread. Every page of a call counts from the call's send.
-class BatchWindow {
+struct BatchSlot {
+  std::unique_ptr<grpc::ClientContext> context;
+  std::vector<uint64_t> keys;
+  Clock::time_point sent;
+  v1::PutBatchRequest put;
+  v1::PutBatchResponse put_response;
+  v1::GetBatchRequest get;
+  v1::GetBatchResponse get_response;
+};
+
+class BatchWindow : public CallWindow<BatchWindow, BatchSlot> {
  public:
   BatchWindow(v1::PageStore::Stub& stub, const std::string& tenant,
-              std::function<std::unique_ptr<grpc::ClientContext>()> context,
-              int calls, int batch_pages, ChannelLoad& load)
-      : stub_(stub),
-        new_context_(std::move(context)),
-        load_(load),
-        batch_pages_(batch_pages),
-        slots_(calls),
-        active_(calls) {
-    for (Slot& slot : slots_) {
+              ContextFactory context, int calls, int batch_pages,
+              ChannelLoad& load)
+      : CallWindow(stub, std::move(context), calls, load),
+        batch_pages_(batch_pages) {
+    for (BatchSlot& slot : slots_) {
       slot.put.set_tenant(tenant);
       slot.get.set_tenant(tenant);
       slot.keys.reserve(batch_pages);
     }
   }
 
-  // Returns once every call has been answered.
-  void Run() {
-    for (Slot& slot : slots_) Send(slot);
-    std::unique_lock<std::mutex> lock(mu_);
-    all_retired_.wait(lock, [this] { return active_ == 0; });
-  }
-
- private:
-  struct Slot {
-    std::unique_ptr<grpc::ClientContext> context;
-    std::vector<uint64_t> keys;
-    Clock::time_point sent;
-    v1::PutBatchRequest put;
-    v1::PutBatchResponse put_response;
-    v1::GetBatchRequest get;
-    v1::GetBatchResponse get_response;
-  };
-
-  void Send(Slot& slot) {
+  void Send(BatchSlot& slot) {
     slot.keys.clear();
     uint64_t key;
     while (static_cast<int>(slot.keys.size()) < batch_pages_ &&
@@ -227,8 +232,7 @@ class BatchWindow {
       slot.keys.push_back(key);
     }
     if (slot.keys.empty()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--active_ == 0) all_retired_.notify_all();
+      Retire();
       return;
     }
     slot.context = new_context_();
@@ -270,7 +274,7 @@ class BatchWindow {
   }
 
   // Item i's error: the call's, else its own code's; empty when OK.
-  std::string ItemError(const grpc::Status& status, const Slot& slot,
+  std::string ItemError(const grpc::Status& status, const BatchSlot& slot,
                         size_t i) const {
     if (!status.ok()) return ErrorOf(status);
     if (load_.phase() == Phase::kPut) {
@@ -295,15 +299,7 @@ class BatchWindow {
                : absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
   }
 
-  v1::PageStore::Stub& stub_;
-  const std::function<std::unique_ptr<grpc::ClientContext>()> new_context_;
-  ChannelLoad& load_;
   const int batch_pages_;
-  std::vector<Slot> slots_;
-
-  std::mutex mu_;
-  std::condition_variable all_retired_;
-  int active_;  // guarded by mu_: slots still sending
 };
 
 }  // namespace

@@ -1,13 +1,11 @@
 // The store's Put and Get allocate nothing per page once a tenant is warm:
 // the page's bytes go from the caller's buffer through a thread-local
 // compression buffer into the pool and back. (gRPC's own buffers are not
-// the store's to count.) This binary replaces operator new to count.
+// the store's to count.) Allocations are counted by
+// tests/testing/allocation_counter.
 
 #include <array>
-#include <atomic>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 #include <string>
 #include <vector>
 
@@ -15,23 +13,7 @@
 #include "gtest/gtest.h"
 #include "server/evict/eviction_sink.h"
 #include "server/store/page_store.h"
-
-namespace {
-std::atomic<uint64_t> allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-// GCC sees free() inside a replaced operator delete as a mismatch with the
-// operator new it was paired with; here that pairing is the point.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#pragma GCC diagnostic pop
+#include "tests/testing/allocation_counter.h"
 
 namespace zpaged {
 namespace {
@@ -68,9 +50,9 @@ TEST(PageStoreAllocationTest, WarmPutAndGetDoNotAllocatePerPage) {
   // lists at their working sizes.
   for (uint64_t pass = 0; pass < 4; ++pass) put_and_get_every_key(pass);
 
-  const uint64_t before = allocations.load();
+  const uint64_t before = HeapAllocationCount();
   for (uint64_t pass = 4; pass < 8; ++pass) put_and_get_every_key(pass);
-  const uint64_t allocated = allocations.load() - before;
+  const uint64_t allocated = HeapAllocationCount() - before;
   EXPECT_EQ(allocated, 0u) << allocated << " allocations in " << 4 * kKeys
                            << " Puts and as many Gets";
 }

@@ -3,12 +3,9 @@
 // store, only per call (gRPC's call objects, the message buffers). Measured
 // as the allocations per call at 16 and at 256 pages, client and server in
 // one process; the client keeps its messages on an arena so that its own
-// parsing does not allocate per page either. This binary replaces operator
-// new to count.
+// parsing does not allocate per page either. Allocations are counted
+// by tests/testing/allocation_counter.
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <string>
 #include <vector>
 
@@ -18,24 +15,8 @@
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "server/zpaged_server.h"
+#include "tests/testing/allocation_counter.h"
 #include "zpaged/v1/page_store.grpc.pb.h"
-
-namespace {
-std::atomic<uint64_t> allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-// GCC sees free() inside a replaced operator delete as a mismatch with the
-// operator new it was paired with; here that pairing is the point.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#pragma GCC diagnostic pop
 
 namespace zpaged {
 namespace {
@@ -94,9 +75,9 @@ class BatchAllocTest : public ::testing::Test {
       EXPECT_TRUE(status.ok()) << status.error_message();
     };
     for (int i = 0; i < calls; ++i) call();  // warm: the pool, the tenant
-    const uint64_t before = allocations.load();
+    const uint64_t before = HeapAllocationCount();
     for (int i = 0; i < calls; ++i) call();
-    return static_cast<double>(allocations.load() - before) / calls;
+    return static_cast<double>(HeapAllocationCount() - before) / calls;
   }
 
   std::unique_ptr<ZpagedServer> server_;
