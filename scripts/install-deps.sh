@@ -17,12 +17,13 @@ build_packages=(
 # clang's sanitizer runtimes, gdb for gcore (the page corpus), python3 for the
 # corpus and end-to-end scripts, Prometheus (promtool and the server),
 # docker-compose (to validate the compose file; no engine is needed), and
-# Redis with hiredis, the peer zpaged-bench measures zpaged against.
+# Redis with hiredis, the peer zpaged-bench measures zpaged against, and
+# python3-h2, the frame-level HTTP/2 client of the hardening tests.
 test_packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang lld libclang-rt-14-dev clang-format
   gdb python3 curl openssl prometheus docker-compose
-  libhiredis-dev redis-server
+  libhiredis-dev redis-server python3-h2
 )
 
 packages=("${build_packages[@]}")

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <memory>
@@ -52,6 +53,19 @@ ABSL_FLAG(int, max_tenants, 1024,
           "fails with RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, max_watchers_per_tenant, 16,
           "Eviction streams one tenant may have open at once.");
+ABSL_FLAG(int, max_streams_per_connection, 128,
+          "Calls one HTTP/2 connection may have open at once (advertised as "
+          "SETTINGS_MAX_CONCURRENT_STREAMS); more are refused.");
+ABSL_FLAG(absl::Duration, max_connection_idle, absl::Minutes(5),
+          "A connection with no call open for this long is closed.");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::Hours(24),
+          "A connection this old is sent GOAWAY: its client reconnects.");
+ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Minutes(10),
+          "After GOAWAY for age, how long its calls (eviction streams too) "
+          "may go on before they are ended.");
+ABSL_FLAG(zpaged::ByteSize, grpc_memory_bytes, zpaged::ByteSize{512 << 20},
+          "Memory gRPC may use for connection and message buffers; under "
+          "pressure it shrinks windows and refuses new streams.");
 ABSL_FLAG(absl::Duration, ack_deadline, absl::Seconds(5),
           "How long an evicted page waits for its watcher's ack before the "
           "page is kept and the watcher counts as stalled (e.g. 5s, 500ms).");
@@ -59,6 +73,9 @@ ABSL_FLAG(bool, drain_on_shutdown, false,
           "On SIGINT/SIGTERM, first evict every page of each tenant with a "
           "connected watcher to it, so a rolling restart loses nothing; what "
           "could not be drained is logged.");
+ABSL_FLAG(absl::Duration, drain_deadline, absl::Seconds(30),
+          "With --drain_on_shutdown: how long the drain may take; then the "
+          "shutdown goes on and what is left is logged, tenant by tenant.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGINT/SIGTERM, how long calls in flight get to finish.");
 
@@ -83,8 +100,22 @@ int Run() {
   sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // Each connection is a descriptor: take every one the hard limit allows,
+  // so that the connection cap, not EMFILE, is what a flood meets first.
+  if (rlimit files; getrlimit(RLIMIT_NOFILE, &files) == 0 &&
+                    files.rlim_cur < files.rlim_max) {
+    const rlim_t soft = files.rlim_cur;
+    files.rlim_cur = files.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &files) == 0) {
+      Log(absl::StrCat("open files: raised the soft limit from ", soft,
+                       " to the hard limit, ", files.rlim_max));
+    }
+  }
+
   for (const auto& [name, value] :
        {std::pair{"max_tenants", absl::GetFlag(FLAGS_max_tenants)},
+        std::pair{"max_streams_per_connection",
+                  absl::GetFlag(FLAGS_max_streams_per_connection)},
         std::pair{"max_watchers_per_tenant",
                   absl::GetFlag(FLAGS_max_watchers_per_tenant)}}) {
     if (value < 1) {
@@ -109,6 +140,14 @@ int Run() {
       absl::GetFlag(FLAGS_max_watchers_per_tenant);
   options.ack_deadline = absl::GetFlag(FLAGS_ack_deadline);
   options.drain_on_shutdown = absl::GetFlag(FLAGS_drain_on_shutdown);
+  options.drain_deadline = absl::GetFlag(FLAGS_drain_deadline);
+  options.max_streams_per_connection =
+      absl::GetFlag(FLAGS_max_streams_per_connection);
+  options.max_connection_idle = absl::GetFlag(FLAGS_max_connection_idle);
+  options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  options.max_connection_age_grace =
+      absl::GetFlag(FLAGS_max_connection_age_grace);
+  options.grpc_memory_bytes = absl::GetFlag(FLAGS_grpc_memory_bytes).bytes;
   absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
       ZpagedServer::Start(options);
   if (!server.ok()) {
@@ -142,15 +181,18 @@ int Run() {
                            reloaded.status().message()));
   }
   Log(absl::StrCat("received ", signal == SIGINT ? "SIGINT" : "SIGTERM",
-                   "; finishing calls in flight"));
+                   "; taking no more pages, finishing calls in flight"));
   const PageStore::DrainReport drained =
       (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
   if (options.drain_on_shutdown) {
     Log(absl::StrCat("drained ", drained.drained_pages,
                      " pages to their watchers"));
-    for (const auto& [tenant, left] : drained.left) {
-      Log(absl::StrCat("not drained: tenant '", tenant, "' still held ", left,
-                       " pages (no watcher, or acks did not come)"));
+    for (const PageStore::DrainReport::Left& left : drained.left) {
+      Log(absl::StrCat(
+          "not drained: tenant '", left.tenant, "' still held ", left.pages,
+          " pages (", left.same_filled_pages, " of them same-filled): ",
+          left.watched ? "its watchers did not ack them by --drain_deadline"
+                       : "it had no watcher"));
     }
   }
   Log("stopped");

@@ -1,6 +1,8 @@
 #include "server/zpaged_server.h"
 
+#include <algorithm>
 #include <chrono>
+#include <limits>
 #include <exception>
 #include <fstream>
 #include <iterator>
@@ -11,8 +13,10 @@
 #include "absl/strings/strip.h"
 #include "contract/page.h"
 #include "contract/tenant_name.h"
+#include "server/rpc/watch_reactor.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 
@@ -38,6 +42,13 @@ bool IsLoopback(absl::string_view address) {
   absl::string_view host = address.substr(0, address.rfind(':'));
   if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");
   return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+// A duration as a gRPC channel argument: whole milliseconds, capped at
+// INT_MAX (gRPC's "never").
+int Milliseconds(absl::Duration d) {
+  return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d),
+                                            std::numeric_limits<int>::max()));
 }
 
 absl::StatusOr<std::string> ReadPem(const std::string& path) {
@@ -88,13 +99,15 @@ ZpagedServer::ZpagedServer(const ServerOptions& options,
       broker_(BrokerOptions{
           .ack_deadline = options.ack_deadline,
           .max_watchers_per_tenant = options.max_watchers_per_tenant,
+          .max_watched_tenants = options.store.max_tenants,
           .on_ack = [this](absl::Duration d) { eviction_metrics_.OnAck(d); },
           .log = {}}),
       store_(options.store, &broker_),
       request_metrics_(*registry_),
       store_collector_(std::make_shared<StoreCollector>(&store_, &broker_)),
       service_(&store_, &broker_, authorizer_.get(), &request_metrics_),
-      drain_on_shutdown_(options.drain_on_shutdown) {}
+      drain_on_shutdown_(options.drain_on_shutdown),
+      drain_deadline_(options.drain_deadline) {}
 
 absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
     const ServerOptions& options) {
@@ -149,6 +162,20 @@ absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
+  // What one connection may hold, however its client behaves: a bound on
+  // its open calls, and an end to connections that carry no call (clients
+  // that only answer pings) or that live forever.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             options.max_streams_per_connection);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             Milliseconds(options.max_connection_idle));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                             Milliseconds(options.max_connection_age));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                             Milliseconds(options.max_connection_age_grace));
+  grpc::ResourceQuota quota("zpaged");
+  quota.Resize(static_cast<size_t>(options.grpc_memory_bytes));
+  builder.SetResourceQuota(quota);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || port == 0) {
     return absl::UnavailableError(
@@ -167,19 +194,30 @@ absl::StatusOr<size_t> ZpagedServer::ReloadTokens() {
     return absl::FailedPreconditionError(
         "no --auth_tokens_file: authentication is off");
   }
-  return authorizer_->Reload();
+  absl::StatusOr<size_t> loaded = authorizer_->Reload();
+  if (!loaded.ok()) return loaded;
+  // Calls check their token as they come; an eviction stream stays open,
+  // so each is checked again now. Every channel is a WatchReactor.
+  broker_.VisitChannels([](absl::string_view tenant, WatcherChannel& channel) {
+    static_cast<WatchReactor&>(channel).Reauthorize(tenant);
+  });
+  return loaded;
 }
 
 PageStore::DrainReport ZpagedServer::Shutdown(absl::Duration grace) {
   PageStore::DrainReport report;
   if (shut_down_) return report;
   shut_down_ = true;
-  // Health first, so that load balancers stop sending work while calls
-  // drain; then the pages, while the watchers are still connected; then the
-  // eviction streams, which would otherwise hold the server open until the
-  // grace runs out.
+  // No new pages, so a drain has an end, and health with it, so that load
+  // balancers stop sending work while calls drain; then the pages, while
+  // the watchers are still connected, until the drain deadline; then the
+  // eviction streams, whose pages still out resolve as the streams end, so
+  // that no call waits on an ack past the grace.
+  store_.StopWrites();
   server_->GetHealthCheckService()->Shutdown();
-  if (drain_on_shutdown_) report = store_.DrainToWatchers();
+  if (drain_on_shutdown_) {
+    report = store_.DrainToWatchers(absl::Now() + drain_deadline_);
+  }
   broker_.Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoNanoseconds(grace));

@@ -47,8 +47,23 @@ struct ServerOptions {
   StoreOptions store;
   absl::Duration ack_deadline = absl::Seconds(5);
   size_t max_watchers_per_tenant = 16;
-  // On Shutdown, evict every page of tenants with a watcher to it first.
+  // What one HTTP/2 connection may hold: calls (streams) open at once,
+  // advertised as SETTINGS_MAX_CONCURRENT_STREAMS, beyond which a stream is
+  // refused; how long it may stay with no call before the server closes it;
+  // how old it may grow before the server sends GOAWAY, and how long calls
+  // then have to finish.
+  int max_streams_per_connection = 128;
+  absl::Duration max_connection_idle = absl::Minutes(5);
+  absl::Duration max_connection_age = absl::Hours(24);
+  absl::Duration max_connection_age_grace = absl::Minutes(10);
+  // Memory gRPC may use for its buffers across all connections; under
+  // pressure it shrinks flow-control windows and refuses new streams.
+  uint64_t grpc_memory_bytes = uint64_t{512} << 20;
+  // On Shutdown, evict every page of tenants with a watcher to it first,
+  // for at most drain_deadline (pages still out then resolve as the
+  // eviction streams end).
   bool drain_on_shutdown = false;
+  absl::Duration drain_deadline = absl::Seconds(30);
 };
 
 class ZpagedServer {
@@ -70,16 +85,18 @@ class ZpagedServer {
   // The address the gRPC service listens on, with the real port.
   const std::string& address() const { return address_; }
 
-  // Health goes NOT_SERVING; with drain_on_shutdown, every page of a tenant
-  // with a watcher is evicted to it; eviction streams end with UNAVAILABLE,
+  // Health goes NOT_SERVING and every Put from then on is UNAVAILABLE; with
+  // drain_on_shutdown, every page of a tenant with a watcher is evicted to
+  // it, for at most drain_deadline; eviction streams end with UNAVAILABLE,
   // new calls are refused, and calls in flight get `grace` to finish (then
   // they are cancelled). Returns once all are done, with what the drain did
   // (empty without drain_on_shutdown). Idempotent.
   PageStore::DrainReport Shutdown(absl::Duration grace);
 
   // Reads the token file again (SIGHUP); the old tokens stay in force if it
-  // is bad. Returns how many tokens are loaded; FAILED_PRECONDITION when the
-  // server runs without authentication.
+  // is bad. Every open eviction stream whose token no longer grants its
+  // tenant then ends with PERMISSION_DENIED. Returns how many tokens are
+  // loaded; FAILED_PRECONDITION when the server runs without authentication.
   absl::StatusOr<size_t> ReloadTokens();
 
   EvictionBroker& broker() { return broker_; }
@@ -102,6 +119,7 @@ class ZpagedServer {
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   const bool drain_on_shutdown_;
+  const absl::Duration drain_deadline_;
   bool shut_down_ = false;
 };
 

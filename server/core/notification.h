@@ -6,6 +6,8 @@
 #ifndef ZPAGED_SERVER_CORE_NOTIFICATION_H_
 #define ZPAGED_SERVER_CORE_NOTIFICATION_H_
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "server/core/mutex.h"
 
 namespace zpaged {
@@ -28,6 +30,17 @@ class Notification {
   void WaitForNotification() {
     MutexLock lock(&mu_);
     while (!notified_) changed_.Wait(&mu_);
+  }
+
+  // As WaitForNotification, giving up at `deadline`; true if notified.
+  bool WaitForNotificationWithDeadline(absl::Time deadline) {
+    MutexLock lock(&mu_);
+    while (!notified_) {
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) return false;
+      changed_.WaitWithTimeout(&mu_, left);
+    }
+    return true;
   }
 
   bool HasBeenNotified() {

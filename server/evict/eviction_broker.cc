@@ -83,6 +83,12 @@ absl::StatusOr<EvictionBroker::WatcherId> EvictionBroker::Attach(
   {
     MutexLock lock(&mu_);
     if (shut_down_) return absl::UnavailableError("zpaged is shutting down");
+    if (!tenants_.contains(tenant) &&
+        tenants_.size() >= options_.max_watched_tenants) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "eviction watchers already watch ", options_.max_watched_tenants,
+          " tenants (--max_tenants); no watcher for another one"));
+    }
     TenantWatchers& group = tenants_[tenant];
     if (group.watchers.size() >= options_.max_watchers_per_tenant) {
       if (group.watchers.empty()) tenants_.erase(tenant);
@@ -248,6 +254,12 @@ void EvictionBroker::Shutdown() {
   for (auto& [id, watcher] : watchers_) {
     watcher->channel->Close(absl::UnavailableError("zpaged is shutting down"));
   }
+}
+
+void EvictionBroker::VisitChannels(
+    absl::FunctionRef<void(absl::string_view tenant, WatcherChannel&)> visit) {
+  MutexLock lock(&mu_);
+  for (auto& [id, watcher] : watchers_) visit(watcher->tenant, *watcher->channel);
 }
 
 size_t EvictionBroker::WatcherCount(absl::string_view tenant) {

@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/core/mutex.h"
@@ -62,6 +63,10 @@ struct BrokerOptions {
   absl::Duration ack_deadline = absl::Seconds(5);
   // Watchers one tenant may have at once; Attach refuses more.
   size_t max_watchers_per_tenant = 16;
+  // Tenants that may have watchers at once, whether or not they store
+  // pages: a watcher on a new tenant name past it is refused. The server
+  // sets it to --max_tenants.
+  size_t max_watched_tenants = 1024;
   // Told how long each ack took (for a histogram); may be empty.
   std::function<void(absl::Duration)> on_ack;
   // Receives one line, without a newline, for each watcher that connects,
@@ -97,7 +102,8 @@ class EvictionBroker final : public EvictionSink {
 
   // Subscribes `channel` to `tenant`'s evictions; it must stay valid until
   // Detach returns. RESOURCE_EXHAUSTED when the tenant has its maximum of
-  // watchers, UNAVAILABLE once Shutdown has begun.
+  // watchers, or it has none and max_watched_tenants have some;
+  // UNAVAILABLE once Shutdown has begun.
   absl::StatusOr<WatcherId> Attach(absl::string_view tenant,
                                    WatcherChannel* channel);
 
@@ -117,6 +123,13 @@ class EvictionBroker final : public EvictionSink {
 
   // Watchers attached to `tenant` now.
   size_t WatcherCount(absl::string_view tenant);
+
+  // Calls `visit` for every attached channel and its tenant, with the
+  // broker's lock held: `visit` may Close a channel but must not call the
+  // broker.
+  void VisitChannels(
+      absl::FunctionRef<void(absl::string_view tenant, WatcherChannel&)>
+          visit);
 
   // Every tenant with a watcher, for metrics.
   std::vector<std::pair<std::string, WatcherCounts>> CountsByTenant();

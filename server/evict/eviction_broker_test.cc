@@ -1,5 +1,6 @@
 #include "server/evict/eviction_broker.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <memory>
@@ -321,6 +322,41 @@ TEST_F(EvictionBrokerTest, WatchersPerTenantAreCapped) {
             absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(broker_->Attach("other", &channels[3]).ok());
   EXPECT_EQ(broker_->WatcherCount("vm"), 3u);
+}
+
+TEST_F(EvictionBrokerTest, WatchedTenantsAreCapped) {
+  BrokerOptions options;
+  options.max_watched_tenants = 2;
+  options.log = [](const std::string&) {};
+  broker_ = std::make_unique<EvictionBroker>(std::move(options));
+  FakeChannel a, b, c, d;
+  const auto id_a = Attach("t1", &a);
+  Attach("t2", &b);
+  const absl::Status refused = broker_->Attach("t3", &c).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.message().find("--max_tenants"), absl::string_view::npos);
+  const auto id_d = Attach("t1", &d);  // a watched tenant: fine
+  broker_->Detach(id_a);
+  EXPECT_FALSE(broker_->Attach("t3", &c).ok());  // t1 still has d
+  broker_->Detach(id_d);
+  EXPECT_TRUE(broker_->Attach("t3", &c).ok());  // t1 has none left
+  EXPECT_EQ(broker_->CountsByTenant().size(), 2u);
+}
+
+TEST_F(EvictionBrokerTest, VisitChannelsSeesEachWatcherWithItsTenant) {
+  FakeChannel a, b;
+  Attach("t1", &a);
+  Attach("t2", &b);
+  std::vector<std::string> seen;
+  broker_->VisitChannels([&](absl::string_view tenant, WatcherChannel& c) {
+    if (tenant == "t2") c.Close(absl::PermissionDeniedError("revoked"));
+    seen.push_back(std::string(tenant));
+  });
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<std::string>{"t1", "t2"}));
+  EXPECT_FALSE(a.close_status().has_value());
+  ASSERT_TRUE(b.close_status().has_value());
+  EXPECT_EQ(b.close_status()->code(), absl::StatusCode::kPermissionDenied);
 }
 
 TEST_F(EvictionBrokerTest, ShutdownClosesEveryChannelAndRefusesMore) {

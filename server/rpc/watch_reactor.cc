@@ -23,7 +23,9 @@ WatchReactor::WatchReactor(grpc::CallbackServerContext* context,
 
 bool WatchReactor::Send(const OutgoingPage& page) {
   MutexLock lock(&mu_);
-  if (!subscribed_ || finished_) return false;
+  if (!subscribed_ || finished_ || outbox_.size() >= kMaxOutboxPages) {
+    return false;
+  }
   v1::EvictedPage& out = outbox_.emplace_back();
   out.set_tenant(std::string(page.tenant));
   out.set_key(page.key);
@@ -38,6 +40,14 @@ bool WatchReactor::Send(const OutgoingPage& page) {
 
 void WatchReactor::Close(const absl::Status& status) {
   FinishOnce(ToGrpcStatus(status));
+}
+
+void WatchReactor::Reauthorize(absl::string_view tenant) {
+  if (absl::Status allowed =
+          authorizer_->Check(AuthorizationOf(*context_), tenant);
+      !allowed.ok()) {
+    FinishOnce(ToGrpcStatus(allowed));
+  }
 }
 
 void WatchReactor::FinishOnce(const grpc::Status& status) {

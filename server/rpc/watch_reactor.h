@@ -38,6 +38,12 @@ class WatchReactor final
     : public grpc::ServerBidiReactor<v1::EvictionAck, v1::EvictedPage>,
       public WatcherChannel {
  public:
+  // Pages queued for the client and not yet written, at most. A client that
+  // does not read (its flow-control window full) holds no more of the
+  // server's memory than this; further pages are refused, and the broker
+  // tries another watcher or leaves them stored.
+  static constexpr size_t kMaxOutboxPages = 64;
+
   // Starts reading the subscription. Deletes itself in OnDone. `observer`
   // may be null.
   WatchReactor(grpc::CallbackServerContext* context, EvictionBroker* broker,
@@ -46,6 +52,12 @@ class WatchReactor final
   // WatcherChannel, for the broker.
   bool Send(const OutgoingPage& page) override;
   void Close(const absl::Status& status) override;
+
+  // Checks the stream's token against the authorizer's tokens now (after a
+  // reload) and ends the stream with PERMISSION_DENIED or UNAUTHENTICATED
+  // if it no longer grants `tenant`. Only while attached: the broker calls
+  // it, with its lock held, through VisitChannels.
+  void Reauthorize(absl::string_view tenant);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;

@@ -44,6 +44,10 @@ std::optional<absl::StatusOr<PutResult>> PageStore::Put(
         absl::StrCat("page data is ", page.size(),
                      " bytes; it must be exactly ", kPageSize));
   }
+  if (!accepting_writes_.load()) {
+    return absl::UnavailableError(
+        "zpaged is shutting down and takes no more pages");
+  }
   absl::StatusOr<Tenant*> t = FindOrCreate(tenant);
   if (!t.ok()) return t.status();
   return (*t)->Put(key, page, options, later);
@@ -133,12 +137,16 @@ std::vector<Tenant*> PageStore::Tenants() const {
   return tenants;
 }
 
-PageStore::DrainReport PageStore::DrainToWatchers() {
+PageStore::DrainReport PageStore::DrainToWatchers(absl::Time deadline) {
   DrainReport report;
   for (Tenant* t : Tenants()) {
-    if (sink_->CanAccept(t->name())) report.drained_pages += t->Drain();
-    const uint64_t left = t->Stats().stored_pages;
-    if (left > 0) report.left.emplace_back(t->name(), left);
+    const bool watched = sink_->CanAccept(t->name());
+    if (watched) report.drained_pages += t->Drain(deadline);
+    const PageStats left = t->Stats();
+    if (left.stored_pages > 0) {
+      report.left.push_back(DrainReport::Left{
+          t->name(), left.stored_pages, left.same_filled_pages, watched});
+    }
   }
   return report;
 }

@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "server/core/memory_budget.h"
 #include "server/core/mutex.h"
@@ -83,13 +84,25 @@ class PageStore {
 
   struct DrainReport {
     uint64_t drained_pages = 0;  // acked by watchers
-    // Tenants that still hold pages, and how many: no watcher, or acks
-    // that did not come.
-    std::vector<std::pair<std::string, uint64_t>> left;
+    // A tenant that still holds pages after the drain, and why.
+    struct Left {
+      std::string tenant;
+      uint64_t pages = 0;
+      uint64_t same_filled_pages = 0;  // of `pages`
+      // false: it had no watcher; true: acks did not come, or not by the
+      // deadline.
+      bool watched = false;
+    };
+    std::vector<Left> left;
   };
   // Evicts every page of every tenant with a watcher to it (for a rolling
-  // restart that loses nothing). Tenants without one keep their pages.
-  DrainReport DrainToWatchers();
+  // restart that loses nothing), starting nothing after `deadline` and
+  // waiting no longer. Tenants without one keep their pages.
+  DrainReport DrainToWatchers(absl::Time deadline);
+
+  // From now on every Put fails with UNAVAILABLE: the server is shutting
+  // down (a drain must not chase new pages). Gets and Deletes go on.
+  void StopWrites() { accepting_writes_.store(false); }
 
   // One tenant's counters, or the sum over all when `tenant` is empty. A
   // tenant that never stored a page has all zeros.
@@ -115,6 +128,7 @@ class PageStore {
 
   const StoreOptions options_;
   EvictionSink* const sink_;
+  std::atomic<bool> accepting_writes_{true};
   MemoryBudget budget_;
   std::atomic<uint64_t> rejected_new_tenants_{0};
 

@@ -495,12 +495,12 @@ TEST_F(PageStoreTest, DrainNeverAcksAnOlderSameFilledCopyAfterANewerOne) {
     }
     return absl::OkStatus();
   };
-  store_->DrainToWatchers();
+  store_->DrainToWatchers(absl::InfiniteFuture());
   ASSERT_EQ(watcher_.delivered().size(), 1u);
   EXPECT_EQ(watcher_.delivered()[0].page, WordPage(7));
   EXPECT_EQ(*GetPage("vm", 1), TextPage(3));
 
-  PageStore::DrainReport second = store_->DrainToWatchers();
+  PageStore::DrainReport second = store_->DrainToWatchers(absl::InfiniteFuture());
   EXPECT_EQ(second.drained_pages, 1u);
   ASSERT_EQ(watcher_.delivered().size(), 2u);
   EXPECT_EQ(watcher_.delivered()[1].page, TextPage(3));
@@ -512,12 +512,14 @@ TEST_F(PageStoreTest, DrainEvictsEverythingAndReportsWhatIsLeft) {
     MustPut("vm", key, key % 4 == 0 ? WordPage(key) : TextPage(key));
   }
   MustPut("unwatched", 1, TextPage(1));
-  PageStore::DrainReport report = store_->DrainToWatchers();
+  PageStore::DrainReport report = store_->DrainToWatchers(absl::InfiniteFuture());
   EXPECT_EQ(report.drained_pages, 40u);
   EXPECT_EQ(StatsOf("vm").stored_pages, 0u);
   EXPECT_EQ(StatsOf("vm").pool_pages, 0u);
   ASSERT_EQ(report.left.size(), 1u);
-  EXPECT_EQ(report.left[0].first, "unwatched");
+  EXPECT_EQ(report.left[0].tenant, "unwatched");
+  EXPECT_EQ(report.left[0].pages, 1u);
+  EXPECT_FALSE(report.left[0].watched);
   EXPECT_EQ(watcher_.delivered().size(), 40u);
 }
 

@@ -415,32 +415,38 @@ bool Tenant::CountOutcome(DeliveryOutcome outcome) {
   return false;
 }
 
-ReclaimResult Tenant::ReclaimAndWait(uint32_t frames) {
-  Notification finished;
-  ReclaimResult result;
-  Reclaim(frames, [&](ReclaimResult r) {
-    result = r;
-    finished.Notify();
+std::optional<ReclaimResult> Tenant::ReclaimAndWait(uint32_t frames,
+                                                    absl::Time deadline) {
+  // Shared with the callback, which may come after this gave up.
+  struct Wait {
+    Notification finished;
+    ReclaimResult result;
+  };
+  auto wait = std::make_shared<Wait>();
+  Reclaim(frames, [wait](ReclaimResult result) {
+    wait->result = result;
+    wait->finished.Notify();
   });
-  finished.WaitForNotification();
-  return result;
+  if (!wait->finished.WaitForNotificationWithDeadline(deadline)) {
+    return std::nullopt;
+  }
+  return wait->result;
 }
 
-uint64_t Tenant::Drain() {
+uint64_t Tenant::Drain(absl::Time deadline) {
   const uint64_t evicted_before = evicted_.load();
   for (;;) {
     const uint64_t frames = pool_->Stats().pool_frames;
-    if (frames == 0 ||
-        ReclaimAndWait(static_cast<uint32_t>(frames)).reclaimed_pool_pages ==
-            0) {
-      break;
-    }
+    if (frames == 0) break;
+    std::optional<ReclaimResult> reclaimed =
+        ReclaimAndWait(static_cast<uint32_t>(frames), deadline);
+    if (!reclaimed.has_value() || reclaimed->reclaimed_pool_pages == 0) break;
   }
-  DrainSameFilled();
+  DrainSameFilled(deadline);
   return evicted_.load() - evicted_before;
 }
 
-void Tenant::DrainSameFilled() {
+void Tenant::DrainSameFilled(absl::Time deadline) {
   // Same-filled pages hold no pool memory, so reclaim never sees them.
   std::vector<std::pair<uint64_t, uint64_t>> same_filled;  // key, word
   {
@@ -451,18 +457,30 @@ void Tenant::DrainSameFilled() {
       }
     }
   }
-  Mutex mu;
-  CondVar settled;
-  int out = 0;
+  // Shared with the deliveries' callbacks, which may come after this gave
+  // up at the deadline.
+  struct Out {
+    Mutex mu;
+    CondVar settled;
+    int pages ABSL_GUARDED_BY(mu) = 0;
+  };
+  auto out = std::make_shared<Out>();
+  // Waits until at most `most` pages are out, or the deadline; false then.
+  auto wait_until = [&out, deadline](int most) {
+    MutexLock lock(&out->mu);
+    while (out->pages > most) {
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) return false;
+      out->settled.WaitWithTimeout(&out->mu, left);
+    }
+    return true;
+  };
   std::array<uint8_t, kPageSize> page;
   for (const auto& listed : same_filled) {
     // Named copies, not structured bindings: clang 14 cannot capture those.
     const uint64_t key = listed.first;
     const uint64_t word = listed.second;
-    {
-      MutexLock lock(&mu);
-      while (out >= kDrainInFlight) settled.Wait(&mu);
-    }
+    if (!wait_until(kDrainInFlight - 1)) return;
     // As EvictPage: the index lock is held shared across Deliver, and a copy
     // stored since the listing is not this one, so the key is skipped.
     ReaderLock lock(&index_mu_);
@@ -472,24 +490,23 @@ void Tenant::DrainSameFilled() {
     }
     FillWithWord(word, absl::MakeSpan(page));
     {
-      MutexLock count(&mu);
-      ++out;
+      MutexLock count(&out->mu);
+      ++out->pages;
     }
     const absl::Status handed = sink_->Deliver(
-        name_, key, page, [&, key, word](DeliveryOutcome outcome) {
+        name_, key, page, [this, out, key, word](DeliveryOutcome outcome) {
           if (CountOutcome(outcome)) DropCopy(key, word, /*same_filled=*/true);
-          MutexLock count(&mu);
-          --out;
-          settled.SignalAll();
+          MutexLock count(&out->mu);
+          --out->pages;
+          out->settled.SignalAll();
         });
     if (!handed.ok()) {
       refused_++;
-      MutexLock count(&mu);
-      --out;
+      MutexLock count(&out->mu);
+      --out->pages;
     }
   }
-  MutexLock lock(&mu);
-  while (out > 0) settled.Wait(&mu);
+  wait_until(0);
 }
 
 PageStats Tenant::Stats() const {

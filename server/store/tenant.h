@@ -37,6 +37,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "server/codec/page_codec.h"
 #include "server/core/memory_budget.h"
@@ -97,8 +98,10 @@ class Tenant {
 
   // Evicts every page to the sink and waits for the outcomes: the pool by
   // reclaim until it is empty or stops shrinking, then the same-filled
-  // pages. Returns how many pages were acked; what is left shows in Stats().
-  uint64_t Drain();
+  // pages. Starts nothing after `deadline` and waits no longer than it; a
+  // delivery still out then resolves later, as any does. Returns how many
+  // pages were acked; what is left shows in Stats().
+  uint64_t Drain(absl::Time deadline);
 
   // Counts a Put refused before it reached the tenant (bad page).
   void CountInvalidPut() { rejected_invalid_.fetch_add(1); }
@@ -161,9 +164,12 @@ class Tenant {
                    ZpoolHandle handle, DeliveryOutcome outcome);
   // Counts a delivery's outcome; true if it was acked.
   bool CountOutcome(DeliveryOutcome outcome);
-  ReclaimResult ReclaimAndWait(uint32_t frames);
-  // Hands every same-filled page to the sink; waits for the outcomes.
-  void DrainSameFilled();
+  // Reclaim, waiting for the result until `deadline`; nullopt past it.
+  std::optional<ReclaimResult> ReclaimAndWait(uint32_t frames,
+                                              absl::Time deadline);
+  // Hands every same-filled page to the sink and waits for the outcomes,
+  // until `deadline`.
+  void DrainSameFilled(absl::Time deadline);
 
   const std::string name_;
   EvictionSink* const sink_;

@@ -446,7 +446,9 @@ TEST_F(ServiceTest, DrainOnShutdownHandsEveryPageToItsWatcher) {
   EXPECT_EQ(received.At(2), RandomPage(2));
   EXPECT_EQ(received.At(3), zero);
   ASSERT_EQ(report.left.size(), 1u);
-  EXPECT_EQ(report.left[0], (std::pair<std::string, uint64_t>{"unwatched", 1}));
+  EXPECT_EQ(report.left[0].tenant, "unwatched");
+  EXPECT_EQ(report.left[0].pages, 1u);
+  EXPECT_FALSE(report.left[0].watched);
   EXPECT_EQ(server_->store().Stats("watched")->stored_pages, 0u);
 }
 

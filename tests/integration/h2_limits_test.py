@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""What one HTTP/2 connection may hold, checked frame by frame (issue 11 #4
+and #5): a client that speaks raw HTTP/2 with python3-h2, as an attacker
+would, instead of a gRPC library that keeps to the rules by itself.
+
+  - the server advertises SETTINGS_MAX_CONCURRENT_STREAMS, and a client that
+    opens streams past it (h2's own check lifted) has broken HTTP/2: gRPC
+    ends its calls with UNAVAILABLE and closes its connection, while other
+    connections go on;
+  - a connection that carries no call, and only answers pings, is closed
+    with GOAWAY after --max_connection_idle.
+
+Usage: h2_limits_test.py ZPAGED
+"""
+import socket
+import subprocess
+import sys
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+
+zpaged = sys.argv[1]
+failures = []
+
+
+def check(ok, what):
+    print(("ok: " if ok else "FAILED: ") + what, flush=True)
+    if not ok:
+        failures.append(what)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+port = free_port()
+server = subprocess.Popen(
+    [zpaged, f"--listen=127.0.0.1:{port}", "--metrics_listen=",
+     "--max_streams_per_connection=4", "--max_connection_idle=1s"],
+    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    def connect():
+        for _ in range(100):
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            sys.exit("FAILED: zpaged did not start")
+        sock.settimeout(0.2)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=True, header_encoding="utf-8"))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        return sock, conn
+
+    def pump(sock, conn, seconds, until=None):
+        """Reads and answers frames for up to `seconds`; returns events."""
+        events, end = [], time.time() + seconds
+        while time.time() < end:
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                events.append("closed")
+                break
+            events += conn.receive_data(data)
+            sock.sendall(conn.data_to_send())  # ping and settings acks
+            if until and any(until(e) for e in events):
+                break
+        return events
+
+    sock, conn = connect()
+    pump(sock, conn, 2,
+         lambda e: isinstance(e, h2.events.RemoteSettingsChanged))
+    advertised = conn.remote_settings.max_concurrent_streams
+    check(advertised == 4,
+          f"SETTINGS_MAX_CONCURRENT_STREAMS is advertised: {advertised}")
+
+    # Open six calls although four are allowed: lift h2's own limit.
+    conn.remote_settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = 100
+    conn.remote_settings.acknowledge()
+    headers = [(":method", "POST"), (":scheme", "http"),
+               (":path", "/zpaged.v1.PageStore/GetStream"),
+               (":authority", f"127.0.0.1:{port}"),
+               ("content-type", "application/grpc"), ("te", "trailers")]
+    for _ in range(6):
+        conn.send_headers(conn.get_next_available_stream_id(), headers)
+    sock.sendall(conn.data_to_send())
+    events = pump(sock, conn, 5, lambda e: e == "closed")
+    statuses = [dict(e.headers).get("grpc-status") for e in events
+                if isinstance(e, h2.events.ResponseReceived)]
+    check("closed" in events, "the connection that broke the limit is closed")
+    check(statuses and set(statuses) == {"14"},
+          f"its calls ended UNAVAILABLE: {statuses}")
+
+    # Another connection: it is served, and once idle (pings answered, no
+    # call) it is sent GOAWAY.
+    sock, conn = connect()
+    conn.send_headers(1, [(":method", "POST"), (":scheme", "http"),
+                          (":path", "/grpc.health.v1.Health/Check"),
+                          (":authority", f"127.0.0.1:{port}"),
+                          ("content-type", "application/grpc"),
+                          ("te", "trailers")])
+    conn.send_data(1, b"\x00\x00\x00\x00\x00", end_stream=True)
+    sock.sendall(conn.data_to_send())
+    events = pump(sock, conn, 5,
+                  lambda e: isinstance(e, h2.events.StreamEnded))
+    trailers = [dict(e.headers) for e in events
+                if isinstance(e, h2.events.TrailersReceived)]
+    check(bool(trailers) and trailers[0].get("grpc-status") == "0",
+          "a new connection is served (health Check OK)")
+    started = time.time()
+    events = pump(sock, conn, 15, lambda e: e == "closed" or
+                  isinstance(e, h2.events.ConnectionTerminated))
+    check(any(isinstance(e, h2.events.ConnectionTerminated) for e in events),
+          f"the idle connection is sent GOAWAY "
+          f"({time.time() - started:.1f} s after its last call)")
+finally:
+    server.terminate()
+    server.wait(timeout=30)
+sys.exit(1 if failures else 0)

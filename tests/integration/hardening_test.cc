@@ -1,0 +1,272 @@
+// What a hostile or broken client can make the server hold, and what it
+// must not be able to do (issue 11): each test drives the real server over
+// loopback with the input an attacker would send.
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "client/zpaged_client.h"
+#include "contract/page.h"
+#include "grpcpp/client_context.h"
+#include "gtest/gtest.h"
+#include "server/rpc/watch_reactor.h"
+#include "server/zpaged_server.h"
+
+namespace zpaged {
+namespace {
+
+std::string RandomPage(int seed) {
+  std::mt19937_64 rng(seed);
+  std::string page(kPageSize, '\0');
+  for (char& c : page) c = static_cast<char>(rng());
+  return page;
+}
+
+ClientOptions WithToken(std::string token) {
+  ClientOptions options;
+  options.token = std::move(token);
+  return options;
+}
+
+class HardeningTest : public ::testing::Test {
+ protected:
+  void Start(ServerOptions options) {
+    options.listen = "127.0.0.1:0";
+    absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
+        ZpagedServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    client_ = Client::Connect(server_->address());
+  }
+
+  // Waits (up to a minute, the test's backstop) until `done` holds.
+  template <typename Predicate>
+  bool Eventually(Predicate done) {
+    for (int i = 0; i < 600; ++i) {
+      if (done()) return true;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return done();
+  }
+
+  uint64_t InFlight(absl::string_view tenant) {
+    for (const auto& [name, counts] : server_->broker().CountsByTenant()) {
+      if (name == tenant) return counts.in_flight;
+    }
+    return 0;
+  }
+
+  std::unique_ptr<ZpagedServer> server_;
+  std::unique_ptr<Client> client_;
+};
+
+// Issue 11 #6: a watcher that never reads made the server queue every page
+// evicted to it (2.4 MiB/s, without bound).
+TEST_F(HardeningTest, AWatcherThatDoesNotReadHoldsABoundedOutbox) {
+  ServerOptions options;
+  options.ack_deadline = absl::Minutes(10);  // nothing times out meanwhile
+  Start(options);
+  constexpr int kPages = 800;
+  std::vector<std::pair<uint64_t, std::string>> pages;
+  for (int key = 0; key < kPages; ++key)
+    pages.emplace_back(key, RandomPage(key));
+  ASSERT_TRUE(client_->PutMany("vm", pages).ok());
+
+  grpc::ClientContext watch;
+  auto stream = client_->stub().WatchEvictions(&watch);
+  v1::EvictionAck subscribe;
+  subscribe.set_tenant("vm");
+  ASSERT_TRUE(stream->Write(subscribe));
+  stream->WaitForInitialMetadata();  // subscribed; it never reads a page
+
+  // Many Reclaims at once, each with up to 16 frames out: far more pages
+  // than the outbox takes. Their calls end at their own short deadline; the
+  // server goes on with them.
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<v1::ReclaimRequest> requests(kPages / 16);
+  std::vector<v1::ReclaimResponse> responses(requests.size());
+  std::atomic<int> answered{0};
+  for (size_t i = 0; i < requests.size(); ++i) {
+    auto& context = contexts.emplace_back(new grpc::ClientContext);
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(1));
+    requests[i].set_tenant("vm");
+    requests[i].set_pages(16);
+    client_->stub().async()->Reclaim(context.get(), &requests[i], &responses[i],
+                                     [&](grpc::Status) { answered++; });
+  }
+  ASSERT_TRUE(
+      Eventually([&] { return answered.load() == int(requests.size()); }));
+  // The outbox plus what the client's flow-control window took before it
+  // closed (about 128 pages, 512 KiB, here; 256 allowed). Without the bound
+  // every one of the 800 evicted pages was out: 800.
+  const uint64_t in_flight = InFlight("vm");
+  EXPECT_LE(in_flight, WatchReactor::kMaxOutboxPages + 256) << in_flight;
+  EXPECT_GT(in_flight, 0u);
+  // The pages refused stay stored, and the refusals are counted.
+  const PageStats stats = *server_->store().Stats("vm");
+  EXPECT_EQ(stats.stored_pages, static_cast<uint64_t>(kPages));
+  EXPECT_GT(stats.deliveries_refused, 0u);
+  watch.TryCancel();
+}
+
+// Issue 11 #8: a watch stream opened with a token kept receiving its
+// tenant's pages after the token was removed and the file reloaded.
+TEST_F(HardeningTest, AReloadEndsEvictionStreamsWhoseTokenWasRevoked) {
+  const std::string tokens = ::testing::TempDir() + "/revoke_tokens";
+  std::ofstream(tokens) << "alpha vm\nbeta vm\n";
+  ServerOptions options;
+  options.auth_tokens_file = tokens;
+  Start(options);
+  auto alpha = Client::Connect(server_->address(), WithToken("alpha"));
+  auto beta = Client::Connect(server_->address(), WithToken("beta"));
+  std::atomic<int> beta_pages{0};
+  auto revoked =
+      alpha->Watch("vm", [](uint64_t, absl::string_view) { return true; });
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  auto kept = beta->Watch("vm", [&](uint64_t, absl::string_view) {
+    beta_pages++;
+    return true;
+  });
+  ASSERT_TRUE(kept.ok()) << kept.status();
+
+  std::ofstream(tokens, std::ios::trunc) << "beta vm\n";
+  ASSERT_EQ(*server_->ReloadTokens(), 1u);
+  const absl::Status ended = (*revoked)->Wait();
+  EXPECT_EQ(ended.code(), absl::StatusCode::kUnauthenticated) << ended;
+  EXPECT_FALSE((*kept)->WaitFor(absl::Milliseconds(200)));
+  // The tenant's pages now go to the one watcher left.
+  ASSERT_TRUE(beta->Put("vm", 1, RandomPage(1)).ok());
+  absl::StatusOr<v1::ReclaimResponse> reclaimed = beta->Reclaim("vm", 1);
+  ASSERT_TRUE(reclaimed.ok()) << reclaimed.status();
+  EXPECT_EQ(reclaimed->evicted_pages(), 1u);
+  EXPECT_EQ(beta_pages.load(), 1);
+}
+
+// Issue 11 #10: 300 watchers on never-used tenant names were all accepted.
+TEST_F(HardeningTest, WatchersOnNewTenantNamesCountAgainstMaxTenants) {
+  ServerOptions options;
+  options.store.max_tenants = 4;
+  Start(options);
+  std::vector<std::unique_ptr<EvictionWatcher>> watchers;
+  for (int i = 0; i < 4; ++i) {
+    auto watcher =
+        client_->Watch("never-used-" + std::to_string(i),
+                       [](uint64_t, absl::string_view) { return true; });
+    ASSERT_TRUE(watcher.ok()) << watcher.status();
+    watchers.push_back(std::move(*watcher));
+  }
+  const absl::Status fifth =
+      client_
+          ->Watch("never-used-4",
+                  [](uint64_t, absl::string_view) { return true; })
+          .status();
+  EXPECT_EQ(fifth.code(), absl::StatusCode::kResourceExhausted) << fifth;
+  // A second watcher of a watched tenant is still welcome.
+  EXPECT_TRUE(client_
+                  ->Watch("never-used-0",
+                          [](uint64_t, absl::string_view) { return true; })
+                  .ok());
+}
+
+// Issue 11 #1: with --drain_on_shutdown a client that kept putting after
+// SIGTERM got its Puts answered OK and the drain did not end; a watcher that
+// acked slowly held shutdown for far longer than its grace. Here the watcher
+// never acks and the ack deadline is an hour: the test ending at all is the
+// proof that shutdown keeps to its drain deadline and grace.
+TEST_F(HardeningTest, ShutdownTakesNoNewPagesAndEndsInTime) {
+  ServerOptions options;
+  options.ack_deadline = absl::Hours(1);
+  options.drain_on_shutdown = true;
+  options.drain_deadline = absl::Seconds(1);
+  options.store.tenant_max_bytes = 4 * kPageSize;
+  Start(options);
+  for (int key = 1; key <= 4; ++key) {
+    ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
+  }
+  ASSERT_TRUE(client_->Put("vm", 5, std::string(kPageSize, '\0')).ok());
+  auto silent = client_->Watch("vm", [](uint64_t, absl::string_view) {
+    return false;  // never acks
+  });
+  ASSERT_TRUE(silent.ok()) << silent.status();
+
+  // A Put that must wait for room: its eviction is out to the silent watcher.
+  absl::Status waited;
+  std::thread waiting(
+      [&] { waited = client_->Put("vm", 6, RandomPage(6)).status(); });
+  ASSERT_TRUE(Eventually([&] { return InFlight("vm") > 0; }));
+
+  PageStore::DrainReport report;
+  std::thread shutdown([&] { report = server_->Shutdown(absl::Seconds(1)); });
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<bool> serving = client_->Serving();
+    return serving.ok() && !*serving;
+  }));
+  const absl::Status late = client_->Put("vm", 7, RandomPage(7)).status();
+  EXPECT_EQ(late.code(), absl::StatusCode::kUnavailable) << late;
+  EXPECT_NE(late.message().find("takes no more pages"), absl::string_view::npos)
+      << late;
+  shutdown.join();
+  waiting.join();
+
+  EXPECT_FALSE(waited.ok());
+  EXPECT_EQ(report.drained_pages, 0u);
+  ASSERT_EQ(report.left.size(), 1u);
+  EXPECT_EQ(report.left[0].tenant, "vm");
+  EXPECT_EQ(report.left[0].pages, 5u);
+  EXPECT_EQ(report.left[0].same_filled_pages, 1u);
+  EXPECT_TRUE(report.left[0].watched);
+}
+
+// Issue 11 #9: tenant A's slow watchers and eight Reclaims held all four
+// threads that evicting Puts shared, so every tenant B Put that needed an
+// eviction timed out. Nothing waits on a thread for an ack now: A's
+// evictions are out to its silent watcher while B's Puts evict to B's own.
+TEST_F(HardeningTest, OneTenantsSlowWatchersDoNotStallAnothersPuts) {
+  ServerOptions options;
+  options.ack_deadline = absl::Minutes(10);
+  options.store.tenant_max_bytes = 8 * kPageSize;
+  Start(options);
+  for (int key = 0; key < 8; ++key) {
+    ASSERT_TRUE(client_->Put("a", key, RandomPage(key)).ok());
+    ASSERT_TRUE(client_->Put("b", key, RandomPage(100 + key)).ok());
+  }
+  auto silent = client_->Watch("a", [](uint64_t, absl::string_view) {
+    return false;  // never acks
+  });
+  ASSERT_TRUE(silent.ok());
+  auto quick =
+      client_->Watch("b", [](uint64_t, absl::string_view) { return true; });
+  ASSERT_TRUE(quick.ok());
+
+  // Eight Reclaims of A, each waiting on acks that do not come.
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<v1::ReclaimRequest> requests(8);
+  std::vector<v1::ReclaimResponse> responses(8);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    auto& context = contexts.emplace_back(new grpc::ClientContext);
+    requests[i].set_tenant("a");
+    requests[i].set_pages(1);
+    client_->stub().async()->Reclaim(context.get(), &requests[i], &responses[i],
+                                     [](grpc::Status) {});
+  }
+  ASSERT_TRUE(Eventually([&] { return InFlight("a") >= 8; }));
+
+  // B's pool is full: each Put evicts to B's watcher and goes in.
+  for (int key = 8; key < 16; ++key) {
+    absl::StatusOr<PutReply> put = client_->Put("b", key, RandomPage(key));
+    EXPECT_TRUE(put.ok()) << put.status();
+  }
+  EXPECT_EQ(server_->store().Stats("b")->evicted_pages, 8u);
+  for (auto& context : contexts) context->TryCancel();
+}
+
+}  // namespace
+}  // namespace zpaged
