@@ -11,6 +11,7 @@
 #ifndef ZPAGED_SERVER_CORE_MUTEX_H_
 #define ZPAGED_SERVER_CORE_MUTEX_H_
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -92,12 +93,15 @@ class CondVar {
     cv_.wait(lock);
     lock.release();
   }
-  // As Wait, for at most `timeout`; true if it timed out.
+  // As Wait, for at most `timeout`; true if it timed out. A timeout past a
+  // day waits a day: std::condition_variable overflows its clock on an
+  // infinite one and returns at once. Callers loop on their condition.
   bool WaitWithTimeout(Mutex* mu, absl::Duration timeout)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
     const bool timed_out =
-        cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout)) ==
+        cv_.wait_for(lock, absl::ToChronoNanoseconds(
+                               std::min(timeout, absl::Hours(24)))) ==
         std::cv_status::timeout;
     lock.release();
     return timed_out;
