@@ -39,6 +39,12 @@ ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert.");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA bundle; with it, clients must present a certificate that "
           "chains to it (mutual TLS).");
+ABSL_FLAG(std::string, metrics_auth_file, "",
+          "File whose first line is USER:PASSWORD: /metrics then wants HTTP "
+          "basic auth (the scraper's basic_auth).");
+ABSL_FLAG(bool, metrics_per_tenant, true,
+          "Label the store and watcher series by tenant; false sums them "
+          "over tenants, so /metrics names no tenant.");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Address for Prometheus metrics (path /metrics), host:port; empty "
           "turns the endpoint off.");
@@ -127,6 +133,8 @@ int Run() {
   ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.metrics_auth_file = absl::GetFlag(FLAGS_metrics_auth_file);
+  options.metrics_per_tenant = absl::GetFlag(FLAGS_metrics_per_tenant);
   options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);

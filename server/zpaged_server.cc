@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <limits>
 #include <exception>
 #include <fstream>
 #include <iterator>
+#include <limits>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -13,12 +13,12 @@
 #include "absl/strings/strip.h"
 #include "contract/page.h"
 #include "contract/tenant_name.h"
-#include "server/rpc/watch_reactor.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "server/rpc/watch_reactor.h"
 
 namespace zpaged {
 
@@ -56,6 +56,22 @@ absl::StatusOr<std::string> ReadPem(const std::string& path) {
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
   return std::string(std::istreambuf_iterator<char>(in),
                      std::istreambuf_iterator<char>());
+}
+
+// The USER:PASSWORD on the first line of `path`, for /metrics.
+absl::StatusOr<std::pair<std::string, std::string>> ReadBasicAuth(
+    const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line)) {
+    return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  }
+  const size_t colon = line.find(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == line.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": the metrics auth file holds one line USER:PASSWORD"));
+  }
+  return std::make_pair(line.substr(0, colon), line.substr(colon + 1));
 }
 
 // Plaintext without TLS files; TLS with a certificate and key; mutual TLS
@@ -104,7 +120,8 @@ ZpagedServer::ZpagedServer(const ServerOptions& options,
           .log = {}}),
       store_(options.store, &broker_),
       request_metrics_(*registry_),
-      store_collector_(std::make_shared<StoreCollector>(&store_, &broker_)),
+      store_collector_(std::make_shared<StoreCollector>(
+          &store_, &broker_, options.metrics_per_tenant)),
       service_(&store_, &broker_, authorizer_.get(), &request_metrics_),
       drain_on_shutdown_(options.drain_on_shutdown),
       drain_deadline_(options.drain_deadline) {}
@@ -143,6 +160,17 @@ absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
     }
     server->exposer_->RegisterCollectable(server->registry_);
     server->exposer_->RegisterCollectable(server->store_collector_);
+    if (!options.metrics_auth_file.empty()) {
+      absl::StatusOr<std::pair<std::string, std::string>> credentials =
+          ReadBasicAuth(options.metrics_auth_file);
+      if (!credentials.ok()) return credentials.status();
+      server->exposer_->RegisterAuth(
+          [credentials = *std::move(credentials)](const std::string& user,
+                                                  const std::string& password) {
+            return user == credentials.first && password == credentials.second;
+          },
+          "zpaged metrics");
+    }
   }
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -187,6 +215,12 @@ absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
       absl::string_view(options.listen).substr(0, options.listen.rfind(':'));
   server->address_ = absl::StrCat(host, ":", port);
   return server;
+}
+
+int ZpagedServer::metrics_port() const {
+  if (exposer_ == nullptr) return 0;
+  const std::vector<int> ports = exposer_->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
 }
 
 absl::StatusOr<size_t> ZpagedServer::ReloadTokens() {

@@ -34,6 +34,11 @@ namespace zpaged {
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  // port 0: the kernel picks
   std::string metrics_listen;              // empty: no metrics endpoint
+  // One line USER:PASSWORD; with it /metrics wants HTTP basic auth.
+  std::string metrics_auth_file;
+  // false: every store and watcher series is summed over tenants and has no
+  // tenant label (no tenant names on /metrics, one series per family).
+  bool metrics_per_tenant = true;
   // Bearer tokens and the tenants each may use; empty: no authentication.
   std::string auth_tokens_file;
   // Without a token file, listen beyond loopback only if this is set.
@@ -84,6 +89,10 @@ class ZpagedServer {
 
   // The address the gRPC service listens on, with the real port.
   const std::string& address() const { return address_; }
+
+  // The port /metrics is served on (the real one when asked for port 0);
+  // 0 without a metrics endpoint.
+  int metrics_port() const;
 
   // Health goes NOT_SERVING and every Put from then on is UNAVAILABLE; with
   // drain_on_shutdown, every page of a tenant with a watcher is evicted to

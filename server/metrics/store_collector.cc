@@ -53,14 +53,27 @@ MetricFamily& FamilyFor(std::vector<MetricFamily>& families,
 }  // namespace
 
 std::vector<MetricFamily> StoreCollector::Collect() const {
-  const auto tenants = store_->StatsByTenant();
+  const auto by_tenant = store_->StatsByTenant();
+  // Per tenant, or one row of sums whose name is left out of the labels.
+  std::vector<std::pair<std::string, PageStats>> tenants;
+  if (per_tenant_) {
+    tenants = by_tenant;
+  } else {
+    PageStats total;
+    for (const auto& [name, stats] : by_tenant) total += stats;
+    tenants.emplace_back("", total);
+  }
+  auto tenant_label = [this](const std::string& tenant) {
+    return per_tenant_ ? std::vector<ClientMetric::Label>{{"tenant", tenant}}
+                       : std::vector<ClientMetric::Label>{};
+  };
   std::vector<MetricFamily> families;
   for (const PageStatField& field : kPageStatFields) {
     if (field.metric == nullptr) continue;
     MetricFamily& family = FamilyFor(families, field);
     const MetricType type = family.type;
     for (const auto& [tenant, stats] : tenants) {
-      std::vector<ClientMetric::Label> labels = {{"tenant", tenant}};
+      std::vector<ClientMetric::Label> labels = tenant_label(tenant);
       if (field.label_name != nullptr) {
         labels.push_back({field.label_name, field.label_value});
       }
@@ -74,7 +87,7 @@ std::vector<MetricFamily> StoreCollector::Collect() const {
       MetricType::Gauge);
   for (const auto& [tenant, stats] : tenants) {
     density.metric.push_back(
-        Sample({{"tenant", tenant}}, MetricType::Gauge, stats.density()));
+        Sample(tenant_label(tenant), MetricType::Gauge, stats.density()));
   }
   families.push_back(std::move(density));
 
@@ -91,13 +104,24 @@ std::vector<MetricFamily> StoreCollector::Collect() const {
              "Evicted pages sent to watchers and awaiting their ack within "
              "the deadline",
              MetricType::Gauge);
-  for (const auto& [tenant, counts] : broker_->CountsByTenant()) {
-    watchers.metric.push_back(Sample({{"tenant", tenant}}, MetricType::Gauge,
-                                     static_cast<double>(counts.watchers)));
-    stalled.metric.push_back(Sample({{"tenant", tenant}}, MetricType::Gauge,
-                                    static_cast<double>(counts.stalled)));
-    in_flight.metric.push_back(Sample({{"tenant", tenant}}, MetricType::Gauge,
-                                      static_cast<double>(counts.in_flight)));
+  std::vector<std::pair<std::string, WatcherCounts>> counts =
+      broker_->CountsByTenant();
+  if (!per_tenant_) {
+    WatcherCounts total;
+    for (const auto& [name, c] : counts) {
+      total.watchers += c.watchers;
+      total.stalled += c.stalled;
+      total.in_flight += c.in_flight;
+    }
+    counts = {{"", total}};
+  }
+  for (const auto& [tenant, c] : counts) {
+    watchers.metric.push_back(Sample(tenant_label(tenant), MetricType::Gauge,
+                                     static_cast<double>(c.watchers)));
+    stalled.metric.push_back(Sample(tenant_label(tenant), MetricType::Gauge,
+                                    static_cast<double>(c.stalled)));
+    in_flight.metric.push_back(Sample(tenant_label(tenant), MetricType::Gauge,
+                                      static_cast<double>(c.in_flight)));
   }
   families.push_back(std::move(watchers));
   families.push_back(std::move(stalled));
@@ -108,7 +132,7 @@ std::vector<MetricFamily> StoreCollector::Collect() const {
       "Puts refused because they would create a tenant past --max_tenants",
       MetricType::Counter, double(store_->rejected_new_tenants())));
   families.push_back(Single("zpaged_tenants", "Tenants with a pool",
-                            MetricType::Gauge, double(tenants.size())));
+                            MetricType::Gauge, double(by_tenant.size())));
   families.push_back(Single("zpaged_memory_limit_bytes",
                             "Pool memory all tenants together may hold "
                             "(--max_memory_bytes)",

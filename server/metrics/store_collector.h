@@ -17,9 +17,11 @@ namespace zpaged {
 
 class StoreCollector final : public prometheus::Collectable {
  public:
-  // Both must outlive the collector.
-  StoreCollector(const PageStore* store, EvictionBroker* broker)
-      : store_(store), broker_(broker) {}
+  // Both must outlive the collector. Without `per_tenant` every series is
+  // the sum over tenants, with no tenant label.
+  StoreCollector(const PageStore* store, EvictionBroker* broker,
+                 bool per_tenant = true)
+      : store_(store), broker_(broker), per_tenant_(per_tenant) {}
 
   // Every row of kPageStatFields with a metric, by tenant; zpaged_density
   // (by tenant); zpaged_watchers, _stalled_watchers, _evictions_in_flight
@@ -30,6 +32,7 @@ class StoreCollector final : public prometheus::Collectable {
  private:
   const PageStore* const store_;
   EvictionBroker* const broker_;
+  const bool per_tenant_;
 };
 
 }  // namespace zpaged

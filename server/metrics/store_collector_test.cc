@@ -113,5 +113,31 @@ TEST(StoreCollectorTest, SeriesAgreeWithTheStoreAtScrapeTime) {
   EXPECT_EQ(Value(after, "zpaged_stored_pages", "vm-a"), 3);
 }
 
+// Issue 11 #11: /metrics named every tenant; an operator may not want that.
+TEST(StoreCollectorTest, WithoutPerTenantSeriesTheSumsNameNoTenant) {
+  BrokerOptions options;
+  options.log = [](const std::string&) {};
+  EvictionBroker broker(std::move(options));
+  PageStore store(StoreOptions{}, &broker);
+  std::vector<uint8_t> zero(kPageSize, 0);
+  ASSERT_TRUE(store.PutAndWait("secret-a", 1, zero).ok());
+  ASSERT_TRUE(store.PutAndWait("secret-b", 1, zero).ok());
+  ASSERT_TRUE(store.PutAndWait("secret-b", 2, zero).ok());
+  SilentChannel channel;
+  const EvictionBroker::WatcherId watcher =
+      *broker.Attach("secret-a", &channel);
+
+  StoreCollector collector(&store, &broker, /*per_tenant=*/false);
+  const auto families = collector.Collect();
+  const std::string text = prometheus::TextSerializer().Serialize(families);
+  EXPECT_EQ(text.find("secret"), std::string::npos) << text;
+  EXPECT_EQ(text.find("tenant=\""), std::string::npos) << text;
+  EXPECT_NE(text.find("zpaged_stored_pages 3"), std::string::npos) << text;
+  EXPECT_NE(text.find("zpaged_same_filled_pages 3"), std::string::npos);
+  EXPECT_NE(text.find("zpaged_watchers 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("zpaged_tenants 2"), std::string::npos) << text;
+  broker.Detach(watcher);
+}
+
 }  // namespace
 }  // namespace zpaged

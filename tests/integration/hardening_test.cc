@@ -2,6 +2,11 @@
 // must not be able to do (issue 11): each test drives the real server over
 // loopback with the input an attacker would send.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -11,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/time/clock.h"
 #include "client/zpaged_client.h"
 #include "contract/page.h"
@@ -266,6 +272,65 @@ TEST_F(HardeningTest, OneTenantsSlowWatchersDoNotStallAnothersPuts) {
   }
   EXPECT_EQ(server_->store().Stats("b")->evicted_pages, 8u);
   for (auto& context : contexts) context->TryCancel();
+}
+
+// The status line and body of GET /metrics on `port`, with an Authorization
+// header when `authorization` is not empty.
+std::string HttpGetMetrics(int port, const std::string& authorization) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address))) {
+    close(fd);
+    return "connect failed";
+  }
+  std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n";
+  if (!authorization.empty()) {
+    request += "Authorization: " + authorization + "\r\n";
+  }
+  request += "\r\n";
+  if (write(fd, request.data(), request.size()) < 0) {
+    close(fd);
+    return "write failed";
+  }
+  std::string response;
+  char buffer[4096];
+  for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) {
+    response.append(buffer, n);
+  }
+  close(fd);
+  return response;
+}
+
+// Issue 11 #11: /metrics needed no credentials.
+TEST_F(HardeningTest, MetricsCanWantBasicAuth) {
+  const std::string auth = ::testing::TempDir() + "/metrics_auth";
+  std::ofstream(auth) << "prometheus:s3cret\n";
+  ServerOptions options;
+  options.metrics_listen = "127.0.0.1:0";
+  options.metrics_auth_file = auth;
+  Start(options);
+  ASSERT_TRUE(client_->Put("vm", 1, RandomPage(1)).ok());
+  const int port = server_->metrics_port();
+  ASSERT_GT(port, 0);
+  EXPECT_NE(HttpGetMetrics(port, "").find(" 401 "), std::string::npos);
+  EXPECT_NE(
+      HttpGetMetrics(port, "Basic " + absl::Base64Escape("prometheus:wrong"))
+          .find(" 401 "),
+      std::string::npos);
+  const std::string scrape =
+      HttpGetMetrics(port, "Basic " + absl::Base64Escape("prometheus:s3cret"));
+  EXPECT_NE(scrape.find(" 200 "), std::string::npos) << scrape.substr(0, 200);
+  EXPECT_NE(scrape.find("zpaged_stored_pages{tenant=\"vm\"} 1"),
+            std::string::npos);
+
+  // A file that is not USER:PASSWORD is refused at start.
+  std::ofstream(auth, std::ios::trunc) << "no colon\n";
+  options.listen = "127.0.0.1:0";
+  EXPECT_EQ(ZpagedServer::Start(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
