@@ -8,7 +8,9 @@ would, instead of a gRPC library that keeps to the rules by itself.
     ends its calls with UNAVAILABLE and closes its connection, while other
     connections go on;
   - a connection that carries no call, and only answers pings, is closed
-    with GOAWAY after --max_connection_idle.
+    with GOAWAY after --max_connection_idle;
+  - an unparseable unary request is answered UNIMPLEMENTED by gRPC itself,
+    as docs/security.md says.
 
 Usage: h2_limits_test.py ZPAGED
 """
@@ -117,6 +119,25 @@ try:
                 if isinstance(e, h2.events.TrailersReceived)]
     check(bool(trailers) and trailers[0].get("grpc-status") == "0",
           "a new connection is served (health Check OK)")
+
+    garbage = b"\xff\xff\xff"
+    conn.send_headers(3, [(":method", "POST"), (":scheme", "http"),
+                          (":path", "/zpaged.v1.PageStore/Get"),
+                          (":authority", f"127.0.0.1:{port}"),
+                          ("content-type", "application/grpc"),
+                          ("te", "trailers")])
+    conn.send_data(3, b"\x00" + len(garbage).to_bytes(4, "big") + garbage,
+                   end_stream=True)
+    sock.sendall(conn.data_to_send())
+    events = pump(sock, conn, 5, lambda e: isinstance(e, h2.events.StreamEnded)
+                  and e.stream_id == 3)
+    answers = [dict(e.headers) for e in events
+               if isinstance(e, (h2.events.ResponseReceived,
+                                 h2.events.TrailersReceived))
+               and e.stream_id == 3]
+    status = next((a["grpc-status"] for a in answers if "grpc-status" in a),
+                  None)
+    check(status == "12", f"an unparseable Get is UNIMPLEMENTED: {status}")
     started = time.time()
     events = pump(sock, conn, 15, lambda e: e == "closed" or
                   isinstance(e, h2.events.ConnectionTerminated))
