@@ -259,7 +259,8 @@ void EvictionBroker::Shutdown() {
 void EvictionBroker::VisitChannels(
     absl::FunctionRef<void(absl::string_view tenant, WatcherChannel&)> visit) {
   MutexLock lock(&mu_);
-  for (auto& [id, watcher] : watchers_) visit(watcher->tenant, *watcher->channel);
+  for (auto& [id, watcher] : watchers_)
+    visit(watcher->tenant, *watcher->channel);
 }
 
 size_t EvictionBroker::WatcherCount(absl::string_view tenant) {

@@ -128,8 +128,7 @@ class EvictionBroker final : public EvictionSink {
   // broker's lock held: `visit` may Close a channel but must not call the
   // broker.
   void VisitChannels(
-      absl::FunctionRef<void(absl::string_view tenant, WatcherChannel&)>
-          visit);
+      absl::FunctionRef<void(absl::string_view tenant, WatcherChannel&)> visit);
 
   // Every tenant with a watcher, for metrics.
   std::vector<std::pair<std::string, WatcherCounts>> CountsByTenant();

@@ -144,8 +144,8 @@ PageStore::DrainReport PageStore::DrainToWatchers(absl::Time deadline) {
     if (watched) report.drained_pages += t->Drain(deadline);
     const PageStats left = t->Stats();
     if (left.stored_pages > 0) {
-      report.left.push_back(DrainReport::Left{
-          t->name(), left.stored_pages, left.same_filled_pages, watched});
+      report.left.push_back(DrainReport::Left{t->name(), left.stored_pages,
+                                              left.same_filled_pages, watched});
     }
   }
   return report;

@@ -500,7 +500,8 @@ TEST_F(PageStoreTest, DrainNeverAcksAnOlderSameFilledCopyAfterANewerOne) {
   EXPECT_EQ(watcher_.delivered()[0].page, WordPage(7));
   EXPECT_EQ(*GetPage("vm", 1), TextPage(3));
 
-  PageStore::DrainReport second = store_->DrainToWatchers(absl::InfiniteFuture());
+  PageStore::DrainReport second =
+      store_->DrainToWatchers(absl::InfiniteFuture());
   EXPECT_EQ(second.drained_pages, 1u);
   ASSERT_EQ(watcher_.delivered().size(), 2u);
   EXPECT_EQ(watcher_.delivered()[1].page, TextPage(3));
@@ -512,7 +513,8 @@ TEST_F(PageStoreTest, DrainEvictsEverythingAndReportsWhatIsLeft) {
     MustPut("vm", key, key % 4 == 0 ? WordPage(key) : TextPage(key));
   }
   MustPut("unwatched", 1, TextPage(1));
-  PageStore::DrainReport report = store_->DrainToWatchers(absl::InfiniteFuture());
+  PageStore::DrainReport report =
+      store_->DrainToWatchers(absl::InfiniteFuture());
   EXPECT_EQ(report.drained_pages, 40u);
   EXPECT_EQ(StatsOf("vm").stored_pages, 0u);
   EXPECT_EQ(StatsOf("vm").pool_pages, 0u);
