@@ -256,8 +256,11 @@ PageStore::DrainReport ZpagedServer::Shutdown(absl::Duration grace) {
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoNanoseconds(grace));
   // Every stream has ended and detached from the broker by now, so every
-  // delivery has its outcome and no Put or Reclaim is left waiting.
+  // delivery has its outcome and no Put or Reclaim is left waiting; the
+  // timer may still be handing a timed-out one to the store, which is
+  // destroyed before the broker: wait for it.
   server_->Wait();
+  broker_.Stop();
   return report;
 }
 

@@ -11,13 +11,15 @@ namespace zpaged {
 EvictionBroker::EvictionBroker(BrokerOptions options)
     : options_(std::move(options)), timer_([this] { ExpireLoop(); }) {}
 
-EvictionBroker::~EvictionBroker() {
+EvictionBroker::~EvictionBroker() { Stop(); }
+
+void EvictionBroker::Stop() {
   {
     MutexLock lock(&mu_);
     stopping_ = true;
     expiry_added_.SignalAll();
   }
-  timer_.join();
+  if (timer_.joinable()) timer_.join();
 }
 
 void EvictionBroker::Log(const std::string& line) {

@@ -86,9 +86,9 @@ class EvictionBroker final : public EvictionSink {
   using WatcherId = uint64_t;
 
   explicit EvictionBroker(BrokerOptions options);
-  // Stops the timer. Deliveries still unresolved are dropped uncalled, so
-  // every watcher should be detached first (Shutdown, then wait for the
-  // channels' owners to Detach).
+  // Stop()s. Deliveries still unresolved are dropped uncalled, so every
+  // watcher should be detached first (Shutdown, then wait for the channels'
+  // owners to Detach).
   ~EvictionBroker() override;
 
   EvictionBroker(const EvictionBroker&) = delete;
@@ -120,6 +120,14 @@ class EvictionBroker final : public EvictionSink {
   // Refuses new watchers and deliveries and Closes every channel with
   // UNAVAILABLE. Their owners still Detach them.
   void Shutdown();
+
+  // Stops the deadline timer and waits for it: when Stop returns, every
+  // outcome the timer resolved has been delivered, and it resolves no more.
+  // A deadline passes unnoticed afterwards. Call it once every watcher is
+  // detached and before destroying what the `done` callbacks touch (the
+  // timer calls them without the broker's lock, so one may still be running
+  // after the last Detach). Idempotent.
+  void Stop();
 
   // Watchers attached to `tenant` now.
   size_t WatcherCount(absl::string_view tenant);

@@ -444,6 +444,9 @@ TEST(EvictionBrokerConcurrencyTest, EveryDeliveryResolvesExactlyOnce) {
   delivering = false;
   threads.back().join();
   for (int w = 0; w < kWatchers; ++w) broker.Detach(ids[w]);
+  // The timer may still be handing out outcomes it took before the last
+  // Detach: once stopped, it has handed them all.
+  broker.Stop();
   EXPECT_GT(accepted.load(), 0);
   EXPECT_EQ(resolved.load(), accepted.load());
   EXPECT_EQ(twice.load(), 0);

@@ -106,6 +106,7 @@ TEST(StoreCollectorTest, SeriesAgreeWithTheStoreAtScrapeTime) {
   EXPECT_NE(text.find("# TYPE zpaged_density gauge"), std::string::npos);
   // The two pages out resolve as the watcher leaves; they stay stored.
   broker.Detach(watcher);
+  broker.Stop();
   const auto after = collector.Collect();
   EXPECT_EQ(
       Value(after, "zpaged_eviction_deliveries_total", "vm-a", "disconnected"),
@@ -137,6 +138,7 @@ TEST(StoreCollectorTest, WithoutPerTenantSeriesTheSumsNameNoTenant) {
   EXPECT_NE(text.find("zpaged_watchers 1"), std::string::npos) << text;
   EXPECT_NE(text.find("zpaged_tenants 2"), std::string::npos) << text;
   broker.Detach(watcher);
+  broker.Stop();
 }
 
 }  // namespace

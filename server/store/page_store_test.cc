@@ -134,7 +134,10 @@ class PageStoreTest : public ::testing::Test {
     Make(StoreOptions{});
     watcher_.Watch();
   }
-  void TearDown() override { watcher_.Unwatch(); }
+  void TearDown() override {
+    watcher_.Unwatch();
+    broker_.Stop();  // no outcome reaches the store after this
+  }
 
   PutResult MustPut(absl::string_view tenant, uint64_t key, const Page& page) {
     absl::StatusOr<PutResult> r = store_->PutAndWait(tenant, key, page);
