@@ -253,6 +253,7 @@ TEST_F(HardeningTest, OneTenantsSlowWatchersDoNotStallAnothersPuts) {
   ASSERT_TRUE(quick.ok());
 
   // Eight Reclaims of A, each waiting on acks that do not come.
+  std::atomic<int> answered{0};
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<v1::ReclaimRequest> requests(8);
   std::vector<v1::ReclaimResponse> responses(8);
@@ -261,7 +262,7 @@ TEST_F(HardeningTest, OneTenantsSlowWatchersDoNotStallAnothersPuts) {
     requests[i].set_tenant("a");
     requests[i].set_pages(1);
     client_->stub().async()->Reclaim(context.get(), &requests[i], &responses[i],
-                                     [](grpc::Status) {});
+                                     [&](grpc::Status) { answered++; });
   }
   ASSERT_TRUE(Eventually([&] { return InFlight("a") >= 8; }));
 
@@ -271,7 +272,9 @@ TEST_F(HardeningTest, OneTenantsSlowWatchersDoNotStallAnothersPuts) {
     EXPECT_TRUE(put.ok()) << put.status();
   }
   EXPECT_EQ(server_->store().Stats("b")->evicted_pages, 8u);
+  // The calls' contexts and messages must outlive their callbacks.
   for (auto& context : contexts) context->TryCancel();
+  EXPECT_TRUE(Eventually([&] { return answered.load() == 8; }));
 }
 
 // The status line and body of GET /metrics on `port`, with an Authorization
