@@ -59,6 +59,9 @@ ABSL_FLAG(int, max_tenants, 1024,
           "fails with RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, max_watchers_per_tenant, 16,
           "Eviction streams one tenant may have open at once.");
+ABSL_FLAG(int, max_connections, 10000,
+          "Client connections open at once; past it a new connection is "
+          "closed on arrival. Held below the open files limit less 64.");
 ABSL_FLAG(int, max_streams_per_connection, 128,
           "Calls one HTTP/2 connection may have open at once (advertised as "
           "SETTINGS_MAX_CONCURRENT_STREAMS); more are refused.");
@@ -120,6 +123,7 @@ int Run() {
 
   for (const auto& [name, value] :
        {std::pair{"max_tenants", absl::GetFlag(FLAGS_max_tenants)},
+        std::pair{"max_connections", absl::GetFlag(FLAGS_max_connections)},
         std::pair{"max_streams_per_connection",
                   absl::GetFlag(FLAGS_max_streams_per_connection)},
         std::pair{"max_watchers_per_tenant",
@@ -149,6 +153,7 @@ int Run() {
   options.ack_deadline = absl::GetFlag(FLAGS_ack_deadline);
   options.drain_on_shutdown = absl::GetFlag(FLAGS_drain_on_shutdown);
   options.drain_deadline = absl::GetFlag(FLAGS_drain_deadline);
+  options.max_connections = absl::GetFlag(FLAGS_max_connections);
   options.max_streams_per_connection =
       absl::GetFlag(FLAGS_max_streams_per_connection);
   options.max_connection_idle = absl::GetFlag(FLAGS_max_connection_idle);

@@ -1,7 +1,10 @@
 #include "server/zpaged_server.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <exception>
 #include <fstream>
 #include <iterator>
@@ -105,6 +108,26 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
   return grpc::SslServerCredentials(ssl);
 }
 
+// The connection cap, held below the descriptor limit: gRPC, the metrics
+// endpoint and the token file need descriptors too.
+size_t ConnectionCap(size_t requested) {
+  rlimit files;
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0 ||
+      files.rlim_cur == RLIM_INFINITY) {
+    return requested;
+  }
+  constexpr rlim_t kReserve = 64;
+  const rlim_t room = files.rlim_cur > 2 * kReserve ? files.rlim_cur - kReserve
+                                                    : files.rlim_cur / 2;
+  if (requested <= room) return requested;
+  std::fprintf(stderr,
+               "zpaged: --max_connections lowered from %zu to %zu: the open "
+               "files limit is %llu\n",
+               requested, static_cast<size_t>(room),
+               static_cast<unsigned long long>(files.rlim_cur));
+  return room;
+}
+
 }  // namespace
 
 ZpagedServer::ZpagedServer(const ServerOptions& options,
@@ -175,9 +198,16 @@ absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  int port = 0;
+  absl::StatusOr<std::unique_ptr<ConnectionListener>> listener =
+      ConnectionListener::Open(ListenerOptions{
+          .address = options.listen,
+          .max_connections = ConnectionCap(options.max_connections)});
+  if (!listener.ok()) return listener.status();
+  server->listener_ = *std::move(listener);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, *credentials, &port);
+  server->acceptor_ = builder.experimental().AddExternalConnectionAcceptor(
+      grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+      *credentials);
   builder.RegisterService(&server->service_);
   // Anything larger than a Put can be is refused with RESOURCE_EXHAUSTED
   // before it is parsed (gRPC's default would take 4 MiB).
@@ -205,15 +235,26 @@ absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
   quota.Resize(static_cast<size_t>(options.grpc_memory_bytes));
   builder.SetResourceQuota(quota);
   server->server_ = builder.BuildAndStart();
-  if (server->server_ == nullptr || port == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.listen,
-                     " (address in use, or not an address?)"));
+  if (server->server_ == nullptr) {
+    return absl::InternalError("gRPC could not start the server");
   }
   server->server_->GetHealthCheckService()->SetServingStatus(true);
-  const absl::string_view host =
-      absl::string_view(options.listen).substr(0, options.listen.rfind(':'));
-  server->address_ = absl::StrCat(host, ":", port);
+  grpc::experimental::ExternalConnectionAcceptor* acceptor =
+      server->acceptor_.get();
+  server->listener_->Start([acceptor](int listener_fd, int fd) {
+    grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters
+        connection;
+    connection.listener_fd = listener_fd;
+    connection.fd = fd;
+    acceptor->HandleNewConnection(&connection);
+  });
+  if (absl::StartsWith(options.listen, "unix:")) {
+    server->address_ = options.listen;
+  } else {
+    const absl::string_view host =
+        absl::string_view(options.listen).substr(0, options.listen.rfind(':'));
+    server->address_ = absl::StrCat(host, ":", server->listener_->port());
+  }
   return server;
 }
 
@@ -249,6 +290,8 @@ PageStore::DrainReport ZpagedServer::Shutdown(absl::Duration grace) {
   // that no call waits on an ack past the grace.
   store_.StopWrites();
   server_->GetHealthCheckService()->Shutdown();
+  // No new connections; those open stay for the drain and the grace.
+  listener_.reset();
   if (drain_on_shutdown_) {
     report = store_.DrainToWatchers(absl::Now() + drain_deadline_);
   }

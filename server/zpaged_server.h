@@ -2,6 +2,8 @@
 // broker, gRPC service with health and reflection, and the metrics endpoint —
 // so that main() and the tests run the same thing.
 //
+//   ConnectionListener ── accepted connections ─┐
+//                                               v
 //   ZpagedServer ── grpc::Server ── PageStoreService ── PageStore ── tenants
 //                │                │                 └─ WatchReactor (one a
 //                │                │                    stream) ─┐
@@ -19,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "server/auth/authorizer.h"
@@ -26,6 +29,7 @@
 #include "server/metrics/eviction_metrics.h"
 #include "server/metrics/request_metrics.h"
 #include "server/metrics/store_collector.h"
+#include "server/net/connection_listener.h"
 #include "server/rpc/page_store_service.h"
 #include "server/store/page_store.h"
 
@@ -58,6 +62,10 @@ struct ServerOptions {
   // how old it may grow before the server sends GOAWAY, and how long calls
   // then have to finish.
   int max_streams_per_connection = 128;
+  // Connections open at once; past it new ones are closed on arrival. Held
+  // below the descriptor limit (RLIMIT_NOFILE) less a reserve for the rest
+  // of the process.
+  size_t max_connections = 10000;
   absl::Duration max_connection_idle = absl::Minutes(5);
   absl::Duration max_connection_age = absl::Hours(24);
   absl::Duration max_connection_age_grace = absl::Minutes(10);
@@ -126,6 +134,9 @@ class ZpagedServer {
   PageStoreService service_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<grpc::Server> server_;
+  // Hands connections to gRPC through this; outlives the listener's thread.
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor_;
+  std::unique_ptr<ConnectionListener> listener_;
   std::string address_;
   const bool drain_on_shutdown_;
   const absl::Duration drain_deadline_;
