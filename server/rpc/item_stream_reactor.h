@@ -15,7 +15,9 @@
 // ItemDone(), which keeps the order, and no thread waits meanwhile.
 //
 // Handlers report each item's outcome in its response; nothing an item does
-// ends the stream.
+// ends the stream. A message that does not parse does: the responses
+// before it are written, and the call ends with INVALID_ARGUMENT saying
+// which message it was (raw_message.h).
 
 #ifndef ZPAGED_SERVER_RPC_ITEM_STREAM_REACTOR_H_
 #define ZPAGED_SERVER_RPC_ITEM_STREAM_REACTOR_H_
@@ -25,10 +27,12 @@
 #include <functional>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/support/server_callback.h"
 #include "server/core/mutex.h"
 #include "server/rpc/call_observer.h"
+#include "server/rpc/raw_message.h"
 
 namespace zpaged {
 
@@ -44,7 +48,7 @@ class DeferredItem {
 
 template <typename Request, typename Response>
 class ItemStreamReactor final
-    : public grpc::ServerBidiReactor<Request, Response>,
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
       public DeferredItem {
  public:
   // Fills the response for one request and returns true; or returns false
@@ -57,8 +61,10 @@ class ItemStreamReactor final
 
   // All pointers must outlive the stream; `observer` may be null. Deletes
   // itself in OnDone.
-  ItemStreamReactor(RpcMethod method, Handler handler, CallObserver* observer)
-      : method_(method),
+  ItemStreamReactor(grpc::CallbackServerContext* context, RpcMethod method,
+                    Handler handler, CallObserver* observer)
+      : context_(context),
+        method_(method),
         handler_(std::move(handler)),
         observer_(observer),
         start_(absl::Now()) {
@@ -69,9 +75,20 @@ class ItemStreamReactor final
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {
+    ++messages_read_;
+    grpc::Status parsed;
+    if (ok) parsed = ParseMessage(*context_, raw_request_, &request_);
+    if (!ok || !parsed.ok()) {
       MutexLock lock(&mu_);
       reads_done_ = true;
+      if (!parsed.ok()) {
+        status_ = grpc::Status(
+            parsed.error_code(),
+            absl::StrCat("message ", messages_read_,
+                         " of the stream: ", parsed.error_message(),
+                         "; the stream ends after answering the ",
+                         messages_read_ - 1, " before it"));
+      }
       MaybeFinish();
       return;
     }
@@ -111,6 +128,7 @@ class ItemStreamReactor final
   // Queues the response of the item just handled, and reads the next
   // request unless kMaxQueuedResponses are waiting.
   void Queue() {
+    SerializeMessage(slots_[filling_], &raw_slots_[filling_]);
     MutexLock lock(&mu_);
     if (broken_) {
       free_[free_count_++] = filling_;
@@ -138,31 +156,35 @@ class ItemStreamReactor final
 
   void TakeSlotAndRead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     filling_ = free_[--free_count_];
-    this->StartRead(&request_);
+    this->StartRead(&raw_request_);
   }
 
   void WriteOldest() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     grpc::WriteOptions options;
     if (queued_ > 1) options.set_buffer_hint();
-    this->StartWrite(&slots_[queue_[oldest_]], options);
+    this->StartWrite(&raw_slots_[queue_[oldest_]], options);
   }
 
   void MaybeFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!reads_done_ || writing_ || finished_) return;
     finished_ = true;
     if (observer_ != nullptr) {
-      observer_->OnCallFinished(method_, grpc::StatusCode::OK,
+      observer_->OnCallFinished(method_, status_.error_code(),
                                 absl::Now() - start_);
     }
-    this->Finish(grpc::Status::OK);
+    this->Finish(status_);
   }
 
+  grpc::CallbackServerContext* const context_;
   const RpcMethod method_;
   const Handler handler_;
   CallObserver* const observer_;
   const absl::Time start_;
-  Request request_;  // the read in flight, or the item being handled
+  grpc::ByteBuffer raw_request_;  // the read in flight
+  Request request_;               // the item being handled
+  uint64_t messages_read_ = 0;    // by the read path alone
   std::array<Response, kSlots> slots_;
+  std::array<grpc::ByteBuffer, kSlots> raw_slots_;  // slots_, serialized
   // The slot of the read in flight or the item being handled: set under
   // mu_ before StartRead, then used by the read path alone.
   uint8_t filling_ = 0;
@@ -178,6 +200,7 @@ class ItemStreamReactor final
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);  // the call's, once reads end
 };
 
 }  // namespace zpaged

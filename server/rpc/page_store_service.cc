@@ -87,15 +87,31 @@ absl::Status GetInto(const PageStore& store, const std::string& tenant,
 
 }  // namespace
 
+// Arena first blocks: a PutBatch's results (256 x ~48 bytes) and keys, a
+// GetBatch's keys and codes; every other call is a few fields.
+constexpr size_t kSmallCallArena = 1024;
+constexpr size_t kPutBatchArena = 32 * 1024;
+constexpr size_t kGetBatchArena = 8 * 1024;
+
 PageStoreService::PageStoreService(PageStore* store, EvictionBroker* broker,
                                    const Authorizer* authorizer,
                                    CallObserver* observer)
     : store_(store),
       broker_(broker),
       authorizer_(authorizer),
-      observer_(observer) {
-  SetMessageAllocatorFor_PutBatch(&put_batch_allocator_);
-  SetMessageAllocatorFor_GetBatch(&get_batch_allocator_);
+      observer_(observer) {}
+
+template <typename Call>
+grpc::ServerUnaryReactor* PageStoreService::Serve(
+    grpc::CallbackServerContext* context, RpcMethod method, RawRequest request,
+    RawResponse response, size_t first_block_bytes,
+    void (PageStoreService::*serve)(grpc::CallbackServerContext*, Call*)) {
+  // Taken first: the call is gone once it replies.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Call* call =
+      Call::Create(*context, method, observer_, response, first_block_bytes);
+  if (call->Parse(*context, *request)) (this->*serve)(context, call);
+  return reactor;
 }
 
 absl::Status PageStoreService::Authorize(grpc::CallbackServerContext* context,
@@ -103,23 +119,13 @@ absl::Status PageStoreService::Authorize(grpc::CallbackServerContext* context,
   return authorizer_->Check(AuthorizationOf(*context), tenant);
 }
 
-bool PageStoreService::Refused(grpc::CallbackServerContext* context,
-                               grpc::ServerUnaryReactor* reactor,
-                               RpcMethod method, absl::Time start,
+template <typename Call>
+bool PageStoreService::Refused(grpc::CallbackServerContext* context, Call* call,
                                absl::string_view tenant) {
   absl::Status allowed = Authorize(context, tenant);
   if (allowed.ok()) return false;
-  Finish(reactor, method, start, ToGrpcStatus(allowed));
+  call->Reply(ToGrpcStatus(allowed));
   return true;
-}
-
-void PageStoreService::Finish(grpc::ServerUnaryReactor* reactor,
-                              RpcMethod method, absl::Time start,
-                              const grpc::Status& status) {
-  if (observer_ != nullptr) {
-    observer_->OnCallFinished(method, status.error_code(), absl::Now() - start);
-  }
-  reactor->Finish(status);
 }
 
 std::optional<absl::StatusOr<PutResult>> PageStoreService::StorePage(
@@ -134,82 +140,93 @@ std::optional<absl::StatusOr<PutResult>> PageStoreService::StorePage(
 }
 
 grpc::ServerUnaryReactor* PageStoreService::Put(
-    grpc::CallbackServerContext* context, const v1::PutRequest* request,
-    v1::PutResponse* response) {
-  const absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    grpc::CallbackServerContext* context, RawRequest request,
+    RawResponse response) {
+  return Serve(context, RpcMethod::kPut, request, response, kSmallCallArena,
+               &PageStoreService::ServePut);
+}
+
+void PageStoreService::ServePut(grpc::CallbackServerContext* context,
+                                PutCall* call) {
   if (observer_ != nullptr) observer_->OnPages(RpcMethod::kPut, 1);
-  auto finish = [this, reactor, response,
-                 start](const absl::StatusOr<PutResult>& result) {
-    Finish(reactor, RpcMethod::kPut, start, Respond(result, response));
+  auto finish = [call](const absl::StatusOr<PutResult>& result) {
+    call->Reply(Respond(result, call->response()));
   };
   std::optional<absl::StatusOr<PutResult>> now =
-      StorePage(context, *request, [&]() -> PutDone { return finish; });
+      StorePage(context, call->request(), [&]() -> PutDone { return finish; });
   if (now.has_value()) finish(*now);
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* PageStoreService::Get(
-    grpc::CallbackServerContext* context, const v1::GetRequest* request,
-    v1::GetResponse* response) {
-  const absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (Refused(context, reactor, RpcMethod::kGet, start, request->tenant())) {
-    return reactor;
-  }
+    grpc::CallbackServerContext* context, RawRequest request,
+    RawResponse response) {
+  return Serve(context, RpcMethod::kGet, request, response, kSmallCallArena,
+               &PageStoreService::ServeGet);
+}
+
+void PageStoreService::ServeGet(grpc::CallbackServerContext* context,
+                                GetCall* call) {
+  const v1::GetRequest& request = call->request();
+  if (Refused(context, call, request.tenant())) return;
   if (observer_ != nullptr) observer_->OnPages(RpcMethod::kGet, 1);
-  const absl::Status status = GetInto(*store_, request->tenant(),
-                                      request->key(), response->mutable_data());
-  Finish(reactor, RpcMethod::kGet, start, ToGrpcStatus(status));
-  return reactor;
+  call->Reply(ToGrpcStatus(GetInto(*store_, request.tenant(), request.key(),
+                                   call->response()->mutable_data())));
 }
 
 grpc::ServerUnaryReactor* PageStoreService::Delete(
-    grpc::CallbackServerContext* context, const v1::DeleteRequest* request,
-    v1::DeleteResponse* response) {
-  const absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (Refused(context, reactor, RpcMethod::kDelete, start, request->tenant())) {
-    return reactor;
-  }
+    grpc::CallbackServerContext* context, RawRequest request,
+    RawResponse response) {
+  return Serve(context, RpcMethod::kDelete, request, response, kSmallCallArena,
+               &PageStoreService::ServeDelete);
+}
+
+void PageStoreService::ServeDelete(grpc::CallbackServerContext* context,
+                                   DeleteCall* call) {
+  const v1::DeleteRequest& request = call->request();
+  if (Refused(context, call, request.tenant())) return;
   absl::StatusOr<bool> existed =
-      store_->Delete(request->tenant(), request->key());
-  if (existed.ok()) response->set_existed(*existed);
-  Finish(reactor, RpcMethod::kDelete, start, ToGrpcStatus(existed.status()));
-  return reactor;
+      store_->Delete(request.tenant(), request.key());
+  if (existed.ok()) call->response()->set_existed(*existed);
+  call->Reply(ToGrpcStatus(existed.status()));
 }
 
 grpc::ServerUnaryReactor* PageStoreService::Reclaim(
-    grpc::CallbackServerContext* context, const v1::ReclaimRequest* request,
-    v1::ReclaimResponse* response) {
-  const absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (Refused(context, reactor, RpcMethod::kReclaim, start,
-              request->tenant())) {
-    return reactor;
-  }
+    grpc::CallbackServerContext* context, RawRequest request,
+    RawResponse response) {
+  return Serve(context, RpcMethod::kReclaim, request, response, kSmallCallArena,
+               &PageStoreService::ServeReclaim);
+}
+
+void PageStoreService::ServeReclaim(grpc::CallbackServerContext* context,
+                                    ReclaimCall* call) {
+  const v1::ReclaimRequest& request = call->request();
+  if (Refused(context, call, request.tenant())) return;
   store_->Reclaim(
-      request->tenant(), request->pages(),
-      [this, response, reactor, start](absl::StatusOr<ReclaimResult> result) {
+      request.tenant(), request.pages(),
+      [call](absl::StatusOr<ReclaimResult> result) {
         if (result.ok()) {
-          response->set_reclaimed_pool_pages(result->reclaimed_pool_pages);
-          response->set_evicted_pages(result->evicted_pages);
+          call->response()->set_reclaimed_pool_pages(
+              result->reclaimed_pool_pages);
+          call->response()->set_evicted_pages(result->evicted_pages);
         }
-        Finish(reactor, RpcMethod::kReclaim, start,
-               ToGrpcStatus(result.status()));
+        call->Reply(ToGrpcStatus(result.status()));
       });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* PageStoreService::Stats(
-    grpc::CallbackServerContext* context, const v1::StatsRequest* request,
-    v1::StatsResponse* response) {
-  const absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    grpc::CallbackServerContext* context, RawRequest request,
+    RawResponse response) {
+  return Serve(context, RpcMethod::kStats, request, response, kSmallCallArena,
+               &PageStoreService::ServeStats);
+}
+
+void PageStoreService::ServeStats(grpc::CallbackServerContext* context,
+                                  StatsCall* call) {
+  const std::string& tenant = call->request().tenant();
   absl::StatusOr<PageStats> stats;
-  if (!request->tenant().empty()) {
-    absl::Status allowed = Authorize(context, request->tenant());
-    stats = allowed.ok() ? store_->Stats(request->tenant())
+  if (!tenant.empty()) {
+    absl::Status allowed = Authorize(context, tenant);
+    stats = allowed.ok() ? store_->Stats(tenant)
                          : absl::StatusOr<PageStats>(allowed);
   } else {
     // Totals: over every tenant without authentication, over the token's
@@ -224,18 +241,17 @@ grpc::ServerUnaryReactor* PageStoreService::Stats(
       stats = store_->Stats("");
     }
   }
-  if (stats.ok()) FillStatsResponse(*stats, response);
-  Finish(reactor, RpcMethod::kStats, start, ToGrpcStatus(stats.status()));
-  return reactor;
+  if (stats.ok()) FillStatsResponse(*stats, call->response());
+  call->Reply(ToGrpcStatus(stats.status()));
 }
 
-grpc::ServerBidiReactor<v1::EvictionAck, v1::EvictedPage>*
-PageStoreService::WatchEvictions(grpc::CallbackServerContext* context) {
+PageStoreService::RawBidiReactor* PageStoreService::WatchEvictions(
+    grpc::CallbackServerContext* context) {
   return new WatchReactor(context, broker_, authorizer_, observer_);
 }
 
-grpc::ServerBidiReactor<v1::PutRequest, v1::PutStreamResponse>*
-PageStoreService::PutStream(grpc::CallbackServerContext* context) {
+PageStoreService::RawBidiReactor* PageStoreService::PutStream(
+    grpc::CallbackServerContext* context) {
   auto handle = [this, context](const v1::PutRequest& request,
                                 v1::PutStreamResponse* response,
                                 DeferredItem* deferred) {
@@ -252,11 +268,11 @@ PageStoreService::PutStream(grpc::CallbackServerContext* context) {
     return true;
   };
   return new ItemStreamReactor<v1::PutRequest, v1::PutStreamResponse>(
-      RpcMethod::kPutStream, handle, observer_);
+      context, RpcMethod::kPutStream, handle, observer_);
 }
 
-grpc::ServerBidiReactor<v1::GetRequest, v1::GetStreamResponse>*
-PageStoreService::GetStream(grpc::CallbackServerContext* context) {
+PageStoreService::RawBidiReactor* PageStoreService::GetStream(
+    grpc::CallbackServerContext* context) {
   auto handle = [this, context](const v1::GetRequest& request,
                                 v1::GetStreamResponse* response,
                                 DeferredItem*) {
@@ -271,74 +287,75 @@ PageStoreService::GetStream(grpc::CallbackServerContext* context) {
     return true;  // a Get never waits
   };
   return new ItemStreamReactor<v1::GetRequest, v1::GetStreamResponse>(
-      RpcMethod::kGetStream, handle, observer_);
+      context, RpcMethod::kGetStream, handle, observer_);
 }
 
 grpc::ServerUnaryReactor* PageStoreService::PutBatch(
-    grpc::CallbackServerContext* context, const v1::PutBatchRequest* request,
-    v1::PutBatchResponse* response) {
-  const absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (Refused(context, reactor, RpcMethod::kPutBatch, start,
-              request->tenant())) {
-    return reactor;
-  }
-  if (absl::Status valid = ValidateBatch(
-          request->tenant(), request->keys_size(), request->pages().size());
+    grpc::CallbackServerContext* context, RawRequest request,
+    RawResponse response) {
+  return Serve(context, RpcMethod::kPutBatch, request, response, kPutBatchArena,
+               &PageStoreService::ServePutBatch);
+}
+
+void PageStoreService::ServePutBatch(grpc::CallbackServerContext* context,
+                                     PutBatchCall* call) {
+  const v1::PutBatchRequest& request = call->request();
+  if (Refused(context, call, request.tenant())) return;
+  if (absl::Status valid = ValidateBatch(request.tenant(), request.keys_size(),
+                                         request.pages().size());
       !valid.ok()) {
-    Finish(reactor, RpcMethod::kPutBatch, start, ToGrpcStatus(valid));
-    return reactor;
+    call->Reply(ToGrpcStatus(valid));
+    return;
   }
   if (observer_ != nullptr) {
-    observer_->OnPages(RpcMethod::kPutBatch, request->keys_size());
+    observer_->OnPages(RpcMethod::kPutBatch, request.keys_size());
   }
   // Every result exists before the first item runs, so an item that
   // finishes later fills its own in place.
-  for (int i = 0; i < request->keys_size(); ++i) response->add_results();
-  RunPutBatch(context, request, response, reactor, start, 0);
-  return reactor;
+  for (int i = 0; i < request.keys_size(); ++i) call->response()->add_results();
+  RunPutBatch(context, call, 0);
 }
 
 void PageStoreService::RunPutBatch(grpc::CallbackServerContext* context,
-                                   const v1::PutBatchRequest* request,
-                                   v1::PutBatchResponse* response,
-                                   grpc::ServerUnaryReactor* reactor,
-                                   absl::Time start, int from) {
+                                   PutBatchCall* call, int from) {
+  const v1::PutBatchRequest& request = call->request();
   const PutOptions options{.deadline = DeadlineOf(*context)};
-  const absl::Span<const uint8_t> pages = Bytes(request->pages());
-  for (int i = from; i < request->keys_size(); ++i) {
+  const absl::Span<const uint8_t> pages = Bytes(request.pages());
+  for (int i = from; i < request.keys_size(); ++i) {
     std::optional<absl::StatusOr<PutResult>> now = store_->Put(
-        request->tenant(), request->keys(i),
+        request.tenant(), request.keys(i),
         pages.subspan(i * kPageSize, kPageSize), options, [&]() -> PutDone {
-          return [this, context, request, response, reactor, start,
-                  i](absl::StatusOr<PutResult> result) {
-            Respond(result, response->mutable_results(i));
-            RunPutBatch(context, request, response, reactor, start, i + 1);
+          return [this, context, call, i](absl::StatusOr<PutResult> result) {
+            Respond(result, call->response()->mutable_results(i));
+            RunPutBatch(context, call, i + 1);
           };
         });
     if (!now.has_value()) return;
-    Respond(*now, response->mutable_results(i));
+    Respond(*now, call->response()->mutable_results(i));
   }
-  Finish(reactor, RpcMethod::kPutBatch, start, grpc::Status::OK);
+  call->Reply(grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* PageStoreService::GetBatch(
-    grpc::CallbackServerContext* context, const v1::GetBatchRequest* request,
-    v1::GetBatchResponse* response) {
-  const absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (Refused(context, reactor, RpcMethod::kGetBatch, start,
-              request->tenant())) {
-    return reactor;
-  }
-  const int keys = request->keys_size();
+    grpc::CallbackServerContext* context, RawRequest request,
+    RawResponse response) {
+  return Serve(context, RpcMethod::kGetBatch, request, response, kGetBatchArena,
+               &PageStoreService::ServeGetBatch);
+}
+
+void PageStoreService::ServeGetBatch(grpc::CallbackServerContext* context,
+                                     GetBatchCall* call) {
+  const v1::GetBatchRequest& request = call->request();
+  if (Refused(context, call, request.tenant())) return;
+  const int keys = request.keys_size();
   if (absl::Status valid =
-          ValidateBatch(request->tenant(), keys, /*pages_bytes=*/std::nullopt);
+          ValidateBatch(request.tenant(), keys, /*pages_bytes=*/std::nullopt);
       !valid.ok()) {
-    Finish(reactor, RpcMethod::kGetBatch, start, ToGrpcStatus(valid));
-    return reactor;
+    call->Reply(ToGrpcStatus(valid));
+    return;
   }
   if (observer_ != nullptr) observer_->OnPages(RpcMethod::kGetBatch, keys);
+  v1::GetBatchResponse* response = call->response();
   response->mutable_codes()->Resize(keys, 0);
   std::string* pages = response->mutable_pages();
   pages->resize(keys * kPageSize);
@@ -347,12 +364,11 @@ grpc::ServerUnaryReactor* PageStoreService::GetBatch(
     const absl::Span<uint8_t> page =
         absl::MakeSpan(out + i * kPageSize, kPageSize);
     const absl::Status status =
-        store_->Get(request->tenant(), request->keys(i), page);
+        store_->Get(request.tenant(), request.keys(i), page);
     if (!status.ok()) std::fill(page.begin(), page.end(), 0);
     response->set_codes(i, static_cast<int32_t>(status.code()));
   }
-  Finish(reactor, RpcMethod::kGetBatch, start, grpc::Status::OK);
-  return reactor;
+  call->Reply(grpc::Status::OK);
 }
 
 }  // namespace zpaged

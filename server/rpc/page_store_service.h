@@ -15,51 +15,88 @@
 #include "absl/strings/string_view.h"
 #include "server/auth/authorizer.h"
 #include "server/evict/eviction_broker.h"
-#include "server/rpc/arena_message_allocator.h"
 #include "server/rpc/call_observer.h"
+#include "server/rpc/unary_call.h"
 #include "server/store/page_store.h"
 #include "zpaged/v1/page_store.grpc.pb.h"
 
 namespace zpaged {
 
-class PageStoreService final : public v1::PageStore::CallbackService {
+// Every method takes and gives raw bytes: the service parses its requests
+// itself, so that one that does not parse is INVALID_ARGUMENT (raw_message.h).
+using RawPageStoreService = v1::PageStore::WithRawCallbackMethod_Put<
+    v1::PageStore::WithRawCallbackMethod_Get<
+        v1::PageStore::WithRawCallbackMethod_Delete<
+            v1::PageStore::WithRawCallbackMethod_Reclaim<
+                v1::PageStore::WithRawCallbackMethod_WatchEvictions<
+                    v1::PageStore::WithRawCallbackMethod_Stats<
+                        v1::PageStore::WithRawCallbackMethod_PutStream<
+                            v1::PageStore::WithRawCallbackMethod_GetStream<
+                                v1::PageStore::WithRawCallbackMethod_PutBatch<
+                                    v1::PageStore::
+                                        WithRawCallbackMethod_GetBatch<
+                                            v1::PageStore::Service>>>>>>>>>>;
+
+class PageStoreService final : public RawPageStoreService {
  public:
   // All must outlive the service; `observer` may be null.
   PageStoreService(PageStore* store, EvictionBroker* broker,
                    const Authorizer* authorizer, CallObserver* observer);
 
+  using RawRequest = const grpc::ByteBuffer*;
+  using RawResponse = grpc::ByteBuffer*;
+  using RawBidiReactor =
+      grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>;
+
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* context,
-                                const v1::PutRequest* request,
-                                v1::PutResponse* response) override;
+                                RawRequest request,
+                                RawResponse response) override;
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* context,
-                                const v1::GetRequest* request,
-                                v1::GetResponse* response) override;
+                                RawRequest request,
+                                RawResponse response) override;
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context,
-                                   const v1::DeleteRequest* request,
-                                   v1::DeleteResponse* response) override;
+                                   RawRequest request,
+                                   RawResponse response) override;
   grpc::ServerUnaryReactor* Reclaim(grpc::CallbackServerContext* context,
-                                    const v1::ReclaimRequest* request,
-                                    v1::ReclaimResponse* response) override;
+                                    RawRequest request,
+                                    RawResponse response) override;
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
-                                  const v1::StatsRequest* request,
-                                  v1::StatsResponse* response) override;
-  grpc::ServerBidiReactor<v1::EvictionAck, v1::EvictedPage>* WatchEvictions(
-      grpc::CallbackServerContext* context) override;
-  grpc::ServerBidiReactor<v1::PutRequest, v1::PutStreamResponse>* PutStream(
-      grpc::CallbackServerContext* context) override;
-  grpc::ServerBidiReactor<v1::GetRequest, v1::GetStreamResponse>* GetStream(
-      grpc::CallbackServerContext* context) override;
+                                  RawRequest request,
+                                  RawResponse response) override;
+  RawBidiReactor* WatchEvictions(grpc::CallbackServerContext* context) override;
+  RawBidiReactor* PutStream(grpc::CallbackServerContext* context) override;
+  RawBidiReactor* GetStream(grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* PutBatch(grpc::CallbackServerContext* context,
-                                     const v1::PutBatchRequest* request,
-                                     v1::PutBatchResponse* response) override;
+                                     RawRequest request,
+                                     RawResponse response) override;
   grpc::ServerUnaryReactor* GetBatch(grpc::CallbackServerContext* context,
-                                     const v1::GetBatchRequest* request,
-                                     v1::GetBatchResponse* response) override;
+                                     RawRequest request,
+                                     RawResponse response) override;
 
  private:
-  // Finishes a unary call, telling the observer.
-  void Finish(grpc::ServerUnaryReactor* reactor, RpcMethod method,
-              absl::Time start, const grpc::Status& status);
+  using PutCall = UnaryCall<v1::PutRequest, v1::PutResponse>;
+  using GetCall = UnaryCall<v1::GetRequest, v1::GetResponse>;
+  using DeleteCall = UnaryCall<v1::DeleteRequest, v1::DeleteResponse>;
+  using ReclaimCall = UnaryCall<v1::ReclaimRequest, v1::ReclaimResponse>;
+  using StatsCall = UnaryCall<v1::StatsRequest, v1::StatsResponse>;
+  using PutBatchCall = UnaryCall<v1::PutBatchRequest, v1::PutBatchResponse>;
+  using GetBatchCall = UnaryCall<v1::GetBatchRequest, v1::GetBatchResponse>;
+
+  // Creates the call, parses its request and, if it parses, serves it with
+  // `serve`. `first_block_bytes` is the call's arena block.
+  template <typename Call>
+  grpc::ServerUnaryReactor* Serve(
+      grpc::CallbackServerContext* context, RpcMethod method,
+      RawRequest request, RawResponse response, size_t first_block_bytes,
+      void (PageStoreService::*serve)(grpc::CallbackServerContext*, Call*));
+
+  void ServePut(grpc::CallbackServerContext* context, PutCall* call);
+  void ServeGet(grpc::CallbackServerContext* context, GetCall* call);
+  void ServeDelete(grpc::CallbackServerContext* context, DeleteCall* call);
+  void ServeReclaim(grpc::CallbackServerContext* context, ReclaimCall* call);
+  void ServeStats(grpc::CallbackServerContext* context, StatsCall* call);
+  void ServePutBatch(grpc::CallbackServerContext* context, PutBatchCall* call);
+  void ServeGetBatch(grpc::CallbackServerContext* context, GetBatchCall* call);
 
   // The authorization check every call makes first.
   absl::Status Authorize(grpc::CallbackServerContext* context,
@@ -74,22 +111,14 @@ class PageStoreService final : public v1::PageStore::CallbackService {
   // Stores the pages of a PutBatch from item `from` on, each through the
   // store's one Put path; an item that waits for room goes on from its
   // callback. Finishes the call after the last item.
-  void RunPutBatch(grpc::CallbackServerContext* context,
-                   const v1::PutBatchRequest* request,
-                   v1::PutBatchResponse* response,
-                   grpc::ServerUnaryReactor* reactor, absl::Time start,
+  void RunPutBatch(grpc::CallbackServerContext* context, PutBatchCall* call,
                    int from);
   // Authorizes a unary call on `tenant`; if refused, finishes it with the
   // reason and returns true.
-  bool Refused(grpc::CallbackServerContext* context,
-               grpc::ServerUnaryReactor* reactor, RpcMethod method,
-               absl::Time start, absl::string_view tenant);
+  template <typename Call>
+  bool Refused(grpc::CallbackServerContext* context, Call* call,
+               absl::string_view tenant);
 
-  // A full batch's results (256 x ~48 bytes) and keys fit the first block.
-  ArenaMessageAllocator<v1::PutBatchRequest, v1::PutBatchResponse>
-      put_batch_allocator_{32 * 1024};
-  ArenaMessageAllocator<v1::GetBatchRequest, v1::GetBatchResponse>
-      get_batch_allocator_{8 * 1024};
   PageStore* const store_;
   EvictionBroker* const broker_;
   const Authorizer* const authorizer_;

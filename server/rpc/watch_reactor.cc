@@ -7,6 +7,7 @@
 #include "contract/metadata.h"
 #include "contract/tenant_name.h"
 #include "server/rpc/authorization_metadata.h"
+#include "server/rpc/raw_message.h"
 
 namespace zpaged {
 
@@ -18,7 +19,7 @@ WatchReactor::WatchReactor(grpc::CallbackServerContext* context,
       authorizer_(authorizer),
       observer_(observer),
       start_(absl::Now()) {
-  StartRead(&incoming_);
+  StartRead(&raw_incoming_);
 }
 
 bool WatchReactor::Send(const OutgoingPage& page) {
@@ -26,11 +27,14 @@ bool WatchReactor::Send(const OutgoingPage& page) {
   if (!subscribed_ || finished_ || outbox_.size() >= kMaxOutboxPages) {
     return false;
   }
-  v1::EvictedPage& out = outbox_.emplace_back();
+  // One message object per thread, so a page costs no allocation beyond its
+  // serialized bytes.
+  thread_local v1::EvictedPage out;
   out.set_tenant(std::string(page.tenant));
   out.set_key(page.key);
   out.set_data(page.data.data(), page.data.size());
   out.set_sequence(page.sequence);
+  SerializeMessage(out, &outbox_.emplace_back());
   if (!writing_) {
     writing_ = true;
     StartWrite(&outbox_.front());
@@ -109,7 +113,7 @@ void WatchReactor::Subscribe() {
       StartSendInitialMetadata();
     }
   }
-  StartRead(&incoming_);
+  StartRead(&raw_incoming_);
 }
 
 void WatchReactor::OnReadDone(bool ok) {
@@ -117,6 +121,11 @@ void WatchReactor::OnReadDone(bool ok) {
     // The client closed its side, or the call broke: either way no more
     // acks can come.
     End(grpc::Status::OK);
+    return;
+  }
+  if (grpc::Status parsed = ParseMessage(*context_, raw_incoming_, &incoming_);
+      !parsed.ok()) {
+    End(parsed);
     return;
   }
   const std::optional<EvictionBroker::WatcherId> watcher = id();
@@ -136,7 +145,7 @@ void WatchReactor::OnReadDone(bool ok) {
     End(ToGrpcStatus(acked));
     return;
   }
-  StartRead(&incoming_);
+  StartRead(&raw_incoming_);
 }
 
 void WatchReactor::OnWriteDone(bool ok) {

@@ -7,8 +7,9 @@
 // broker queues evicted pages on it (Send) and each ack the client sends goes
 // to the broker. Writes go out one at a time: OnWriteDone starts the next.
 // Rules a client must keep, each ending the stream with INVALID_ARGUMENT:
-// the first message names a valid tenant and no sequence; later messages
-// carry a sequence this stream sent and has not had acked, and no tenant.
+// every message parses (raw_message.h); the first names a valid tenant and
+// no sequence; later ones carry a sequence this stream sent and has not had
+// acked, and no tenant.
 //
 // gRPC never runs this reactor's callbacks inline from StartWrite or Finish,
 // so those are issued under the reactor's lock; the broker is never called
@@ -35,7 +36,7 @@
 namespace zpaged {
 
 class WatchReactor final
-    : public grpc::ServerBidiReactor<v1::EvictionAck, v1::EvictedPage>,
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
       public WatcherChannel {
  public:
   // Pages queued for the client and not yet written, at most. A client that
@@ -78,7 +79,8 @@ class WatchReactor final
   const Authorizer* const authorizer_;
   CallObserver* const observer_;
   const absl::Time start_;
-  v1::EvictionAck incoming_;  // the read in flight; only OnReadDone reads it
+  grpc::ByteBuffer raw_incoming_;  // the read in flight
+  v1::EvictionAck incoming_;       // parsed; only the read path uses it
 
   Mutex mu_;
   std::optional<EvictionBroker::WatcherId> id_ ABSL_GUARDED_BY(mu_);
@@ -86,7 +88,7 @@ class WatchReactor final
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   // Pages not yet written; the front one is being written while writing_.
-  std::deque<v1::EvictedPage> outbox_ ABSL_GUARDED_BY(mu_);
+  std::deque<grpc::ByteBuffer> outbox_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace zpaged

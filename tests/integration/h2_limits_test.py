@@ -9,11 +9,16 @@ would, instead of a gRPC library that keeps to the rules by itself.
     connections go on;
   - a connection that carries no call, and only answers pings, is closed
     with GOAWAY after --max_connection_idle;
-  - an unparseable unary request is answered UNIMPLEMENTED by gRPC itself,
-    as docs/security.md says.
+  - a message that does not parse ends its call with INVALID_ARGUMENT,
+    naming it: a unary Get, and on each streaming method (PutStream
+    [k1, garbage, k3] answers k1 and stores nothing after the garbage);
+  - so does a message flagged compressed whose call names no algorithm
+    (no grpc-encoding, "identity", or an unknown one), unary or streamed,
+    while a message really compressed with gzip is served.
 
 Usage: h2_limits_test.py ZPAGED
 """
+import gzip
 import socket
 import subprocess
 import sys
@@ -120,24 +125,103 @@ try:
     check(bool(trailers) and trailers[0].get("grpc-status") == "0",
           "a new connection is served (health Check OK)")
 
+    def varint(n):
+        out = b""
+        while n >= 0x80:
+            out += bytes([n & 0x7F | 0x80])
+            n >>= 7
+        return out + bytes([n])
+
+    def field(number, wire_type, payload):
+        head = varint(number << 3 | wire_type)
+        if wire_type == 0:
+            return head + varint(payload)
+        return head + varint(len(payload)) + payload
+
+    def put_request(key):  # zpaged.v1.PutRequest, encoded by hand
+        return (field(1, 2, b"h2") + field(2, 0, key) +
+                field(3, 2, key.to_bytes(8, "little") * 512))
+
+    def get_request(key):
+        return field(1, 2, b"h2") + field(2, 0, key)
+
+    next_stream = [3]
+
+    def call(method, messages, compressed_flag=0, encoding=None):
+        """One call on a fresh stream: returns (messages answered,
+        grpc-status, grpc-message)."""
+        stream = next_stream[0]
+        next_stream[0] += 2
+        headers = [(":method", "POST"), (":scheme", "http"),
+                   (":path", f"/zpaged.v1.PageStore/{method}"),
+                   (":authority", f"127.0.0.1:{port}"),
+                   ("content-type", "application/grpc"), ("te", "trailers")]
+        if encoding:
+            headers.append(("grpc-encoding", encoding))
+        conn.send_headers(stream, headers)
+        for i, m in enumerate(messages):
+            conn.send_data(stream, bytes([compressed_flag]) +
+                           len(m).to_bytes(4, "big") + m,
+                           end_stream=i == len(messages) - 1)
+        sock.sendall(conn.data_to_send())
+        events = pump(sock, conn, 5, lambda e: isinstance(
+            e, h2.events.StreamEnded) and e.stream_id == stream)
+        body = b"".join(e.data for e in events
+                        if isinstance(e, h2.events.DataReceived)
+                        and e.stream_id == stream)
+        for e in events:
+            if isinstance(e, h2.events.DataReceived):
+                conn.acknowledge_received_data(e.flow_controlled_length,
+                                               e.stream_id)
+        sock.sendall(conn.data_to_send())
+        answered = 0
+        while len(body) >= 5:
+            answered += 1
+            body = body[5 + int.from_bytes(body[1:5], "big"):]
+        headers = {}
+        for e in events:
+            if isinstance(e, (h2.events.ResponseReceived,
+                              h2.events.TrailersReceived)) \
+                    and e.stream_id == stream:
+                headers.update(dict(e.headers))
+        return (answered, headers.get("grpc-status"),
+                headers.get("grpc-message", ""))
+
     garbage = b"\xff\xff\xff"
-    conn.send_headers(3, [(":method", "POST"), (":scheme", "http"),
-                          (":path", "/zpaged.v1.PageStore/Get"),
-                          (":authority", f"127.0.0.1:{port}"),
-                          ("content-type", "application/grpc"),
-                          ("te", "trailers")])
-    conn.send_data(3, b"\x00" + len(garbage).to_bytes(4, "big") + garbage,
-                   end_stream=True)
-    sock.sendall(conn.data_to_send())
-    events = pump(sock, conn, 5, lambda e: isinstance(e, h2.events.StreamEnded)
-                  and e.stream_id == 3)
-    answers = [dict(e.headers) for e in events
-               if isinstance(e, (h2.events.ResponseReceived,
-                                 h2.events.TrailersReceived))
-               and e.stream_id == 3]
-    status = next((a["grpc-status"] for a in answers if "grpc-status" in a),
-                  None)
-    check(status == "12", f"an unparseable Get is UNIMPLEMENTED: {status}")
+    _, status, message = call("Get", [garbage])
+    check(status == "3" and "zpaged.v1.GetRequest" in message,
+          f"an unparseable Get is INVALID_ARGUMENT, naming the message: "
+          f"{status} {message!r}")
+    answered, status, message = call(
+        "PutStream", [put_request(1), garbage, put_request(3)])
+    check(answered == 1 and status == "3" and "message 2" in message,
+          f"PutStream [k1, garbage, k3]: one answer, then INVALID_ARGUMENT "
+          f"naming message 2 ({answered}, {status} {message!r})")
+    check(call("Get", [get_request(1)])[1] == "0", "k1 was stored")
+    check(call("Get", [get_request(3)])[1] == "5",
+          "k3, after the garbage, was not (NOT_FOUND)")
+    answered, status, _ = call("GetStream", [get_request(1), garbage])
+    check(answered == 1 and status == "3",
+          f"GetStream [k1, garbage]: one answer, then INVALID_ARGUMENT "
+          f"({answered}, {status})")
+    for encoding in (None, "identity", "bogus"):
+        answered, status, message = call(
+            "PutStream", [put_request(4)], compressed_flag=1, encoding=encoding)
+        check(status == "3" and "flagged compressed" in message
+              and answered == 0,
+              f"a PutRequest flagged compressed, grpc-encoding {encoding}: "
+              f"INVALID_ARGUMENT ({status} {message!r})")
+        _, status, _ = call("Get", [get_request(1)], compressed_flag=1,
+                            encoding=encoding)
+        check(status == "3", f"likewise a unary Get ({status})")
+    check(call("Get", [get_request(4)])[1] == "5",
+          "nothing flagged compressed was stored")
+    _, status, _ = call("Get", [gzip.compress(get_request(1))],
+                        compressed_flag=1, encoding="gzip")
+    check(status == "0", f"a Get really gzip-compressed is served ({status})")
+    answered, status, _ = call("WatchEvictions", [garbage])
+    check(status == "3",
+          f"WatchEvictions [garbage]: INVALID_ARGUMENT ({status})")
     started = time.time()
     events = pump(sock, conn, 15, lambda e: e == "closed" or
                   isinstance(e, h2.events.ConnectionTerminated))
