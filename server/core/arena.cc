@@ -55,10 +55,11 @@ absl::StatusOr<FrameIndex> Arena::AllocateFrame() {
     return absl::ResourceExhaustedError(
         absl::StrCat("pool limit of ", options_.max_bytes, " bytes reached"));
   }
-  if (shared_budget_ != nullptr && !shared_budget_->TryCharge(kPageSize)) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("server memory limit of ", shared_budget_->limit_bytes(),
-                     " bytes reached"));
+  if (shared_budget_ != nullptr) {
+    if (absl::Status charged = shared_budget_->Charge(kPageSize);
+        !charged.ok()) {
+      return charged;
+    }
   }
   FrameIndex frame;
   if (!warm_free_.empty()) {
@@ -89,14 +90,16 @@ absl::StatusOr<FrameIndex> Arena::AllocateFrame() {
 
 // A fresh frame's first touch faults in one page: about a microsecond of
 // kernel time per Put while a pool grows (6% of the server's CPU under a
-// stream of Puts). MADV_POPULATE_WRITE backs kPopulateFrames at once for a
-// fraction of that, at the price of up to that many frames resident ahead
-// of use. Kernels before 5.14 refuse it, and faulting frame by frame is
-// still correct.
+// stream of Puts). MADV_POPULATE_WRITE backs several frames at once for a
+// fraction of that, at the price of frames resident ahead of use: never
+// more than kPopulateFrames, nor than the frames created before, so a
+// tenant with one page holds two frames, not kPopulateFrames. Kernels
+// before 5.14 refuse it, and faulting frame by frame is still correct.
 void Arena::PopulateAfter(FrameIndex frame) {
-  constexpr uint64_t kPopulateFrames = 64;
+  constexpr uint64_t kPopulateFrames = 16;
   const uint64_t region_end = (uint64_t{frame} | frames_per_region_mask_) + 1;
-  const uint64_t end = std::min(frame + kPopulateFrames, region_end);
+  const uint64_t ahead = std::clamp<uint64_t>(frame, 1, kPopulateFrames);
+  const uint64_t end = std::min(frame + 1 + ahead, region_end);
   madvise(FrameAddress(frame), (end - frame) * kPageSize, MADV_POPULATE_WRITE);
   frames_populated_ = static_cast<FrameIndex>(end);
 }

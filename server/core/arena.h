@@ -12,6 +12,11 @@
 //         ├─ warm free frames (still resident, reused first)
 //         └─ cold free frames (madvised, zero-filled on next touch)
 //
+// The budget is charged for frames in use. What an arena keeps resident
+// beyond them is bounded and small, so that it can be stated as a per-pool
+// overhead: up to warm_free_frames warm frames, and frames populated ahead
+// of use, never more than 16 and never more than the frames created before.
+//
 // Not thread-safe: the owning pool serialises every call under its lock.
 
 #ifndef ZPAGED_SERVER_CORE_ARENA_H_
@@ -36,7 +41,7 @@ struct ArenaOptions {
   // Size of one mapping; a power of two and a multiple of kPageSize.
   uint64_t region_bytes = uint64_t{64} << 20;
   // Freed frames kept resident for quick reuse before the rest are madvised.
-  uint32_t warm_free_frames = 256;
+  uint32_t warm_free_frames = 16;
 };
 
 struct ArenaStats {
@@ -81,7 +86,8 @@ class Arena {
 
  private:
   absl::Status MapRegion();
-  // Backs the next frames after `frame` with memory in one system call.
+  // Backs `frame` and frames after it with memory in one system call: as
+  // many as were created before it, up to a cap.
   void PopulateAfter(FrameIndex frame);
 
   const ArenaOptions options_;
