@@ -96,7 +96,7 @@ absl::StatusOr<FrameIndex> Arena::AllocateFrame() {
 // tenant with one page holds two frames, not kPopulateFrames. Kernels
 // before 5.14 refuse it, and faulting frame by frame is still correct.
 void Arena::PopulateAfter(FrameIndex frame) {
-  constexpr uint64_t kPopulateFrames = 16;
+  constexpr uint64_t kPopulateFrames = 8;
   const uint64_t region_end = (uint64_t{frame} | frames_per_region_mask_) + 1;
   const uint64_t ahead = std::clamp<uint64_t>(frame, 1, kPopulateFrames);
   const uint64_t end = std::min(frame + 1 + ahead, region_end);

@@ -15,7 +15,7 @@
 // The budget is charged for frames in use. What an arena keeps resident
 // beyond them is bounded and small, so that it can be stated as a per-pool
 // overhead: up to warm_free_frames warm frames, and frames populated ahead
-// of use, never more than 16 and never more than the frames created before.
+// of use, never more than 8 and never more than the frames created before.
 //
 // Not thread-safe: the owning pool serialises every call under its lock.
 
@@ -41,7 +41,7 @@ struct ArenaOptions {
   // Size of one mapping; a power of two and a multiple of kPageSize.
   uint64_t region_bytes = uint64_t{64} << 20;
   // Freed frames kept resident for quick reuse before the rest are madvised.
-  uint32_t warm_free_frames = 16;
+  uint32_t warm_free_frames = 8;
 };
 
 struct ArenaStats {

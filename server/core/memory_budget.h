@@ -1,7 +1,5 @@
 // A byte budget: a limit that several users charge against, such as the
-// server-wide limit every tenant's pool and index draw from. A budget may
-// have a parent that is charged with it (a tenant's limit inside the
-// server's), so one charge checks both.
+// server-wide limit every tenant's pool and index draw from.
 
 #ifndef ZPAGED_SERVER_CORE_MEMORY_BUDGET_H_
 #define ZPAGED_SERVER_CORE_MEMORY_BUDGET_H_
@@ -23,18 +21,16 @@ class MemoryBudget {
  public:
   static constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
 
-  // `name` names the limit in refusals ("server memory limit"). `parent`,
-  // if not null, is charged with every charge here and must outlive this.
+  // `name` names the limit in refusals ("server memory limit").
   explicit MemoryBudget(uint64_t limit_bytes = kUnlimited,
-                        std::string name = "memory limit",
-                        MemoryBudget* parent = nullptr)
-      : limit_bytes_(limit_bytes), name_(std::move(name)), parent_(parent) {}
+                        std::string name = "memory limit")
+      : limit_bytes_(limit_bytes), name_(std::move(name)) {}
 
   MemoryBudget(const MemoryBudget&) = delete;
   MemoryBudget& operator=(const MemoryBudget&) = delete;
 
-  // Adds `bytes` to the usage here and in every parent, or, if that would
-  // pass a limit, to none: RESOURCE_EXHAUSTED naming that limit.
+  // Adds `bytes` to the usage, or, if that would pass the limit, leaves it
+  // unchanged: RESOURCE_EXHAUSTED naming the limit.
   absl::Status Charge(uint64_t bytes) {
     uint64_t used = used_bytes_.load(std::memory_order_relaxed);
     do {
@@ -44,19 +40,19 @@ class MemoryBudget {
       }
     } while (!used_bytes_.compare_exchange_weak(used, used + bytes,
                                                 std::memory_order_relaxed));
-    if (parent_ != nullptr) {
-      if (absl::Status charged = parent_->Charge(bytes); !charged.ok()) {
-        used_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
-        return charged;
-      }
-    }
     return absl::OkStatus();
   }
 
-  // Returns bytes previously charged, here and in every parent.
+  // Adds `bytes` to the usage even past the limit: for memory already in
+  // use that was not charged in advance. The limit then refuses more until
+  // enough is released.
+  void ChargeAnyway(uint64_t bytes) {
+    used_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+
+  // Returns bytes previously charged.
   void Release(uint64_t bytes) {
     used_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
-    if (parent_ != nullptr) parent_->Release(bytes);
   }
 
   uint64_t used_bytes() const {
@@ -67,7 +63,6 @@ class MemoryBudget {
  private:
   const uint64_t limit_bytes_;
   const std::string name_;
-  MemoryBudget* const parent_;
   std::atomic<uint64_t> used_bytes_{0};
 };
 

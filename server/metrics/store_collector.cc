@@ -129,13 +129,18 @@ std::vector<MetricFamily> StoreCollector::Collect() const {
 
   families.push_back(Single(
       "zpaged_rejected_tenants_total",
-      "Puts refused because they would create a tenant past --max_tenants",
+      "Puts refused because they would create a tenant past --max_tenants "
+      "or --max_memory_bytes, with no empty tenant to retire",
       MetricType::Counter, double(store_->rejected_new_tenants())));
+  families.push_back(Single("zpaged_retired_tenants_total",
+                            "Empty tenants retired to make room for new ones",
+                            MetricType::Counter,
+                            double(store_->retired_tenants())));
   families.push_back(Single("zpaged_tenants", "Tenants with a pool",
                             MetricType::Gauge, double(by_tenant.size())));
   families.push_back(Single("zpaged_memory_limit_bytes",
-                            "Pool memory all tenants together may hold "
-                            "(--max_memory_bytes)",
+                            "Memory all tenants together may hold: pools, "
+                            "index entries, tenants (--max_memory_bytes)",
                             MetricType::Gauge,
                             double(store_->options().max_memory_bytes)));
   families.push_back(

@@ -8,28 +8,72 @@
 namespace zpaged {
 
 PageStore::PageStore(const StoreOptions& options, EvictionSink* sink)
-    : options_(options), sink_(sink), budget_(options.max_memory_bytes) {}
+    : options_(options),
+      sink_(sink),
+      budget_(options.max_memory_bytes, "server memory limit") {}
 
-Tenant* PageStore::Find(absl::string_view tenant) const {
+std::shared_ptr<Tenant> PageStore::Find(absl::string_view tenant) const {
   MutexLock lock(&tenants_mu_);
   auto it = tenants_.find(tenant);
-  return it == tenants_.end() ? nullptr : it->second.get();
+  return it == tenants_.end() ? nullptr : it->second;
 }
 
-absl::StatusOr<Tenant*> PageStore::FindOrCreate(absl::string_view tenant) {
+absl::StatusOr<std::shared_ptr<Tenant>> PageStore::FindOrCreate(
+    absl::string_view tenant) {
+  std::vector<std::shared_ptr<Tenant>> retired;  // destroyed after unlocking
   MutexLock lock(&tenants_mu_);
   auto it = tenants_.find(tenant);
-  if (it != tenants_.end()) return it->second.get();
+  if (it != tenants_.end()) return it->second;
+  if (tenants_.size() >= options_.max_tenants) retired = RetireIdleTenants();
   if (tenants_.size() >= options_.max_tenants) {
     rejected_new_tenants_++;
-    return absl::ResourceExhaustedError(
-        absl::StrCat("zpaged already holds its maximum of ",
-                     options_.max_tenants, " tenants (--max_tenants)"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "zpaged already holds its maximum of ", options_.max_tenants,
+        " tenants (--max_tenants), none of them empty"));
   }
-  std::unique_ptr<Tenant>& slot = tenants_[tenant];
-  slot = std::make_unique<Tenant>(std::string(tenant),
+  absl::Status charged = budget_.Charge(kTenantBytes);
+  if (!charged.ok() && retired.empty()) {
+    retired = RetireIdleTenants();
+    charged = budget_.Charge(kTenantBytes);
+  }
+  if (!charged.ok()) {
+    rejected_new_tenants_++;
+    return absl::ResourceExhaustedError(
+        absl::StrCat("no room for a new tenant (", kTenantBytes,
+                     " bytes): ", charged.message()));
+  }
+  std::shared_ptr<Tenant>& slot = tenants_[tenant];
+  slot = std::make_shared<Tenant>(std::string(tenant),
                                   options_.tenant_max_bytes, sink_, &budget_);
-  return slot.get();
+  return slot;
+}
+
+std::vector<std::shared_ptr<Tenant>> PageStore::RetireIdleTenants() {
+  std::vector<std::shared_ptr<Tenant>> retired;
+  for (auto it = tenants_.begin(); it != tenants_.end();) {
+    // Only this map holds it, and copies are made under tenants_mu_: no one
+    // can start using it before it is gone.
+    if (it->second.use_count() != 1 || !it->second->Empty()) {
+      ++it;
+      continue;
+    }
+    const PageStats stats = it->second->Stats();
+    for (const PageStatField& field : kPageStatFields) {
+      if (field.kind == StatKind::kCounter) {
+        retired_counters_.*field.member += stats.*field.member;
+      }
+    }
+    retired.push_back(std::move(it->second));
+    tenants_.erase(it++);
+    budget_.Release(kTenantBytes);
+    ++retired_tenants_;
+  }
+  return retired;
+}
+
+uint64_t PageStore::retired_tenants() const {
+  MutexLock lock(&tenants_mu_);
+  return retired_tenants_;
 }
 
 std::optional<absl::StatusOr<PutResult>> PageStore::Put(
@@ -39,7 +83,7 @@ std::optional<absl::StatusOr<PutResult>> PageStore::Put(
     return valid;
   }
   if (page.size() != kPageSize) {
-    if (Tenant* t = Find(tenant)) t->CountInvalidPut();
+    if (std::shared_ptr<Tenant> t = Find(tenant)) t->CountInvalidPut();
     return absl::InvalidArgumentError(
         absl::StrCat("page data is ", page.size(),
                      " bytes; it must be exactly ", kPageSize));
@@ -48,7 +92,7 @@ std::optional<absl::StatusOr<PutResult>> PageStore::Put(
     return absl::UnavailableError(
         "zpaged is shutting down and takes no more pages");
   }
-  absl::StatusOr<Tenant*> t = FindOrCreate(tenant);
+  absl::StatusOr<std::shared_ptr<Tenant>> t = FindOrCreate(tenant);
   if (!t.ok()) return t.status();
   return (*t)->Put(key, page, options, later);
 }
@@ -76,7 +120,7 @@ absl::Status PageStore::Get(absl::string_view tenant, uint64_t key,
   if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
     return valid;
   }
-  const Tenant* t = Find(tenant);
+  const std::shared_ptr<const Tenant> t = Find(tenant);
   if (t == nullptr) {
     return absl::NotFoundError(
         absl::StrCat("tenant '", tenant, "' has no page under key ", key));
@@ -88,7 +132,7 @@ absl::StatusOr<bool> PageStore::Delete(absl::string_view tenant, uint64_t key) {
   if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
     return valid;
   }
-  Tenant* t = Find(tenant);
+  const std::shared_ptr<Tenant> t = Find(tenant);
   return t != nullptr && t->Delete(key);
 }
 
@@ -106,7 +150,7 @@ void PageStore::Reclaim(
                      "to take the evicted pages")));
     return;
   }
-  Tenant* t = Find(tenant);
+  const std::shared_ptr<Tenant> t = Find(tenant);
   if (t == nullptr) {
     std::move(done)(ReclaimResult{});
     return;
@@ -120,26 +164,28 @@ absl::StatusOr<PageStats> PageStore::Stats(absl::string_view tenant) const {
   if (tenant.empty()) {
     PageStats total;
     for (const auto& [name, stats] : StatsByTenant()) total += stats;
+    MutexLock lock(&tenants_mu_);
+    total += retired_counters_;
     return total;
   }
   if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
     return valid;
   }
-  const Tenant* t = Find(tenant);
+  const std::shared_ptr<const Tenant> t = Find(tenant);
   return t == nullptr ? PageStats{} : t->Stats();
 }
 
-std::vector<Tenant*> PageStore::Tenants() const {
+std::vector<std::shared_ptr<Tenant>> PageStore::Tenants() const {
   MutexLock lock(&tenants_mu_);
-  std::vector<Tenant*> tenants;
+  std::vector<std::shared_ptr<Tenant>> tenants;
   tenants.reserve(tenants_.size());
-  for (const auto& [name, tenant] : tenants_) tenants.push_back(tenant.get());
+  for (const auto& [name, tenant] : tenants_) tenants.push_back(tenant);
   return tenants;
 }
 
 PageStore::DrainReport PageStore::DrainToWatchers(absl::Time deadline) {
   DrainReport report;
-  for (Tenant* t : Tenants()) {
+  for (const std::shared_ptr<Tenant>& t : Tenants()) {
     const bool watched = sink_->CanAccept(t->name());
     if (watched) report.drained_pages += t->Drain(deadline);
     const PageStats left = t->Stats();
@@ -154,17 +200,21 @@ PageStore::DrainReport PageStore::DrainToWatchers(absl::Time deadline) {
 PageStats PageStore::StatsOf(const std::vector<std::string>& tenants) const {
   PageStats total;
   for (const std::string& name : tenants) {
-    if (const Tenant* t = Find(name)) total += t->Stats();
+    if (const std::shared_ptr<const Tenant> t = Find(name)) {
+      total += t->Stats();
+    }
   }
   return total;
 }
 
 std::vector<std::pair<std::string, PageStats>> PageStore::StatsByTenant()
     const {
-  const std::vector<Tenant*> tenants = Tenants();
+  const std::vector<std::shared_ptr<Tenant>> tenants = Tenants();
   std::vector<std::pair<std::string, PageStats>> out;
   out.reserve(tenants.size());
-  for (const Tenant* t : tenants) out.emplace_back(t->name(), t->Stats());
+  for (const std::shared_ptr<Tenant>& t : tenants) {
+    out.emplace_back(t->name(), t->Stats());
+  }
   return out;
 }
 

@@ -4,7 +4,11 @@
 //             ├─ Tenant "vm-2" ── ...
 //             └─ MemoryBudget (--max_memory_bytes, charged by every arena)
 //
-// A tenant comes into being on its first Put and lives as long as the store.
+// A tenant comes into being on its first Put. It costs kTenantBytes of the
+// server's memory limit besides its pages; once it holds no page and no one
+// is using it, it may be retired to make room for a new one (when
+// max_tenants exist, or the memory limit refuses a new tenant's cost). Its
+// counters then stay in the totals.
 // Requests are validated here (tenant name, page size), so every caller gets
 // the same rules. Errors are absl::Status; the RPC layer maps them to gRPC.
 // Thread-safe.
@@ -38,13 +42,29 @@
 namespace zpaged {
 
 struct StoreOptions {
-  uint64_t tenant_max_bytes = MemoryBudget::kUnlimited;  // one tenant's pool
-  uint64_t max_memory_bytes = MemoryBudget::kUnlimited;  // all pools together
+  // One tenant's pool.
+  uint64_t tenant_max_bytes = MemoryBudget::kUnlimited;
+  // Everything the tenants hold: pools, index entries (Tenant::
+  // kIndexEntryBytes a page) and each tenant's fixed cost (kTenantBytes).
+  uint64_t max_memory_bytes = MemoryBudget::kUnlimited;
   size_t max_tenants = 1024;
 };
 
 class PageStore {
  public:
+  // What a tenant costs before its first page: its objects, its empty pool
+  // and index (about 10 KiB measured), and what its arena may keep resident
+  // beyond the frames in use (arena.h: up to 16 frames, 64 KiB).
+  static constexpr uint64_t kTenantBytes = 96 * 1024;
+
+  // The max_memory_bytes that holds `tenants` tenants whose pools hold
+  // `pool_frames` frames and whose indexes `pages` pages, all together.
+  static constexpr uint64_t MemoryFor(uint64_t tenants, uint64_t pool_frames,
+                                      uint64_t pages) {
+    return tenants * kTenantBytes + pool_frames * kPageSize +
+           pages * Tenant::kIndexEntryBytes;
+  }
+
   // `sink` must outlive the store.
   PageStore(const StoreOptions& options, EvictionSink* sink);
 
@@ -116,15 +136,25 @@ class PageStore {
 
   const StoreOptions& options() const { return options_; }
 
-  // Puts refused because they would have created a tenant past max_tenants.
+  // Puts refused because they would have created a tenant past max_tenants,
+  // or past the memory limit.
   uint64_t rejected_new_tenants() const { return rejected_new_tenants_.load(); }
 
+  // Tenants retired to make room for new ones.
+  uint64_t retired_tenants() const;
+
  private:
-  Tenant* Find(absl::string_view tenant) const;
-  // Every tenant now; the pointers stay valid (tenants are never removed).
-  std::vector<Tenant*> Tenants() const;
-  // RESOURCE_EXHAUSTED when the tenant is new and max_tenants exist.
-  absl::StatusOr<Tenant*> FindOrCreate(absl::string_view tenant);
+  std::shared_ptr<Tenant> Find(absl::string_view tenant) const;
+  std::vector<std::shared_ptr<Tenant>> Tenants() const;
+  // RESOURCE_EXHAUSTED when the tenant is new and neither max_tenants nor
+  // the memory limit leaves room for it, even after retiring idle tenants.
+  absl::StatusOr<std::shared_ptr<Tenant>> FindOrCreate(
+      absl::string_view tenant);
+  // Removes every tenant that holds no page and that no one else holds,
+  // keeping its counters in retired_counters_. Returns them, to be destroyed
+  // once tenants_mu_ is released.
+  std::vector<std::shared_ptr<Tenant>> RetireIdleTenants()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(tenants_mu_);
 
   const StoreOptions options_;
   EvictionSink* const sink_;
@@ -133,9 +163,13 @@ class PageStore {
   std::atomic<uint64_t> rejected_new_tenants_{0};
 
   mutable Mutex tenants_mu_;
-  // Tenants are never removed, so a Tenant* stays valid once found.
-  absl::flat_hash_map<std::string, std::unique_ptr<Tenant>> tenants_
+  // The map's reference is the only one to an idle tenant: every caller
+  // holds its own while it uses one.
+  absl::flat_hash_map<std::string, std::shared_ptr<Tenant>> tenants_
       ABSL_GUARDED_BY(tenants_mu_);
+  // The counters (StatKind::kCounter) of retired tenants, summed.
+  PageStats retired_counters_ ABSL_GUARDED_BY(tenants_mu_);
+  uint64_t retired_tenants_ ABSL_GUARDED_BY(tenants_mu_) = 0;
 };
 
 }  // namespace zpaged

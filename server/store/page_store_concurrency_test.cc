@@ -150,7 +150,8 @@ TEST(PageStoreConcurrencyTest, NothingIsLostOrMixedUpUnderEvictionPressure) {
   EvictionBroker broker(std::move(options));
   // Small enough that the working set does not fit: reclaim runs all along.
   PageStore store(StoreOptions{.tenant_max_bytes = 16 * kPageSize,
-                               .max_memory_bytes = 28 * kPageSize},
+                               .max_memory_bytes = PageStore::MemoryFor(
+                                   2, 28, kThreads * kKeysPerThread)},
                   &broker);
   RecordingWatcher sink(&broker);
   std::atomic<uint64_t> wrong_reads{0}, lost{0}, reads{0};

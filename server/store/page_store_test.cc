@@ -404,7 +404,9 @@ TEST_F(PageStoreTest, AWaitingPutPastItsDeadlineStartsNoMoreRounds) {
 }
 
 TEST_F(PageStoreTest, ServerWideLimitIsSharedByTenants) {
-  Make(StoreOptions{.max_memory_bytes = 3 * kPageSize});
+  // Two tenants, three frames, and index entries for one page more: the
+  // fourth page is refused for its frame.
+  Make(StoreOptions{.max_memory_bytes = PageStore::MemoryFor(2, 3, 4)});
   watcher_.Unwatch();
   MustPut("a", 1, RandomPage(1));
   MustPut("a", 2, RandomPage(2));
@@ -425,6 +427,84 @@ TEST_F(PageStoreTest, TenantCapRefusesNewTenantsOnly) {
   EXPECT_EQ(store_->rejected_new_tenants(), 1u);
   MustPut("a", 2, TextPage(4));
   EXPECT_EQ(StatsOf("").tenants, 2u);
+}
+
+TEST_F(PageStoreTest, SameFilledPagesAreChargedForTheirIndexEntries) {
+  // Room for the tenant and ten index entries, and no pool frame.
+  Make(StoreOptions{.max_memory_bytes = PageStore::MemoryFor(1, 0, 10)});
+  watcher_.Unwatch();
+  const Page zeros{};
+  for (uint64_t key = 1; key <= 10; ++key) MustPut("vm", key, zeros);
+  absl::Status refused = Put("vm", 11, zeros).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.message().find("server memory limit"),
+            absl::string_view::npos)
+      << refused;
+  MustPut("vm", 10, zeros);  // a replaced key costs nothing more
+  EXPECT_TRUE(*store_->Delete("vm", 1));
+  MustPut("vm", 11, zeros);
+}
+
+TEST_F(PageStoreTest, ATenantCostsItsFixedBytes) {
+  Make(StoreOptions{.max_memory_bytes = PageStore::MemoryFor(2, 0, 2)});
+  watcher_.Unwatch();
+  const Page zeros{};
+  MustPut("a", 1, zeros);
+  MustPut("b", 1, zeros);
+  absl::Status refused = Put("c", 1, zeros).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.message().find("no room for a new tenant"),
+            absl::string_view::npos)
+      << refused;
+  // Once a tenant is empty it is retired to make room.
+  EXPECT_TRUE(*store_->Delete("a", 1));
+  MustPut("c", 1, zeros);
+  EXPECT_EQ(store_->retired_tenants(), 1u);
+}
+
+TEST_F(PageStoreTest, AnEmptyTenantIsRetiredAtTheCapAndItsCountersKept) {
+  Make(StoreOptions{.max_tenants = 2});
+  watcher_.Unwatch();
+  MustPut("a", 1, TextPage(1));
+  EXPECT_EQ(Put("a", 2, Page{}).status().code(), absl::StatusCode::kOk);
+  MustPut("b", 1, TextPage(2));
+  EXPECT_TRUE(*store_->Delete("a", 1));
+  EXPECT_TRUE(*store_->Delete("a", 2));
+  MustPut("c", 1, TextPage(3));  // "a" holds nothing: retired for "c"
+  EXPECT_EQ(store_->retired_tenants(), 1u);
+  EXPECT_EQ(StatsOf("a").stored_pages, 0u);
+  const PageStats total = StatsOf("");
+  EXPECT_EQ(total.tenants, 2u);
+  EXPECT_EQ(total.stored_pages, 2u);
+  // "a" comes back as a new tenant, at the cost of another empty one: none.
+  EXPECT_EQ(Put("a", 1, TextPage(4)).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(PageStoreTest, ATenantWithWorkInFlightIsNotRetired) {
+  Make(StoreOptions{.max_tenants = 2});
+  MustPut("vm", 1, RandomPage(1));
+  MustPut("other", 1, TextPage(1));
+  absl::Status while_evicting;
+  watcher_.on_deliver = [&](absl::string_view, uint64_t key) {
+    // The page leaves the index, but the reclaim still holds the tenant.
+    EXPECT_TRUE(*store_->Delete("vm", key));
+    while_evicting = Put("new", 1, TextPage(2)).status();
+    return absl::OkStatus();
+  };
+  ASSERT_TRUE(Reclaim("vm", 1).ok());
+  EXPECT_EQ(while_evicting.code(), absl::StatusCode::kResourceExhausted)
+      << while_evicting;
+  // Once the reclaim lets go of "vm" (its last outcome's callback may still
+  // be unwinding on the broker's side), "vm" goes.
+  absl::Status after;
+  for (int i = 0; i < 1000; ++i) {
+    after = Put("new", 1, TextPage(2)).status();
+    if (after.ok()) break;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_TRUE(after.ok()) << after;
+  EXPECT_EQ(store_->retired_tenants(), 1u);
 }
 
 TEST_F(PageStoreTest, DeleteDuringEvictionIsNotFreedTwice) {

@@ -28,6 +28,7 @@ struct Tenant::WaitingPut {
   uint64_t key;
   PageEncoding encoding;
   std::vector<uint8_t> payload;  // the compressed bytes, or the RAW page
+  uint64_t word;                 // same-filled
   absl::Time deadline;
   int rounds = 0;
   PutDone done;
@@ -36,6 +37,8 @@ struct Tenant::WaitingPut {
 // One Reclaim call: chains of frame evictions, each trying up to
 // kTriesPerFrame frames until one is released.
 struct Tenant::ReclaimJob {
+  // Held until the job's last eviction has its outcome.
+  std::shared_ptr<Tenant> tenant;
   Mutex mu;
   uint32_t to_start ABSL_GUARDED_BY(mu) = 0;  // chains not started yet
   uint32_t running ABSL_GUARDED_BY(mu) = 0;
@@ -55,7 +58,7 @@ struct Tenant::FrameEviction {
 
 Tenant::Tenant(std::string name, uint64_t max_pool_bytes, EvictionSink* sink,
                MemoryBudget* shared_budget)
-    : name_(std::move(name)), sink_(sink) {
+    : name_(std::move(name)), sink_(sink), shared_budget_(shared_budget) {
   ZpoolOptions options;
   options.arena.max_bytes = max_pool_bytes;
   options.shared_budget = shared_budget;
@@ -66,37 +69,42 @@ Tenant::Tenant(std::string name, uint64_t max_pool_bytes, EvictionSink* sink,
 std::optional<absl::StatusOr<PutResult>> Tenant::Put(
     uint64_t key, absl::Span<const uint8_t> page, const PutOptions& options,
     absl::FunctionRef<PutDone()> later) {
-  if (std::optional<uint64_t> word = SameFilledWord(page)) {
-    Replace(key, IndexEntry{*word, 0, PageEncoding::kSameFilled});
-    return PutResult{PageEncoding::kSameFilled, 0};
-  }
-
   thread_local std::array<uint8_t, kPageSize> compressed;
-  const size_t lz4_bytes = Lz4CompressPage(
-      page, absl::MakeSpan(compressed.data(),
-                           PageRecord::MaxPayload(pool_->MaxAllocationSize())));
-  const PageEncoding encoding =
-      lz4_bytes == 0 ? PageEncoding::kRaw : PageEncoding::kLz4;
-  const absl::Span<const uint8_t> payload =
-      encoding == PageEncoding::kRaw
-          ? page
-          : absl::MakeConstSpan(compressed.data(), lz4_bytes);
-  absl::StatusOr<ZpoolHandle> handle = Allocate(encoding, payload.size());
-  if (handle.ok()) return Install(key, *handle, encoding, payload);
-  if (!absl::IsResourceExhausted(handle.status())) return handle.status();
+  EncodedPage encoded;
+  if (std::optional<uint64_t> word = SameFilledWord(page)) {
+    encoded = {PageEncoding::kSameFilled, {}, *word};
+  } else {
+    const size_t lz4_bytes = Lz4CompressPage(
+        page,
+        absl::MakeSpan(compressed.data(),
+                       PageRecord::MaxPayload(pool_->MaxAllocationSize())));
+    encoded =
+        lz4_bytes == 0
+            ? EncodedPage{PageEncoding::kRaw, page}
+            : EncodedPage{PageEncoding::kLz4,
+                          absl::MakeConstSpan(compressed.data(), lz4_bytes)};
+  }
+  absl::StatusOr<Reservation> room = Reserve(key, encoded);
+  if (room.ok()) return Install(key, *room, encoded);
+  if (!absl::IsResourceExhausted(room.status())) return room.status();
 
   if (!options.wait_for_room || !sink_->CanAccept(name_)) {
     rejected_limit_++;
     return absl::ResourceExhaustedError(absl::StrCat(
-        handle.status().message(),
+        room.status().message(),
         options.wait_for_room
             ? absl::StrCat("; no eviction watcher of tenant '", name_,
                            "' is connected to take pages out")
             : "; this Put may not wait for evictions"));
   }
-  auto* waiting = new WaitingPut{
-      key, encoding, {payload.begin(), payload.end()}, options.deadline,
-      0,   later()};
+  auto* waiting =
+      new WaitingPut{key,
+                     encoded.encoding,
+                     {encoded.payload.begin(), encoded.payload.end()},
+                     encoded.word,
+                     options.deadline,
+                     0,
+                     later()};
   MakeRoomFor(waiting);
   return std::nullopt;
 }
@@ -107,13 +115,13 @@ void Tenant::MakeRoomFor(WaitingPut* put) {
 }
 
 void Tenant::RetryPut(WaitingPut* put, const ReclaimResult& reclaimed) {
-  absl::StatusOr<ZpoolHandle> handle =
-      Allocate(put->encoding, put->payload.size());
+  const EncodedPage encoded{put->encoding, put->payload, put->word};
+  absl::StatusOr<Reservation> room = Reserve(put->key, encoded);
   absl::StatusOr<PutResult> result;
-  if (handle.ok()) {
-    result = Install(put->key, *handle, put->encoding, put->payload);
-  } else if (!absl::IsResourceExhausted(handle.status())) {
-    result = handle.status();
+  if (room.ok()) {
+    result = Install(put->key, *room, encoded);
+  } else if (!absl::IsResourceExhausted(room.status())) {
+    result = room.status();
   } else if (reclaimed.reclaimed_pool_pages > 0 &&
              ++put->rounds < kMaxRoomRounds && absl::Now() < put->deadline) {
     MakeRoomFor(put);
@@ -121,7 +129,7 @@ void Tenant::RetryPut(WaitingPut* put, const ReclaimResult& reclaimed) {
   } else {
     rejected_limit_++;
     result = absl::ResourceExhaustedError(
-        absl::StrCat(handle.status().message(),
+        absl::StrCat(room.status().message(),
                      "; reclaim could not free a frame of ", "tenant '", name_,
                      reclaimed.reclaimed_pool_pages == 0
                          ? "' (watchers did not acknowledge evicted pages)"
@@ -132,16 +140,44 @@ void Tenant::RetryPut(WaitingPut* put, const ReclaimResult& reclaimed) {
   std::move(done)(std::move(result));
 }
 
-absl::StatusOr<ZpoolHandle> Tenant::Allocate(PageEncoding encoding,
-                                             size_t payload_bytes) {
-  return encoding == PageEncoding::kRaw
-             ? pool_->AllocateWholeFrame()
-             : pool_->Allocate(PageRecord::AllocationSize(payload_bytes));
+absl::StatusOr<Tenant::Reservation> Tenant::Reserve(uint64_t key,
+                                                    const EncodedPage& page) {
+  Reservation room;
+  if (shared_budget_ != nullptr) {
+    bool indexed;
+    {
+      ReaderLock lock(&index_mu_);
+      indexed = index_.contains(key);
+    }
+    if (!indexed) {
+      if (absl::Status charged = shared_budget_->Charge(kIndexEntryBytes);
+          !charged.ok()) {
+        return charged;
+      }
+      room.index_charged = true;
+    }
+  }
+  if (page.encoding == PageEncoding::kSameFilled) return room;
+  absl::StatusOr<ZpoolHandle> handle =
+      page.encoding == PageEncoding::kRaw
+          ? pool_->AllocateWholeFrame()
+          : pool_->Allocate(PageRecord::AllocationSize(page.payload.size()));
+  if (!handle.ok()) {
+    if (room.index_charged) ReleaseIndexEntry();
+    return handle.status();
+  }
+  room.handle = *handle;
+  return room;
 }
 
-PutResult Tenant::Install(uint64_t key, ZpoolHandle handle,
-                          PageEncoding encoding,
-                          absl::Span<const uint8_t> payload) {
+PutResult Tenant::Install(uint64_t key, const Reservation& room,
+                          const EncodedPage& page) {
+  if (page.encoding == PageEncoding::kSameFilled) {
+    Replace(key, IndexEntry{page.word, 0, PageEncoding::kSameFilled},
+            room.index_charged);
+    return PutResult{PageEncoding::kSameFilled, 0};
+  }
+  const ZpoolHandle handle = room.handle;
   size_t capacity;
   {
     // The copy happens under the index lock: a reclaim may already see the
@@ -150,23 +186,26 @@ PutResult Tenant::Install(uint64_t key, ZpoolHandle handle,
     absl::StatusOr<MappedAllocation> mapped = pool_->Map(handle);
     ABSL_ASSERT(mapped.ok());
     capacity = mapped->capacity;
-    if (encoding == PageEncoding::kRaw) {
-      std::memcpy(mapped->data, payload.data(), kPageSize);
+    if (page.encoding == PageEncoding::kRaw) {
+      std::memcpy(mapped->data, page.payload.data(), kPageSize);
       raw_keys_.Insert(handle, key);
     } else {
-      PageRecord::EncodeTo(key, payload, mapped->data);
+      PageRecord::EncodeTo(key, page.payload, mapped->data);
     }
     pool_->Unmap(handle);
   }
-  Replace(key,
-          IndexEntry{handle,
-                     static_cast<uint32_t>(
-                         encoding == PageEncoding::kRaw ? 0 : payload.size()),
-                     encoding});
-  return PutResult{encoding, static_cast<uint32_t>(capacity)};
+  const uint32_t stored_bytes = static_cast<uint32_t>(
+      page.encoding == PageEncoding::kRaw ? 0 : page.payload.size());
+  Replace(key, IndexEntry{handle, stored_bytes, page.encoding},
+          room.index_charged);
+  return PutResult{page.encoding, static_cast<uint32_t>(capacity)};
 }
 
-void Tenant::Replace(uint64_t key, const IndexEntry& entry) {
+void Tenant::Replace(uint64_t key, const IndexEntry& entry,
+                     bool index_charged) {
+  if (!index_charged && shared_budget_ != nullptr) {
+    shared_budget_->ChargeAnyway(kIndexEntryBytes);
+  }
   std::optional<IndexEntry> replaced;
   {
     WriterLock lock(&index_mu_);
@@ -196,7 +235,12 @@ void Tenant::Account(const IndexEntry& entry, int direction) {
   }
 }
 
+void Tenant::ReleaseIndexEntry() {
+  if (shared_budget_ != nullptr) shared_budget_->Release(kIndexEntryBytes);
+}
+
 void Tenant::Release(const IndexEntry& entry) {
+  ReleaseIndexEntry();
   if (entry.encoding == PageEncoding::kSameFilled) return;
   // The entry was indexed until now and nothing frees an indexed handle, so
   // the free cannot miss.
@@ -268,6 +312,7 @@ void Tenant::DropCopy(uint64_t key, uint64_t value, bool same_filled) {
 
 void Tenant::Reclaim(uint32_t frames, ReclaimDone done) {
   auto job = std::make_shared<ReclaimJob>();
+  job->tenant = shared_from_this();
   {
     MutexLock lock(&job->mu);
     if (frames == 0) {
@@ -494,8 +539,11 @@ void Tenant::DrainSameFilled(absl::Time deadline) {
       ++out->pages;
     }
     const absl::Status handed = sink_->Deliver(
-        name_, key, page, [this, out, key, word](DeliveryOutcome outcome) {
-          if (CountOutcome(outcome)) DropCopy(key, word, /*same_filled=*/true);
+        name_, key, page,
+        [self = shared_from_this(), out, key, word](DeliveryOutcome outcome) {
+          if (self->CountOutcome(outcome)) {
+            self->DropCopy(key, word, /*same_filled=*/true);
+          }
           MutexLock count(&out->mu);
           --out->pages;
           out->settled.SignalAll();
@@ -507,6 +555,11 @@ void Tenant::DrainSameFilled(absl::Time deadline) {
     }
   }
   wait_until(0);
+}
+
+bool Tenant::Empty() const {
+  ReaderLock lock(&index_mu_);
+  return index_.empty();
 }
 
 PageStats Tenant::Stats() const {

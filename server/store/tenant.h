@@ -20,6 +20,14 @@
 //           waits for a network ack; the ordering of copies of one key is
 //           the sink's rule (evict/eviction_broker.h).
 //
+// What it costs: its pool's frames, bounded by its own limit and charged to
+// the server's, and kIndexEntryBytes a page, charged to the server's limit
+// (a same-filled page takes no pool memory, but its index entry is memory
+// all the same); the tenant's fixed cost is the store's to charge. A tenant is
+// owned through shared_ptr: work that outlives a call (a Reclaim's evictions, a
+// drain's deliveries) holds it, so the store can tell that no one holds an idle
+// tenant it retires.
+//
 // Lock order: index_mu_ before the pool's own lock and the sink's. Sink
 // outcomes arrive with no lock held. Thread-safe.
 
@@ -58,11 +66,17 @@ struct ReclaimResult {
 // Receives the outcome of a Reclaim, once.
 using ReclaimDone = absl::AnyInvocable<void(ReclaimResult) &&>;
 
-class Tenant {
+class Tenant : public std::enable_shared_from_this<Tenant> {
  public:
-  // `sink` and `shared_budget` (may be null) must outlive the tenant, and
-  // every delivery to the sink must have its outcome before the tenant is
-  // destroyed. `max_pool_bytes` bounds this tenant's pool.
+  // What one indexed page costs beyond its pool bytes: a hash map slot (8
+  // bytes of key, 16 of entry, 1 of control) at the map's lowest load after
+  // growing (7/16), with room for the old table while it grows.
+  static constexpr uint64_t kIndexEntryBytes = 96;
+
+  // Create with std::make_shared. `sink` and `shared_budget` (may be null)
+  // must outlive the tenant, and every delivery to the sink must have its
+  // outcome before the tenant is destroyed. `max_pool_bytes` bounds this
+  // tenant's pool.
   Tenant(std::string name, uint64_t max_pool_bytes, EvictionSink* sink,
          MemoryBudget* shared_budget);
 
@@ -103,6 +117,9 @@ class Tenant {
   // pages were acked; what is left shows in Stats().
   uint64_t Drain(absl::Time deadline);
 
+  // True if it holds no page.
+  bool Empty() const;
+
   // Counts a Put refused before it reached the tenant (bad page).
   void CountInvalidPut() { rejected_invalid_.fetch_add(1); }
 
@@ -122,22 +139,42 @@ class Tenant {
   struct ReclaimJob;
   struct FrameEviction;
 
-  // Allocates room for a page kept as `encoding` with `payload_bytes`.
-  absl::StatusOr<ZpoolHandle> Allocate(PageEncoding encoding,
-                                       size_t payload_bytes);
-  // Copies the record into `handle` and indexes it under `key`.
-  PutResult Install(uint64_t key, ZpoolHandle handle, PageEncoding encoding,
-                    absl::Span<const uint8_t> payload);
-  // Indexes `entry` under `key`, then releases the copy it replaced.
-  void Replace(uint64_t key, const IndexEntry& entry);
+  // A page as it will be kept: its encoding, and its payload (the
+  // compressed bytes, the RAW page) or, same-filled, its word.
+  struct EncodedPage {
+    PageEncoding encoding;
+    absl::Span<const uint8_t> payload;
+    uint64_t word = 0;
+  };
+
+  // What Reserve set aside for a page.
+  struct Reservation {
+    ZpoolHandle handle = 0;  // none for a same-filled page
+    // Whether an index entry was charged: not when `key` was indexed already
+    // (a replacement needs no new entry, even at the limit).
+    bool index_charged = false;
+  };
+  // Charges an index entry to the server's limit, unless `key` is indexed,
+  // and allocates pool room for `page` (none when same-filled);
+  // RESOURCE_EXHAUSTED, with nothing charged, at a limit.
+  absl::StatusOr<Reservation> Reserve(uint64_t key, const EncodedPage& page);
+  // Copies the record into the room reserved and indexes it under `key`.
+  PutResult Install(uint64_t key, const Reservation& room,
+                    const EncodedPage& page);
+  // Indexes `entry` under `key`, then releases the copy it replaced. Every
+  // indexed entry holds one index charge: the reserved one, or one taken
+  // now if the key was indexed at Reserve and is no longer.
+  void Replace(uint64_t key, const IndexEntry& entry, bool index_charged);
   // Adjusts the per-encoding counters for an entry coming (+1) or going (-1).
   void Account(const IndexEntry& entry, int direction)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
   // Copies the page an entry holds into `out`.
   absl::Status Read(const IndexEntry& entry, absl::Span<uint8_t> out) const
       ABSL_SHARED_LOCKS_REQUIRED(index_mu_);
-  // Releases the pool memory behind an entry that is no longer indexed.
+  // Releases the pool memory behind an entry that is no longer indexed, and
+  // its index charge.
   void Release(const IndexEntry& entry);
+  void ReleaseIndexEntry();
   // True if `entry` is the copy `value` names: a pool handle, or with
   // `same_filled` the page's word.
   static bool IsCopy(const IndexEntry& entry, uint64_t value, bool same_filled);
@@ -173,6 +210,7 @@ class Tenant {
 
   const std::string name_;
   EvictionSink* const sink_;
+  MemoryBudget* const shared_budget_;  // charged for index entries
   std::unique_ptr<Zpool> pool_;
 
   // Readers (Get, Stats, the read phase of an eviction) share it, so Gets

@@ -75,9 +75,10 @@ absl::Span<const uint8_t> Bytes(const std::string& s) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   AcceptingSink sink;
   zpaged::PageStore store(
-      zpaged::StoreOptions{.tenant_max_bytes = 16 * zpaged::kPageSize,
-                           .max_memory_bytes = 32 * zpaged::kPageSize,
-                           .max_tenants = 4},
+      zpaged::StoreOptions{
+          .tenant_max_bytes = 16 * zpaged::kPageSize,
+          .max_memory_bytes = zpaged::PageStore::MemoryFor(4, 32, 256),
+          .max_tenants = 4},
       &sink);
   // What each (tenant, key) must hold, if anything: the store may evict
   // (the sink acks), so absence is allowed; different bytes are not.
