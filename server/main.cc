@@ -75,6 +75,10 @@ ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Minutes(10),
 ABSL_FLAG(zpaged::ByteSize, grpc_memory_bytes, zpaged::ByteSize{512 << 20},
           "Memory gRPC may use for connection and message buffers; under "
           "pressure it shrinks windows and refuses new streams.");
+ABSL_FLAG(zpaged::ByteSize, stream_buffer_bytes, zpaged::ByteSize{128 << 20},
+          "Responses and evicted pages that streams hold serialized and "
+          "unwritten, all streams together; past it each stream goes one "
+          "response at a time, and watchers are offered no more pages.");
 ABSL_FLAG(absl::Duration, ack_deadline, absl::Seconds(5),
           "How long an evicted page waits for its watcher's ack before the "
           "page is kept and the watcher counts as stalled (e.g. 5s, 500ms).");
@@ -161,6 +165,7 @@ int Run() {
   options.max_connection_age_grace =
       absl::GetFlag(FLAGS_max_connection_age_grace);
   options.grpc_memory_bytes = absl::GetFlag(FLAGS_grpc_memory_bytes).bytes;
+  options.stream_buffer_bytes = absl::GetFlag(FLAGS_stream_buffer_bytes).bytes;
   absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
       ZpagedServer::Start(options);
   if (!server.ok()) {

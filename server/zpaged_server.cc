@@ -145,7 +145,8 @@ ZpagedServer::ZpagedServer(const ServerOptions& options,
       request_metrics_(*registry_),
       store_collector_(std::make_shared<StoreCollector>(
           &store_, &broker_, options.metrics_per_tenant)),
-      service_(&store_, &broker_, authorizer_.get(), &request_metrics_),
+      service_(&store_, &broker_, authorizer_.get(), &request_metrics_,
+               options.stream_buffer_bytes),
       drain_on_shutdown_(options.drain_on_shutdown),
       drain_deadline_(options.drain_deadline) {}
 

@@ -72,6 +72,11 @@ struct ServerOptions {
   // Memory gRPC may use for its buffers across all connections; under
   // pressure it shrinks flow-control windows and refuses new streams.
   uint64_t grpc_memory_bytes = uint64_t{512} << 20;
+  // zpaged's own stream buffers: responses and evicted pages serialized
+  // and not yet written, all streams together. Past it, each stream reads
+  // its next request only once its queue is empty, and watchers are
+  // offered no more pages.
+  uint64_t stream_buffer_bytes = uint64_t{128} << 20;
   // On Shutdown, evict every page of tenants with a watcher to it first,
   // for at most drain_deadline (pages still out then resolve as the
   // eviction streams end).

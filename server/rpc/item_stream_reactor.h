@@ -2,11 +2,15 @@
 // one response per request, in request order (PutStream, GetStream).
 //
 // Each request is handled as it is read, straight into a response slot; the
-// slot joins a queue that one write at a time drains. Reading pauses while
-// kMaxQueuedResponses wait, so a client that does not read its responses
-// cannot make the server buffer without bound. Written slots are reused
-// most-recently-freed first, so a stream kept d deep touches about d slots
-// and a Get's page buffer is allocated once per slot, not per item.
+// slot is serialized and joins a queue that one write at a time drains.
+// Reading pauses while kMaxQueuedResponses wait, so a client that does not
+// read its responses cannot make the server buffer without bound; and the
+// serialized responses of every stream are charged to one buffer budget
+// (--stream_buffer_bytes): past it, a stream reads its next request only
+// once its queue is empty, so thousands of streams that read nothing hold
+// the budget and one response each, and well-behaved streams go on at depth
+// one. A response's message is emptied once serialized, so what a slot holds
+// is what is charged.
 // A write with more responses queued behind it is marked as buffered: gRPC
 // then sends the run in one system call instead of one per response, and
 // the last write of every run is unbuffered, so nothing waits for a flush. An
@@ -30,6 +34,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/support/server_callback.h"
+#include "server/core/memory_budget.h"
 #include "server/core/mutex.h"
 #include "server/rpc/call_observer.h"
 #include "server/rpc/raw_message.h"
@@ -62,11 +67,13 @@ class ItemStreamReactor final
   // All pointers must outlive the stream; `observer` may be null. Deletes
   // itself in OnDone.
   ItemStreamReactor(grpc::CallbackServerContext* context, RpcMethod method,
-                    Handler handler, CallObserver* observer)
+                    Handler handler, CallObserver* observer,
+                    MemoryBudget* buffer_budget)
       : context_(context),
         method_(method),
         handler_(std::move(handler)),
         observer_(observer),
+        buffer_budget_(buffer_budget),
         start_(absl::Now()) {
     MutexLock lock(&mu_);
     for (size_t i = 0; i < kSlots; ++i) free_[i] = kSlots - 1 - i;
@@ -112,14 +119,20 @@ class ItemStreamReactor final
     }
     writing_ = queued_ > 0;
     if (writing_) WriteOldest();
-    if (read_paused_) {
+    if (read_paused_ && MayRead()) {
       read_paused_ = false;
       TakeSlotAndRead();
     }
     MaybeFinish();
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    {
+      MutexLock lock(&mu_);
+      while (queued_ > 0) FreeOldest();
+    }
+    delete this;
+  }
 
  private:
   // One slot is being filled while up to kMaxQueuedResponses wait.
@@ -129,9 +142,12 @@ class ItemStreamReactor final
   // request unless kMaxQueuedResponses are waiting.
   void Queue() {
     SerializeMessage(slots_[filling_], &raw_slots_[filling_]);
+    slots_[filling_] = Response();  // frees its bytes: raw_slots_ has them
+    charged_[filling_] = raw_slots_[filling_].Length();
+    buffer_budget_->ChargeAnyway(charged_[filling_]);
     MutexLock lock(&mu_);
     if (broken_) {
-      free_[free_count_++] = filling_;
+      Free(filling_);
     } else {
       queue_[(oldest_ + queued_) % kSlots] = filling_;
       ++queued_;
@@ -140,16 +156,32 @@ class ItemStreamReactor final
         WriteOldest();
       }
     }
-    if (queued_ >= kMaxQueuedResponses) {
-      read_paused_ = true;
-    } else {
+    if (MayRead()) {
       TakeSlotAndRead();
+    } else {
+      read_paused_ = true;
     }
+  }
+
+  // Whether the next request may be read now: fewer than
+  // kMaxQueuedResponses wait, and the buffer budget has room or this
+  // stream's queue is empty.
+  bool MayRead() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (queued_ >= kMaxQueuedResponses) return false;
+    return queued_ == 0 ||
+           buffer_budget_->used_bytes() < buffer_budget_->limit_bytes();
+  }
+
+  // Releases a slot's serialized response and its charge, and frees it.
+  void Free(uint8_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    raw_slots_[slot].Clear();
+    buffer_budget_->Release(charged_[slot]);
+    free_[free_count_++] = slot;
   }
 
   // Takes the oldest queued response off the queue and frees its slot.
   void FreeOldest() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    free_[free_count_++] = queue_[oldest_];
+    Free(queue_[oldest_]);
     oldest_ = (oldest_ + 1) % kSlots;
     --queued_;
   }
@@ -179,12 +211,14 @@ class ItemStreamReactor final
   const RpcMethod method_;
   const Handler handler_;
   CallObserver* const observer_;
+  MemoryBudget* const buffer_budget_;
   const absl::Time start_;
   grpc::ByteBuffer raw_request_;  // the read in flight
   Request request_;               // the item being handled
   uint64_t messages_read_ = 0;    // by the read path alone
   std::array<Response, kSlots> slots_;
   std::array<grpc::ByteBuffer, kSlots> raw_slots_;  // slots_, serialized
+  std::array<size_t, kSlots> charged_{};  // raw_slots_' charge to the budget
   // The slot of the read in flight or the item being handled: set under
   // mu_ before StartRead, then used by the read path alone.
   uint8_t filling_ = 0;

@@ -95,11 +95,13 @@ constexpr size_t kGetBatchArena = 8 * 1024;
 
 PageStoreService::PageStoreService(PageStore* store, EvictionBroker* broker,
                                    const Authorizer* authorizer,
-                                   CallObserver* observer)
+                                   CallObserver* observer,
+                                   uint64_t stream_buffer_bytes)
     : store_(store),
       broker_(broker),
       authorizer_(authorizer),
-      observer_(observer) {}
+      observer_(observer),
+      stream_buffers_(stream_buffer_bytes, "stream buffer limit") {}
 
 template <typename Call>
 grpc::ServerUnaryReactor* PageStoreService::Serve(
@@ -247,7 +249,8 @@ void PageStoreService::ServeStats(grpc::CallbackServerContext* context,
 
 PageStoreService::RawBidiReactor* PageStoreService::WatchEvictions(
     grpc::CallbackServerContext* context) {
-  return new WatchReactor(context, broker_, authorizer_, observer_);
+  return new WatchReactor(context, broker_, authorizer_, observer_,
+                          &stream_buffers_);
 }
 
 PageStoreService::RawBidiReactor* PageStoreService::PutStream(
@@ -268,7 +271,7 @@ PageStoreService::RawBidiReactor* PageStoreService::PutStream(
     return true;
   };
   return new ItemStreamReactor<v1::PutRequest, v1::PutStreamResponse>(
-      context, RpcMethod::kPutStream, handle, observer_);
+      context, RpcMethod::kPutStream, handle, observer_, &stream_buffers_);
 }
 
 PageStoreService::RawBidiReactor* PageStoreService::GetStream(
@@ -287,7 +290,7 @@ PageStoreService::RawBidiReactor* PageStoreService::GetStream(
     return true;  // a Get never waits
   };
   return new ItemStreamReactor<v1::GetRequest, v1::GetStreamResponse>(
-      context, RpcMethod::kGetStream, handle, observer_);
+      context, RpcMethod::kGetStream, handle, observer_, &stream_buffers_);
 }
 
 grpc::ServerUnaryReactor* PageStoreService::PutBatch(

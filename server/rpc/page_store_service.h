@@ -40,8 +40,12 @@ using RawPageStoreService = v1::PageStore::WithRawCallbackMethod_Put<
 class PageStoreService final : public RawPageStoreService {
  public:
   // All must outlive the service; `observer` may be null.
+  // `stream_buffer_bytes` bounds the responses and evicted pages that
+  // streams hold serialized and unwritten, all streams together
+  // (ItemStreamReactor, WatchReactor).
   PageStoreService(PageStore* store, EvictionBroker* broker,
-                   const Authorizer* authorizer, CallObserver* observer);
+                   const Authorizer* authorizer, CallObserver* observer,
+                   uint64_t stream_buffer_bytes);
 
   using RawRequest = const grpc::ByteBuffer*;
   using RawResponse = grpc::ByteBuffer*;
@@ -123,6 +127,7 @@ class PageStoreService final : public RawPageStoreService {
   EvictionBroker* const broker_;
   const Authorizer* const authorizer_;
   CallObserver* const observer_;
+  MemoryBudget stream_buffers_;
 };
 
 }  // namespace zpaged

@@ -13,18 +13,20 @@ namespace zpaged {
 
 WatchReactor::WatchReactor(grpc::CallbackServerContext* context,
                            EvictionBroker* broker, const Authorizer* authorizer,
-                           CallObserver* observer)
+                           CallObserver* observer, MemoryBudget* buffer_budget)
     : context_(context),
       broker_(broker),
       authorizer_(authorizer),
       observer_(observer),
+      buffer_budget_(buffer_budget),
       start_(absl::Now()) {
   StartRead(&raw_incoming_);
 }
 
 bool WatchReactor::Send(const OutgoingPage& page) {
   MutexLock lock(&mu_);
-  if (!subscribed_ || finished_ || outbox_.size() >= kMaxOutboxPages) {
+  if (!subscribed_ || finished_ || outbox_.size() >= kMaxOutboxPages ||
+      buffer_budget_->used_bytes() >= buffer_budget_->limit_bytes()) {
     return false;
   }
   // One message object per thread, so a page costs no allocation beyond its
@@ -34,7 +36,9 @@ bool WatchReactor::Send(const OutgoingPage& page) {
   out.set_key(page.key);
   out.set_data(page.data.data(), page.data.size());
   out.set_sequence(page.sequence);
-  SerializeMessage(out, &outbox_.emplace_back());
+  grpc::ByteBuffer& queued = outbox_.emplace_back();
+  SerializeMessage(out, &queued);
+  buffer_budget_->ChargeAnyway(queued.Length());
   if (!writing_) {
     writing_ = true;
     StartWrite(&outbox_.front());
@@ -148,9 +152,14 @@ void WatchReactor::OnReadDone(bool ok) {
   StartRead(&raw_incoming_);
 }
 
+void WatchReactor::PopOutbox() {
+  buffer_budget_->Release(outbox_.front().Length());
+  outbox_.pop_front();
+}
+
 void WatchReactor::OnWriteDone(bool ok) {
   MutexLock lock(&mu_);
-  outbox_.pop_front();
+  PopOutbox();
   if (ok && !finished_ && !outbox_.empty()) {
     StartWrite(&outbox_.front());
   } else {
@@ -161,6 +170,10 @@ void WatchReactor::OnWriteDone(bool ok) {
 void WatchReactor::OnDone() {
   if (std::optional<EvictionBroker::WatcherId> watcher = id()) {
     broker_->Detach(*watcher);
+  }
+  {
+    MutexLock lock(&mu_);
+    while (!outbox_.empty()) PopOutbox();
   }
   delete this;
 }

@@ -27,6 +27,7 @@
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
 #include "server/auth/authorizer.h"
+#include "server/core/memory_budget.h"
 #include "server/core/mutex.h"
 #include "server/evict/eviction_broker.h"
 #include "server/evict/watcher_channel.h"
@@ -42,13 +43,16 @@ class WatchReactor final
   // Pages queued for the client and not yet written, at most. A client that
   // does not read (its flow-control window full) holds no more of the
   // server's memory than this; further pages are refused, and the broker
-  // tries another watcher or leaves them stored.
+  // tries another watcher or leaves them stored. The queued pages are
+  // charged to `buffer_budget`, shared by every stream: past its limit,
+  // pages are refused the same way.
   static constexpr size_t kMaxOutboxPages = 64;
 
   // Starts reading the subscription. Deletes itself in OnDone. `observer`
-  // may be null.
+  // may be null; every pointer must outlive the stream.
   WatchReactor(grpc::CallbackServerContext* context, EvictionBroker* broker,
-               const Authorizer* authorizer, CallObserver* observer);
+               const Authorizer* authorizer, CallObserver* observer,
+               MemoryBudget* buffer_budget);
 
   // WatcherChannel, for the broker.
   bool Send(const OutgoingPage& page) override;
@@ -73,11 +77,14 @@ class WatchReactor final
   void FinishOnce(const grpc::Status& status);
   // The broker's name for this watcher, once subscribed.
   std::optional<EvictionBroker::WatcherId> id();
+  // Drops the oldest page of the outbox and its charge.
+  void PopOutbox() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   grpc::CallbackServerContext* const context_;
   EvictionBroker* const broker_;
   const Authorizer* const authorizer_;
   CallObserver* const observer_;
+  MemoryBudget* const buffer_budget_;
   const absl::Time start_;
   grpc::ByteBuffer raw_incoming_;  // the read in flight
   v1::EvictionAck incoming_;       // parsed; only the read path uses it
@@ -87,7 +94,8 @@ class WatchReactor final
   bool subscribed_ ABSL_GUARDED_BY(mu_) = false;  // told the client so
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  // Pages not yet written; the front one is being written while writing_.
+  // Pages not yet written, serialized and charged to buffer_budget_; the
+  // front one is being written while writing_.
   std::deque<grpc::ByteBuffer> outbox_ ABSL_GUARDED_BY(mu_);
 };
 
