@@ -51,13 +51,47 @@ def field(number, wire_type, payload):
     return head + varint(len(payload)) + payload
 
 
+def message_fields(data):
+    """The varint fields of a protobuf message, by number (others are
+    skipped): enough to read codes and keys from responses."""
+    fields, i = {}, 0
+    while i < len(data):
+        tag, i = _read_varint(data, i)
+        number, wire_type = tag >> 3, tag & 7
+        if wire_type == 0:
+            fields[number], i = _read_varint(data, i)
+        elif wire_type == 2:
+            length, i = _read_varint(data, i)
+            i += length
+        elif wire_type == 1:
+            i += 8
+        elif wire_type == 5:
+            i += 4
+        else:
+            break
+    return fields
+
+
+def _read_varint(data, i):
+    value, shift = 0, 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, i
+
+
 def get_request(key, tenant=b"vm-h2"):  # zpaged.v1.GetRequest, by hand
     return field(1, 2, tenant) + field(2, 0, key)
 
 
 def put_request(key, tenant=b"vm-h2"):  # zpaged.v1.PutRequest
-    return (field(1, 2, tenant) + field(2, 0, key) +
-            field(3, 2, key.to_bytes(8, "little") * 512))
+    """A page that compresses, unlike a same-filled one, so it takes pool
+    memory."""
+    page = (f"guest page {key} " * 300).encode()[:4096]
+    return field(1, 2, tenant) + field(2, 0, key) + field(3, 2, page)
 
 
 def frame(message):
