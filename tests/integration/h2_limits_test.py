@@ -19,6 +19,7 @@ would, instead of a gRPC library that keeps to the rules by itself.
 Usage: h2_limits_test.py ZPAGED
 """
 import gzip
+import os
 import socket
 import subprocess
 import sys
@@ -29,6 +30,10 @@ import h2.connection
 import h2.events
 import h2.settings
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "testing"))
+import h2_client  # noqa: E402
+from h2_client import Conn, free_port  # noqa: E402
+
 zpaged = sys.argv[1]
 failures = []
 
@@ -37,12 +42,6 @@ def check(ok, what):
     print(("ok: " if ok else "FAILED: ") + what, flush=True)
     if not ok:
         failures.append(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 port = free_port()
@@ -125,67 +124,16 @@ try:
     check(bool(trailers) and trailers[0].get("grpc-status") == "0",
           "a new connection is served (health Check OK)")
 
-    def varint(n):
-        out = b""
-        while n >= 0x80:
-            out += bytes([n & 0x7F | 0x80])
-            n >>= 7
-        return out + bytes([n])
+    # The calls below each take a fresh stream on one connection of the
+    # shared raw client.
+    client = Conn(port)
+    call = client.call
 
-    def field(number, wire_type, payload):
-        head = varint(number << 3 | wire_type)
-        if wire_type == 0:
-            return head + varint(payload)
-        return head + varint(len(payload)) + payload
-
-    def put_request(key):  # zpaged.v1.PutRequest, encoded by hand
-        return (field(1, 2, b"h2") + field(2, 0, key) +
-                field(3, 2, key.to_bytes(8, "little") * 512))
+    def put_request(key):
+        return h2_client.put_request(key, tenant=b"h2")
 
     def get_request(key):
-        return field(1, 2, b"h2") + field(2, 0, key)
-
-    next_stream = [3]
-
-    def call(method, messages, compressed_flag=0, encoding=None):
-        """One call on a fresh stream: returns (messages answered,
-        grpc-status, grpc-message)."""
-        stream = next_stream[0]
-        next_stream[0] += 2
-        headers = [(":method", "POST"), (":scheme", "http"),
-                   (":path", f"/zpaged.v1.PageStore/{method}"),
-                   (":authority", f"127.0.0.1:{port}"),
-                   ("content-type", "application/grpc"), ("te", "trailers")]
-        if encoding:
-            headers.append(("grpc-encoding", encoding))
-        conn.send_headers(stream, headers)
-        for i, m in enumerate(messages):
-            conn.send_data(stream, bytes([compressed_flag]) +
-                           len(m).to_bytes(4, "big") + m,
-                           end_stream=i == len(messages) - 1)
-        sock.sendall(conn.data_to_send())
-        events = pump(sock, conn, 5, lambda e: isinstance(
-            e, h2.events.StreamEnded) and e.stream_id == stream)
-        body = b"".join(e.data for e in events
-                        if isinstance(e, h2.events.DataReceived)
-                        and e.stream_id == stream)
-        for e in events:
-            if isinstance(e, h2.events.DataReceived):
-                conn.acknowledge_received_data(e.flow_controlled_length,
-                                               e.stream_id)
-        sock.sendall(conn.data_to_send())
-        answered = 0
-        while len(body) >= 5:
-            answered += 1
-            body = body[5 + int.from_bytes(body[1:5], "big"):]
-        headers = {}
-        for e in events:
-            if isinstance(e, (h2.events.ResponseReceived,
-                              h2.events.TrailersReceived)) \
-                    and e.stream_id == stream:
-                headers.update(dict(e.headers))
-        return (answered, headers.get("grpc-status"),
-                headers.get("grpc-message", ""))
+        return h2_client.get_request(key, tenant=b"h2")
 
     garbage = b"\xff\xff\xff"
     _, status, message = call("Get", [garbage])

@@ -90,7 +90,7 @@ def get_request(key, tenant=b"vm-h2"):  # zpaged.v1.GetRequest, by hand
 def put_request(key, tenant=b"vm-h2"):  # zpaged.v1.PutRequest
     """A page that compresses, unlike a same-filled one, so it takes pool
     memory."""
-    page = (f"guest page {key} " * 300).encode()[:4096]
+    page = (f"guest page {key} " * 400).encode()[:4096]
     return field(1, 2, tenant) + field(2, 0, key) + field(3, 2, page)
 
 
