@@ -11,7 +11,7 @@ set -euo pipefail
 build_packages=(
   build-essential cmake ninja-build pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev liblz4-dev prometheus-cpp-dev
+  libabsl-dev liblz4-dev libzstd-dev prometheus-cpp-dev
 )
 # To build and run the tests and benchmarks: GoogleTest, Google Benchmark,
 # clang's sanitizer runtimes, gdb for gcore (the page corpus), python3 for the

@@ -59,6 +59,13 @@ ABSL_FLAG(int, max_tenants, 1024,
           "fails with RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, max_watchers_per_tenant, 16,
           "Eviction streams one tenant may have open at once.");
+ABSL_FLAG(std::string, compressor, "lz4",
+          "How pages that are not same-filled are compressed: lz4 (less CPU) "
+          "or zstd (about 30% fewer bytes on the page corpus). Each page "
+          "records its own encoding.");
+ABSL_FLAG(int, zstd_level, 1,
+          "With --compressor=zstd: zstd's level; higher packs tighter and "
+          "costs more CPU per Put.");
 ABSL_FLAG(int, max_connections, 10000,
           "Client connections open at once; past it a new connection is "
           "closed on arrival. Held below the open files limit less 64.");
@@ -152,6 +159,15 @@ int Run() {
   options.store.tenant_max_bytes = absl::GetFlag(FLAGS_tenant_max_bytes).bytes;
   options.store.max_memory_bytes = absl::GetFlag(FLAGS_max_memory_bytes).bytes;
   options.store.max_tenants = absl::GetFlag(FLAGS_max_tenants);
+  const std::optional<PageCompressor> compressor =
+      ParsePageCompressor(absl::GetFlag(FLAGS_compressor));
+  if (!compressor.has_value()) {
+    Log(absl::StrCat("--compressor must be lz4 or zstd, not '",
+                     absl::GetFlag(FLAGS_compressor), "'"));
+    return 2;
+  }
+  options.store.codec.compressor = *compressor;
+  options.store.codec.zstd_level = absl::GetFlag(FLAGS_zstd_level);
   options.max_watchers_per_tenant =
       absl::GetFlag(FLAGS_max_watchers_per_tenant);
   options.ack_deadline = absl::GetFlag(FLAGS_ack_deadline);
@@ -180,7 +196,8 @@ int Run() {
                    "; tenant limit ",
                    AbslUnparseFlag(ByteSize{options.store.tenant_max_bytes}),
                    ", server limit ",
-                   AbslUnparseFlag(ByteSize{options.store.max_memory_bytes})));
+                   AbslUnparseFlag(ByteSize{options.store.max_memory_bytes}),
+                   "; compressor ", absl::GetFlag(FLAGS_compressor)));
 
   if (!options.auth_tokens_file.empty()) {
     Log(absl::StrCat("authentication on: tokens from ",

@@ -155,6 +155,10 @@ absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       Credentials(options);
   if (!credentials.ok()) return credentials.status();
+  if (absl::Status codec = ValidateCodecOptions(options.store.codec);
+      !codec.ok()) {
+    return codec;
+  }
   std::unique_ptr<Authorizer> authorizer = std::make_unique<Authorizer>();
   if (!options.auth_tokens_file.empty()) {
     absl::StatusOr<std::unique_ptr<Authorizer>> loaded =

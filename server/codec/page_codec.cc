@@ -1,8 +1,10 @@
 #include "server/codec/page_codec.h"
 
 #include <lz4.h>
+#include <zstd.h>
 
 #include <cstring>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "contract/page.h"
@@ -17,8 +19,32 @@ const char* PageEncodingName(PageEncoding encoding) {
       return "lz4";
     case PageEncoding::kRaw:
       return "raw";
+    case PageEncoding::kZstd:
+      return "zstd";
   }
   return "unknown";
+}
+
+const char* PageCompressorName(PageCompressor compressor) {
+  return compressor == PageCompressor::kZstd ? "zstd" : "lz4";
+}
+
+std::optional<PageCompressor> ParsePageCompressor(absl::string_view name) {
+  for (PageCompressor c : {PageCompressor::kLz4, PageCompressor::kZstd}) {
+    if (name == PageCompressorName(c)) return c;
+  }
+  return std::nullopt;
+}
+
+absl::Status ValidateCodecOptions(const CodecOptions& options) {
+  if (options.compressor == PageCompressor::kZstd &&
+      (options.zstd_level < ZSTD_minCLevel() ||
+       options.zstd_level > ZSTD_maxCLevel())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("zstd level ", options.zstd_level, " is not in ",
+                     ZSTD_minCLevel(), " to ", ZSTD_maxCLevel()));
+  }
+  return absl::OkStatus();
 }
 
 std::optional<uint64_t> SameFilledWord(absl::Span<const uint8_t> page) {
@@ -60,6 +86,63 @@ absl::Status Lz4DecompressPage(absl::Span<const uint8_t> compressed,
                      " bytes decoded to ", n, " bytes, not one page"));
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+// One compression and one decompression context per thread: made once,
+// they make a page's compression allocation-free.
+struct ZstdContexts {
+  std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> compress{ZSTD_createCCtx(),
+                                                              ZSTD_freeCCtx};
+  std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> decompress{
+      ZSTD_createDCtx(), ZSTD_freeDCtx};
+};
+
+ZstdContexts& ThreadZstdContexts() {
+  thread_local ZstdContexts contexts;
+  return contexts;
+}
+
+}  // namespace
+
+size_t ZstdCompressPage(absl::Span<const uint8_t> page, absl::Span<uint8_t> out,
+                        int level) {
+  const size_t n =
+      ZSTD_compressCCtx(ThreadZstdContexts().compress.get(), out.data(),
+                        out.size(), page.data(), page.size(), level);
+  return ZSTD_isError(n) ? 0 : n;
+}
+
+absl::Status ZstdDecompressPage(absl::Span<const uint8_t> compressed,
+                                absl::Span<uint8_t> page) {
+  const size_t n =
+      ZSTD_decompressDCtx(ThreadZstdContexts().decompress.get(), page.data(),
+                          page.size(), compressed.data(), compressed.size());
+  if (ZSTD_isError(n) || n != kPageSize) {
+    return absl::DataLossError(absl::StrCat(
+        "stored zstd data of ", compressed.size(),
+        " bytes did not decode to one page: ",
+        ZSTD_isError(n) ? ZSTD_getErrorName(n) : absl::StrCat(n, " bytes")));
+  }
+  return absl::OkStatus();
+}
+
+Compressed CompressPage(const CodecOptions& options,
+                        absl::Span<const uint8_t> page,
+                        absl::Span<uint8_t> out) {
+  if (options.compressor == PageCompressor::kZstd) {
+    return {ZstdCompressPage(page, out, options.zstd_level),
+            PageEncoding::kZstd};
+  }
+  return {Lz4CompressPage(page, out), PageEncoding::kLz4};
+}
+
+absl::Status DecompressPage(PageEncoding encoding,
+                            absl::Span<const uint8_t> compressed,
+                            absl::Span<uint8_t> page) {
+  return encoding == PageEncoding::kZstd ? ZstdDecompressPage(compressed, page)
+                                         : Lz4DecompressPage(compressed, page);
 }
 
 }  // namespace zpaged

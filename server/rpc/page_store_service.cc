@@ -22,6 +22,8 @@ v1::Encoding ToProto(PageEncoding encoding) {
       return v1::LZ4;
     case PageEncoding::kRaw:
       return v1::RAW;
+    case PageEncoding::kZstd:
+      return v1::ZSTD;
   }
   return v1::ENCODING_UNSPECIFIED;
 }

@@ -15,8 +15,9 @@ struct PageStats {
   uint64_t pool_pages = 0;    // frames held by the pool(s)
   uint64_t same_filled_pages = 0;
   uint64_t lz4_pages = 0;
+  uint64_t zstd_pages = 0;
   uint64_t raw_pages = 0;
-  uint64_t compressed_bytes = 0;  // LZ4 output held in the pool(s)
+  uint64_t compressed_bytes = 0;  // LZ4 and zstd output held in the pool(s)
   uint64_t arena_mapped_bytes = 0;
   uint64_t evicted_pages = 0;            // delivered and acked, ever
   uint64_t deliveries_acked = 0;         // the same, as a delivery outcome
@@ -34,9 +35,10 @@ struct PageStats {
   }
   // Pages in the pool per pool frame: between 1 and 2 for zbud; 0 if empty.
   double density() const {
-    return pool_pages == 0 ? 0.0
-                           : static_cast<double>(lz4_pages + raw_pages) /
-                                 static_cast<double>(pool_pages);
+    return pool_pages == 0
+               ? 0.0
+               : static_cast<double>(lz4_pages + zstd_pages + raw_pages) /
+                     static_cast<double>(pool_pages);
   }
 
   PageStats& operator+=(const PageStats& other);
@@ -77,6 +79,8 @@ inline constexpr PageStatField kPageStatFields[] = {
      "Pages kept as one repeated word", "same_filled_pages"},
     {&PageStats::lz4_pages, StatKind::kGauge, "zpaged_lz4_pages", nullptr,
      nullptr, "Pages kept LZ4-compressed in the pool", nullptr},
+    {&PageStats::zstd_pages, StatKind::kGauge, "zpaged_zstd_pages", nullptr,
+     nullptr, "Pages kept zstd-compressed in the pool", nullptr},
     {&PageStats::raw_pages, StatKind::kGauge, "zpaged_raw_pages", nullptr,
      nullptr, "Incompressible pages kept whole", "raw_pages"},
     {&PageStats::compressed_bytes, StatKind::kGauge, "zpaged_compressed_bytes",

@@ -43,8 +43,9 @@ absl::StatusOr<std::shared_ptr<Tenant>> PageStore::FindOrCreate(
                      " bytes): ", charged.message()));
   }
   std::shared_ptr<Tenant>& slot = tenants_[tenant];
-  slot = std::make_shared<Tenant>(std::string(tenant),
-                                  options_.tenant_max_bytes, sink_, &budget_);
+  slot =
+      std::make_shared<Tenant>(std::string(tenant), options_.tenant_max_bytes,
+                               sink_, &budget_, options_.codec);
   return slot;
 }
 

@@ -48,6 +48,8 @@ struct StoreOptions {
   // kIndexEntryBytes a page) and each tenant's fixed cost (kTenantBytes).
   uint64_t max_memory_bytes = MemoryBudget::kUnlimited;
   size_t max_tenants = 1024;
+  // How pages are compressed; each page records its own encoding.
+  CodecOptions codec = {};
 };
 
 class PageStore {

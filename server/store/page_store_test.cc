@@ -429,6 +429,22 @@ TEST_F(PageStoreTest, TenantCapRefusesNewTenantsOnly) {
   EXPECT_EQ(StatsOf("").tenants, 2u);
 }
 
+TEST_F(PageStoreTest, AZstdStoreKeepsCompressiblePagesAsZstd) {
+  Make(StoreOptions{.codec = {.compressor = PageCompressor::kZstd}});
+  const Page text = TextPage(1), noise = RandomPage(1);
+  PutResult r = MustPut("vm", 1, text);
+  EXPECT_EQ(r.encoding, PageEncoding::kZstd);
+  EXPECT_GT(r.stored_bytes, 0u);
+  EXPECT_EQ(MustPut("vm", 2, noise).encoding, PageEncoding::kRaw);
+  EXPECT_EQ(MustPut("vm", 3, WordPage(7)).encoding, PageEncoding::kSameFilled);
+  EXPECT_EQ(*GetPage("vm", 1), text);
+  EXPECT_EQ(*GetPage("vm", 2), noise);
+  const PageStats stats = StatsOf("vm");
+  EXPECT_EQ(stats.zstd_pages, 1u);
+  EXPECT_EQ(stats.lz4_pages, 0u);
+  EXPECT_DOUBLE_EQ(stats.density(), 1.0);  // a buddy frame and a RAW frame
+}
+
 TEST_F(PageStoreTest, SameFilledPagesAreChargedForTheirIndexEntries) {
   // Room for the tenant and ten index entries, and no pool frame.
   Make(StoreOptions{.max_memory_bytes = PageStore::MemoryFor(1, 0, 10)});

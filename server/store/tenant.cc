@@ -57,8 +57,11 @@ struct Tenant::FrameEviction {
 };
 
 Tenant::Tenant(std::string name, uint64_t max_pool_bytes, EvictionSink* sink,
-               MemoryBudget* shared_budget)
-    : name_(std::move(name)), sink_(sink), shared_budget_(shared_budget) {
+               MemoryBudget* shared_budget, const CodecOptions& codec)
+    : name_(std::move(name)),
+      sink_(sink),
+      shared_budget_(shared_budget),
+      codec_(codec) {
   ZpoolOptions options;
   options.arena.max_bytes = max_pool_bytes;
   options.shared_budget = shared_budget;
@@ -74,15 +77,15 @@ std::optional<absl::StatusOr<PutResult>> Tenant::Put(
   if (std::optional<uint64_t> word = SameFilledWord(page)) {
     encoded = {PageEncoding::kSameFilled, {}, *word};
   } else {
-    const size_t lz4_bytes = Lz4CompressPage(
-        page,
+    const Compressed out = CompressPage(
+        codec_, page,
         absl::MakeSpan(compressed.data(),
                        PageRecord::MaxPayload(pool_->MaxAllocationSize())));
     encoded =
-        lz4_bytes == 0
+        out.bytes == 0
             ? EncodedPage{PageEncoding::kRaw, page}
-            : EncodedPage{PageEncoding::kLz4,
-                          absl::MakeConstSpan(compressed.data(), lz4_bytes)};
+            : EncodedPage{out.encoding,
+                          absl::MakeConstSpan(compressed.data(), out.bytes)};
   }
   absl::StatusOr<Reservation> room = Reserve(key, encoded);
   if (room.ok()) return Install(key, *room, encoded);
@@ -225,7 +228,9 @@ void Tenant::Account(const IndexEntry& entry, int direction) {
       same_filled_pages_ += direction;
       break;
     case PageEncoding::kLz4:
-      lz4_pages_ += direction;
+    case PageEncoding::kZstd:
+      (entry.encoding == PageEncoding::kLz4 ? lz4_pages_ : zstd_pages_) +=
+          direction;
       compressed_bytes_ += direction * static_cast<int64_t>(entry.stored_bytes);
       break;
     case PageEncoding::kRaw:
@@ -271,7 +276,8 @@ absl::Status Tenant::Read(const IndexEntry& entry,
   if (entry.encoding == PageEncoding::kRaw) {
     std::memcpy(out.data(), mapped->data, kPageSize);
   } else {
-    read = Lz4DecompressPage(
+    read = DecompressPage(
+        entry.encoding,
         PageRecord::DecodePayload(mapped->data, entry.stored_bytes), out);
   }
   pool_->Unmap(entry.value);
@@ -570,6 +576,7 @@ PageStats Tenant::Stats() const {
   stats.pool_pages = pool.pool_frames;
   stats.same_filled_pages = same_filled_pages_;
   stats.lz4_pages = lz4_pages_;
+  stats.zstd_pages = zstd_pages_;
   stats.raw_pages = raw_pages_;
   stats.compressed_bytes = compressed_bytes_;
   stats.arena_mapped_bytes = pool.arena.mapped_bytes;

@@ -78,7 +78,7 @@ class Tenant : public std::enable_shared_from_this<Tenant> {
   // outcome before the tenant is destroyed. `max_pool_bytes` bounds this
   // tenant's pool.
   Tenant(std::string name, uint64_t max_pool_bytes, EvictionSink* sink,
-         MemoryBudget* shared_budget);
+         MemoryBudget* shared_budget, const CodecOptions& codec = {});
 
   Tenant(const Tenant&) = delete;
   Tenant& operator=(const Tenant&) = delete;
@@ -211,6 +211,7 @@ class Tenant : public std::enable_shared_from_this<Tenant> {
   const std::string name_;
   EvictionSink* const sink_;
   MemoryBudget* const shared_budget_;  // charged for index entries
+  const CodecOptions codec_;
   std::unique_ptr<Zpool> pool_;
 
   // Readers (Get, Stats, the read phase of an eviction) share it, so Gets
@@ -220,6 +221,7 @@ class Tenant : public std::enable_shared_from_this<Tenant> {
   RawKeys raw_keys_ ABSL_GUARDED_BY(index_mu_);
   uint64_t same_filled_pages_ ABSL_GUARDED_BY(index_mu_) = 0;
   uint64_t lz4_pages_ ABSL_GUARDED_BY(index_mu_) = 0;
+  uint64_t zstd_pages_ ABSL_GUARDED_BY(index_mu_) = 0;
   uint64_t raw_pages_ ABSL_GUARDED_BY(index_mu_) = 0;
   uint64_t compressed_bytes_ ABSL_GUARDED_BY(index_mu_) = 0;
 

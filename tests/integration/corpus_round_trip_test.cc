@@ -7,23 +7,30 @@
 #include "gtest/gtest.h"
 #include "server/zpaged_server.h"
 #include "tests/corpus/page_corpus.h"
+#include "tests/testing/compressor_param.h"
 
 namespace zpaged {
 namespace {
 
-TEST(CorpusRoundTripTest, EveryPageComesBackByteExactWithTheRightEncoding) {
+// Once per compressor (the test parameter).
+class CorpusRoundTripTest : public ::testing::TestWithParam<PageCompressor> {};
+
+TEST_P(CorpusRoundTripTest, EveryPageComesBackByteExactWithTheRightEncoding) {
   absl::StatusOr<PageCorpus> corpus =
       PageCorpus::Load(PageCorpus::DefaultDir());
   ASSERT_TRUE(corpus.ok()) << corpus.status();
   ASSERT_GE(corpus->size(), 1000u);
   ServerOptions options;
   options.listen = "127.0.0.1:0";
+  options.store.codec.compressor = GetParam();
+  const v1::Encoding compressed =
+      GetParam() == PageCompressor::kZstd ? v1::ZSTD : v1::LZ4;
   absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
       ZpagedServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
   std::unique_ptr<Client> client = Client::Connect((*server)->address());
 
-  int zero = 0, same = 0, random = 0, lz4 = 0;
+  int zero = 0, same = 0, random = 0, compressed_pages = 0;
   for (size_t i = 0; i < corpus->size(); ++i) {
     const absl::Span<const uint8_t> page = corpus->page(i);
     absl::StatusOr<PutReply> put = client->Put(
@@ -39,14 +46,14 @@ TEST(CorpusRoundTripTest, EveryPageComesBackByteExactWithTheRightEncoding) {
       EXPECT_EQ(put->encoding, v1::RAW) << "page " << i;
       ++random;
     } else if (kind == "text") {
-      EXPECT_EQ(put->encoding, v1::LZ4) << "page " << i;
+      EXPECT_EQ(put->encoding, compressed) << "page " << i;
     }
-    lz4 += put->encoding == v1::LZ4;
+    compressed_pages += put->encoding == compressed;
   }
   EXPECT_GT(zero, 0);
   EXPECT_GT(same, 0);
   EXPECT_GT(random, 0);
-  EXPECT_GT(lz4, static_cast<int>(corpus->size() / 2));
+  EXPECT_GT(compressed_pages, static_cast<int>(corpus->size() / 2));
 
   for (size_t i = 0; i < corpus->size(); ++i) {
     absl::StatusOr<std::string> back = client->Get("corpus", i);
@@ -62,9 +69,13 @@ TEST(CorpusRoundTripTest, EveryPageComesBackByteExactWithTheRightEncoding) {
   EXPECT_EQ(stats.stored_pages(), corpus->size());
   EXPECT_GE(stats.density(), 1.0);
   EXPECT_LE(stats.density(), 2.0);
-  std::printf("corpus: %zu pages, %lu pool frames, density %.3f\n",
-              corpus->size(), stats.pool_pages(), stats.density());
+  std::printf("corpus, %s: %zu pages, %lu pool frames, density %.3f\n",
+              PageCompressorName(GetParam()), corpus->size(),
+              stats.pool_pages(), stats.density());
 }
+
+INSTANTIATE_TEST_SUITE_P(Compressors, CorpusRoundTripTest, AllCompressors(),
+                         CompressorName);
 
 }  // namespace
 }  // namespace zpaged

@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "server/core/mutex.h"
 #include "server/zpaged_server.h"
+#include "tests/testing/compressor_param.h"
 
 namespace zpaged {
 namespace {
@@ -74,8 +75,19 @@ ServerOptions TestOptions(StoreOptions store = {}) {
   return options;
 }
 
-class ServiceTest : public ::testing::Test {
+// Every service test runs once per compressor (the test parameter).
+class ServiceTest : public ::testing::TestWithParam<PageCompressor> {
  protected:
+  // TestOptions, with this run's compressor.
+  ServerOptions Options(StoreOptions store = {}) const {
+    store.codec.compressor = GetParam();
+    return TestOptions(store);
+  }
+  // The encoding this run's compressor gives a compressible page.
+  v1::Encoding Compressed() const {
+    return GetParam() == PageCompressor::kZstd ? v1::ZSTD : v1::LZ4;
+  }
+
   void Start(const ServerOptions& options) {
     client_.reset();
     server_.reset();
@@ -85,16 +97,16 @@ class ServiceTest : public ::testing::Test {
     server_ = std::move(*server);
     client_ = Client::Connect(server_->address());
   }
-  void SetUp() override { Start(TestOptions()); }
+  void SetUp() override { Start(Options()); }
 
   std::unique_ptr<ZpagedServer> server_;
   std::unique_ptr<Client> client_;
 };
 
-TEST_F(ServiceTest, PutGetDeleteRoundTrip) {
+TEST_P(ServiceTest, PutGetDeleteRoundTrip) {
   absl::StatusOr<PutReply> put = client_->Put("vm-1", 1, TextPage(1));
   ASSERT_TRUE(put.ok()) << put.status();
-  EXPECT_EQ(put->encoding, v1::LZ4);
+  EXPECT_EQ(put->encoding, Compressed());
   EXPECT_GT(put->stored_bytes, 0u);
   EXPECT_EQ(*client_->Get("vm-1", 1), TextPage(1));
 
@@ -112,7 +124,7 @@ TEST_F(ServiceTest, PutGetDeleteRoundTrip) {
             absl::StatusCode::kNotFound);
 }
 
-TEST_F(ServiceTest, PutReplacesAndMaxKeyWorks) {
+TEST_P(ServiceTest, PutReplacesAndMaxKeyWorks) {
   const uint64_t key = ~uint64_t{0};
   ASSERT_TRUE(client_->Put("vm", key, RandomPage(1)).ok());
   ASSERT_TRUE(client_->Put("vm", key, TextPage(2)).ok());
@@ -120,7 +132,7 @@ TEST_F(ServiceTest, PutReplacesAndMaxKeyWorks) {
   EXPECT_EQ(client_->Stats("vm")->stored_pages(), 1u);
 }
 
-TEST_F(ServiceTest, InvalidRequestsGetInvalidArgumentWithAReason) {
+TEST_P(ServiceTest, InvalidRequestsGetInvalidArgumentWithAReason) {
   absl::Status s = client_->Put("vm", 1, std::string(4095, 'x')).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("4096"), absl::string_view::npos) << s;
@@ -145,7 +157,7 @@ TEST_F(ServiceTest, InvalidRequestsGetInvalidArgumentWithAReason) {
   EXPECT_TRUE(client_->Put(std::string(128, 't'), 1, TextPage(1)).ok());
 }
 
-TEST_F(ServiceTest, OversizedMessagesAreRefusedAndServiceGoesOn) {
+TEST_P(ServiceTest, OversizedMessagesAreRefusedAndServiceGoesOn) {
   // Up to a full batch's size a request is parsed, and a Put's page of the
   // wrong size is its own error; beyond, gRPC refuses it unparsed.
   for (size_t size : {size_t{8192}, size_t{1} << 20}) {
@@ -162,8 +174,8 @@ TEST_F(ServiceTest, OversizedMessagesAreRefusedAndServiceGoesOn) {
   EXPECT_EQ(*client_->Get("vm", 1), TextPage(1));
 }
 
-TEST_F(ServiceTest, WatchersPerTenantAreCapped) {
-  ServerOptions options = TestOptions();
+TEST_P(ServiceTest, WatchersPerTenantAreCapped) {
+  ServerOptions options = Options();
   options.max_watchers_per_tenant = 2;
   Start(options);
   auto accept = [](uint64_t, absl::string_view) { return true; };
@@ -181,7 +193,7 @@ TEST_F(ServiceTest, WatchersPerTenantAreCapped) {
   EXPECT_TRUE(client_->Watch("vm", accept).ok());
 }
 
-TEST_F(ServiceTest, StatsPerTenantAndTotal) {
+TEST_P(ServiceTest, StatsPerTenantAndTotal) {
   ASSERT_TRUE(client_->Put("a", 1, TextPage(1)).ok());
   ASSERT_TRUE(client_->Put("a", 2, TextPage(2)).ok());
   ASSERT_TRUE(client_->Put("a", 3, std::string(4096, '\0')).ok());
@@ -202,7 +214,7 @@ TEST_F(ServiceTest, StatsPerTenantAndTotal) {
   EXPECT_EQ(client_->Stats("nobody")->stored_pages(), 0u);
 }
 
-TEST_F(ServiceTest, TenantsNeverSeeEachOthersPages) {
+TEST_P(ServiceTest, TenantsNeverSeeEachOthersPages) {
   ASSERT_TRUE(client_->Put("alice", 7, TextPage(100)).ok());
   ASSERT_TRUE(client_->Put("bob", 7, TextPage(200)).ok());
   EXPECT_EQ(*client_->Get("alice", 7), TextPage(100));
@@ -213,14 +225,14 @@ TEST_F(ServiceTest, TenantsNeverSeeEachOthersPages) {
   EXPECT_EQ(*client_->Get("bob", 7), TextPage(200));
 }
 
-TEST_F(ServiceTest, ReclaimWithoutWatcherIsFailedPrecondition) {
+TEST_P(ServiceTest, ReclaimWithoutWatcherIsFailedPrecondition) {
   ASSERT_TRUE(client_->Put("vm", 1, TextPage(1)).ok());
   EXPECT_EQ(client_->Reclaim("vm", 1).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(*client_->Get("vm", 1), TextPage(1));
 }
 
-TEST_F(ServiceTest, AckedEvictionsAreGoneAndCarriedTheRightBytes) {
+TEST_P(ServiceTest, AckedEvictionsAreGoneAndCarriedTheRightBytes) {
   for (int key = 1; key <= 6; ++key) {
     ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
   }
@@ -245,7 +257,7 @@ TEST_F(ServiceTest, AckedEvictionsAreGoneAndCarriedTheRightBytes) {
   EXPECT_EQ(stats.reclaimed_pool_pages(), 3u);
 }
 
-TEST_F(ServiceTest, PagesNotAckedStayReadableAndTheWatcherStalls) {
+TEST_P(ServiceTest, PagesNotAckedStayReadableAndTheWatcherStalls) {
   for (int key = 1; key <= 4; ++key) {
     ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
   }
@@ -275,7 +287,7 @@ TEST_F(ServiceTest, PagesNotAckedStayReadableAndTheWatcherStalls) {
 // A watcher that acks late may still write the page to its backing store
 // when it does. Until then no newer copy of that key may go to any watcher:
 // it would be written first and then overwritten by the older one.
-TEST_F(ServiceTest, NoNewerCopyOvertakesOneWhoseAckIsLate) {
+TEST_P(ServiceTest, NoNewerCopyOvertakesOneWhoseAckIsLate) {
   ASSERT_TRUE(client_->Put("vm", 1, TextPage(1)).ok());
   Received backing_store;  // shared by both watchers, last write wins
   EvictionCallback write = backing_store.Accept();
@@ -319,7 +331,7 @@ TEST_F(ServiceTest, NoNewerCopyOvertakesOneWhoseAckIsLate) {
   EXPECT_EQ(client_->Get("vm", 1).status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(ServiceTest, WatcherThatDropsMidStreamLosesNothing) {
+TEST_P(ServiceTest, WatcherThatDropsMidStreamLosesNothing) {
   for (int key = 1; key <= 4; ++key) {
     ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
   }
@@ -348,7 +360,7 @@ TEST_F(ServiceTest, WatcherThatDropsMidStreamLosesNothing) {
   EXPECT_EQ(server_->broker().WatcherCount("vm"), 0u);
 }
 
-TEST_F(ServiceTest, WatchersOnlyReceiveTheirOwnTenantsPages) {
+TEST_P(ServiceTest, WatchersOnlyReceiveTheirOwnTenantsPages) {
   for (int key = 1; key <= 4; ++key) {
     ASSERT_TRUE(client_->Put("alice", key, RandomPage(key)).ok());
     ASSERT_TRUE(client_->Put("bob", key, RandomPage(100 + key)).ok());
@@ -366,8 +378,8 @@ TEST_F(ServiceTest, WatchersOnlyReceiveTheirOwnTenantsPages) {
   }
 }
 
-TEST_F(ServiceTest, FullTenantWithWatcherEvictsAndThePutSucceeds) {
-  Start(TestOptions({.tenant_max_bytes = 4 * 4096}));
+TEST_P(ServiceTest, FullTenantWithWatcherEvictsAndThePutSucceeds) {
+  Start(Options({.tenant_max_bytes = 4 * 4096}));
   for (int key = 1; key <= 4; ++key) {
     ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
   }
@@ -382,8 +394,8 @@ TEST_F(ServiceTest, FullTenantWithWatcherEvictsAndThePutSucceeds) {
   EXPECT_EQ(client_->Get("vm", 1).status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(ServiceTest, FullTenantWithoutWatcherIsResourceExhaustedAndIntact) {
-  Start(TestOptions({.tenant_max_bytes = 4 * 4096}));
+TEST_P(ServiceTest, FullTenantWithoutWatcherIsResourceExhaustedAndIntact) {
+  Start(Options({.tenant_max_bytes = 4 * 4096}));
   for (int key = 1; key <= 4; ++key) {
     ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
   }
@@ -396,8 +408,8 @@ TEST_F(ServiceTest, FullTenantWithoutWatcherIsResourceExhaustedAndIntact) {
   EXPECT_EQ(client_->Stats("vm")->rejected_puts(), 1u);
 }
 
-TEST_F(ServiceTest, FullTenantWhoseWatcherDoesNotAckIsResourceExhausted) {
-  Start(TestOptions({.tenant_max_bytes = 2 * 4096}));
+TEST_P(ServiceTest, FullTenantWhoseWatcherDoesNotAckIsResourceExhausted) {
+  Start(Options({.tenant_max_bytes = 2 * 4096}));
   ASSERT_TRUE(client_->Put("vm", 1, RandomPage(1)).ok());
   ASSERT_TRUE(client_->Put("vm", 2, RandomPage(2)).ok());
   auto watcher =
@@ -409,7 +421,7 @@ TEST_F(ServiceTest, FullTenantWhoseWatcherDoesNotAckIsResourceExhausted) {
   EXPECT_EQ(*client_->Get("vm", 2), RandomPage(2));
 }
 
-TEST_F(ServiceTest, HealthIsServingUntilShutdownBegins) {
+TEST_P(ServiceTest, HealthIsServingUntilShutdownBegins) {
   EXPECT_EQ(*client_->Serving(), true);
   auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
       server_->address(), grpc::InsecureChannelCredentials()));
@@ -427,8 +439,8 @@ TEST_F(ServiceTest, HealthIsServingUntilShutdownBegins) {
   stop.join();
 }
 
-TEST_F(ServiceTest, DrainOnShutdownHandsEveryPageToItsWatcher) {
-  ServerOptions options = TestOptions();
+TEST_P(ServiceTest, DrainOnShutdownHandsEveryPageToItsWatcher) {
+  ServerOptions options = Options();
   options.drain_on_shutdown = true;
   Start(options);
   const std::string zero(4096, '\0');
@@ -452,7 +464,7 @@ TEST_F(ServiceTest, DrainOnShutdownHandsEveryPageToItsWatcher) {
   EXPECT_EQ(server_->store().Stats("watched")->stored_pages, 0u);
 }
 
-TEST_F(ServiceTest, ShutdownEndsEvictionStreamsWithUnavailable) {
+TEST_P(ServiceTest, ShutdownEndsEvictionStreamsWithUnavailable) {
   auto watcher =
       client_->Watch("vm", [](uint64_t, absl::string_view) { return true; });
   ASSERT_TRUE(watcher.ok());
@@ -467,7 +479,7 @@ class AuthTest : public ServiceTest {
     close(mkstemp(name));
     tokens_ = name;
     WriteTokens("tok-alpha alpha,shared\ntok-beta beta\n");
-    ServerOptions options = TestOptions();
+    ServerOptions options = Options();
     options.auth_tokens_file = tokens_;
     Start(options);
   }
@@ -483,7 +495,7 @@ class AuthTest : public ServiceTest {
   std::string tokens_;
 };
 
-TEST_F(AuthTest, EveryCallNeedsAKnownToken) {
+TEST_P(AuthTest, EveryCallNeedsAKnownToken) {
   const std::string page = TextPage(1);
   EXPECT_EQ(client_->Put("alpha", 1, page).status().code(),
             absl::StatusCode::kUnauthenticated);
@@ -506,7 +518,7 @@ TEST_F(AuthTest, EveryCallNeedsAKnownToken) {
   EXPECT_EQ(*client_->Serving(), true);
 }
 
-TEST_F(AuthTest, ATokenReachesOnlyItsOwnTenants) {
+TEST_P(AuthTest, ATokenReachesOnlyItsOwnTenants) {
   auto alpha = As("tok-alpha");
   auto beta = As("tok-beta");
   ASSERT_TRUE(alpha->Put("alpha", 1, TextPage(1)).ok());
@@ -547,7 +559,7 @@ TEST_F(AuthTest, ATokenReachesOnlyItsOwnTenants) {
           .ok());
 }
 
-TEST_F(AuthTest, ReloadedTokensTakeEffectAndABadFileChangesNothing) {
+TEST_P(AuthTest, ReloadedTokensTakeEffectAndABadFileChangesNothing) {
   auto alpha = As("tok-alpha");
   ASSERT_TRUE(alpha->Put("alpha", 1, TextPage(1)).ok());
   WriteTokens("tok-alpha beta\ntok-gamma alpha\n");
@@ -575,7 +587,7 @@ TEST(ListenPolicyTest, NoRemoteListeningWithoutAuthUnlessAllowed) {
   EXPECT_TRUE(ZpagedServer::Start(options).ok());
 }
 
-TEST_F(ServiceTest, StreamsAnswerInOrderWithPerItemOutcomes) {
+TEST_P(ServiceTest, StreamsAnswerInOrderWithPerItemOutcomes) {
   std::vector<std::pair<uint64_t, std::string>> pages;
   for (uint64_t key = 0; key < 300; ++key) {
     std::string page = key % 3 == 0   ? TextPage(key)
@@ -597,7 +609,7 @@ TEST_F(ServiceTest, StreamsAnswerInOrderWithPerItemOutcomes) {
       continue;
     }
     EXPECT_EQ(r.code(), 0) << r.message();
-    const v1::Encoding want = i % 3 == 0   ? v1::LZ4
+    const v1::Encoding want = i % 3 == 0   ? Compressed()
                               : i % 3 == 1 ? v1::RAW
                                            : v1::SAME_FILLED;
     EXPECT_EQ(r.encoding(), want) << i;
@@ -624,7 +636,7 @@ TEST_F(ServiceTest, StreamsAnswerInOrderWithPerItemOutcomes) {
   EXPECT_TRUE(got->back().data().empty());
 }
 
-TEST_F(ServiceTest, StreamsCarryLargeBatches) {
+TEST_P(ServiceTest, StreamsCarryLargeBatches) {
   std::vector<std::pair<uint64_t, std::string>> pages;
   for (uint64_t key = 0; key < 2000; ++key) {
     pages.emplace_back(key, TextPage(key));
@@ -640,8 +652,8 @@ TEST_F(ServiceTest, StreamsCarryLargeBatches) {
   }
 }
 
-TEST_F(ServiceTest, StreamPutOnAFullTenantEvictsToTheWatcher) {
-  Start(TestOptions({.tenant_max_bytes = 4 * 4096}));
+TEST_P(ServiceTest, StreamPutOnAFullTenantEvictsToTheWatcher) {
+  Start(Options({.tenant_max_bytes = 4 * 4096}));
   Received received;
   auto watcher = client_->Watch("vm", received.Accept());
   ASSERT_TRUE(watcher.ok());
@@ -659,7 +671,7 @@ TEST_F(ServiceTest, StreamPutOnAFullTenantEvictsToTheWatcher) {
   EXPECT_EQ(*client_->Get("vm", 10), RandomPage(10));
 }
 
-TEST_F(ServiceTest, StreamServerPausesForAClientThatDoesNotRead) {
+TEST_P(ServiceTest, StreamServerPausesForAClientThatDoesNotRead) {
   grpc::ClientContext context;
   auto stream = client_->stub().PutStream(&context);
   constexpr int kItems = 500;
@@ -709,7 +721,7 @@ class WatchStreamTest : public ServiceTest {
   }
 };
 
-TEST_F(WatchStreamTest, BadSubscriptionsAndAcksEndTheStream) {
+TEST_P(WatchStreamTest, BadSubscriptionsAndAcksEndTheStream) {
   EXPECT_EQ(Run({Subscribe("")}).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(Run({Subscribe("no spaces")}).error_code(),
@@ -724,7 +736,7 @@ TEST_F(WatchStreamTest, BadSubscriptionsAndAcksEndTheStream) {
   EXPECT_EQ(*client_->Get("vm", 1), TextPage(1));
 }
 
-TEST_F(WatchStreamTest, ClosingTheStreamEndsItCleanly) {
+TEST_P(WatchStreamTest, ClosingTheStreamEndsItCleanly) {
   grpc::ClientContext context;
   auto stream = client_->stub().WatchEvictions(&context);
   ASSERT_TRUE(stream->Write(Subscribe("vm")));
@@ -742,7 +754,7 @@ std::string PagesOf(const std::vector<uint64_t>& keys,
   return pages;
 }
 
-TEST_F(ServiceTest, BatchesRoundTripInKeyOrder) {
+TEST_P(ServiceTest, BatchesRoundTripInKeyOrder) {
   const std::vector<uint64_t> keys = {3, 1, 2, 9};
   std::string pages = PagesOf(keys, TextPage);
   pages.replace(3 * kPageSize, kPageSize, RandomPage(9));
@@ -754,7 +766,7 @@ TEST_F(ServiceTest, BatchesRoundTripInKeyOrder) {
   for (const v1::PutItemResult& result : put->results()) {
     EXPECT_EQ(result.code(), 0) << result.message();
   }
-  EXPECT_EQ(put->results(0).encoding(), v1::LZ4);
+  EXPECT_EQ(put->results(0).encoding(), Compressed());
   EXPECT_EQ(put->results(2).encoding(), v1::SAME_FILLED);
   EXPECT_EQ(put->results(3).encoding(), v1::RAW);
   EXPECT_EQ(put->results(3).stored_bytes(), kPageSize);
@@ -776,7 +788,7 @@ TEST_F(ServiceTest, BatchesRoundTripInKeyOrder) {
   EXPECT_EQ(got->codes(3), 0);
 }
 
-TEST_F(ServiceTest, ADuplicateKeyInABatchTakesTheLaterPage) {
+TEST_P(ServiceTest, ADuplicateKeyInABatchTakesTheLaterPage) {
   const std::vector<uint64_t> keys = {7, 7};
   const std::string pages = TextPage(1) + TextPage(2);
   absl::StatusOr<v1::PutBatchResponse> put =
@@ -791,7 +803,7 @@ TEST_F(ServiceTest, ADuplicateKeyInABatchTakesTheLaterPage) {
   EXPECT_EQ(client_->Stats("vm")->stored_pages(), 1u);
 }
 
-TEST_F(ServiceTest, BadBatchesAreRefusedWhole) {
+TEST_P(ServiceTest, BadBatchesAreRefusedWhole) {
   const std::vector<uint64_t> one = {1};
   auto put_code = [&](absl::string_view tenant,
                       const std::vector<uint64_t>& keys,
@@ -839,8 +851,8 @@ TEST_F(ServiceTest, BadBatchesAreRefusedWhole) {
   EXPECT_EQ(got->pages(), pages);
 }
 
-TEST_F(ServiceTest, ABatchItemThatFindsNoRoomFailsAloneAndLosesNothing) {
-  Start(TestOptions(StoreOptions{.tenant_max_bytes = 2 * kPageSize}));
+TEST_P(ServiceTest, ABatchItemThatFindsNoRoomFailsAloneAndLosesNothing) {
+  Start(Options(StoreOptions{.tenant_max_bytes = 2 * kPageSize}));
   const std::vector<uint64_t> keys = {1, 2, 3, 4};
   std::string pages = PagesOf(keys, RandomPage);
   pages.replace(3 * kPageSize, kPageSize, std::string(kPageSize, '\0'));
@@ -860,8 +872,8 @@ TEST_F(ServiceTest, ABatchItemThatFindsNoRoomFailsAloneAndLosesNothing) {
   EXPECT_EQ(client_->Stats("vm")->rejected_puts(), 1u);
 }
 
-TEST_F(ServiceTest, ABatchWaitsForEvictionsToMakeRoom) {
-  Start(TestOptions(StoreOptions{.tenant_max_bytes = 2 * kPageSize}));
+TEST_P(ServiceTest, ABatchWaitsForEvictionsToMakeRoom) {
+  Start(Options(StoreOptions{.tenant_max_bytes = 2 * kPageSize}));
   Received backing_store;
   auto watcher = client_->Watch("vm", backing_store.Accept());
   ASSERT_TRUE(watcher.ok()) << watcher.status();
@@ -880,7 +892,7 @@ TEST_F(ServiceTest, ABatchWaitsForEvictionsToMakeRoom) {
   EXPECT_EQ(backing_store.size(), 3u);
 }
 
-TEST_F(ServiceTest, ManyPagesGoInBatchesWithSeveralInFlight) {
+TEST_P(ServiceTest, ManyPagesGoInBatchesWithSeveralInFlight) {
   std::vector<std::pair<uint64_t, std::string>> pages;
   std::vector<uint64_t> keys;
   for (uint64_t key = 0; key < 1000; ++key) {
@@ -907,6 +919,13 @@ TEST_F(ServiceTest, ManyPagesGoInBatchesWithSeveralInFlight) {
   EXPECT_EQ(got->back().code(), static_cast<int>(absl::StatusCode::kNotFound));
   EXPECT_EQ(client_->Stats("vm")->stored_pages(), 1000u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Compressors, ServiceTest, AllCompressors(),
+                         CompressorName);
+INSTANTIATE_TEST_SUITE_P(Compressors, AuthTest, AllCompressors(),
+                         CompressorName);
+INSTANTIATE_TEST_SUITE_P(Compressors, WatchStreamTest, AllCompressors(),
+                         CompressorName);
 
 }  // namespace
 }  // namespace zpaged

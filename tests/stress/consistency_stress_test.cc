@@ -27,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "server/core/mutex.h"
 #include "server/zpaged_server.h"
+#include "tests/testing/compressor_param.h"
 
 namespace zpaged {
 namespace {
@@ -94,12 +95,17 @@ struct Counters {
       corrupt_evictions{0};
 };
 
-TEST(ConsistencyStressTest, NothingLostNothingMisrouted) {
+// Once per compressor (the test parameter).
+class ConsistencyStressTest : public ::testing::TestWithParam<PageCompressor> {
+};
+
+TEST_P(ConsistencyStressTest, NothingLostNothingMisrouted) {
   const char* env = std::getenv("ZPAGED_STRESS_SECONDS");
   const absl::Duration duration = absl::Seconds(env ? std::atoi(env) : 4);
 
   ServerOptions options;
   options.listen = "127.0.0.1:0";
+  options.store.codec.compressor = GetParam();
   options.store.tenant_max_bytes = 96 * kPage;  // far less than the keys need
   options.ack_deadline = absl::Milliseconds(150);
   absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
@@ -244,6 +250,9 @@ TEST(ConsistencyStressTest, NothingLostNothingMisrouted) {
   EXPECT_GT(evicted, 100u) << "the run did not exercise eviction";
   EXPECT_GT(counters.reconnects.load(), 3u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Compressors, ConsistencyStressTest, AllCompressors(),
+                         CompressorName);
 
 }  // namespace
 }  // namespace zpaged
