@@ -1,9 +1,10 @@
 #include "client/bench/redis_target.h"
 
 #include <hiredis/hiredis.h>
-#include <lz4.h>
 
+#include <array>
 #include <cstdio>
+#include <string>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -13,6 +14,7 @@
 #include "absl/strings/strip.h"
 #include "client/bench/in_flight_window.h"
 #include "contract/page.h"
+#include "server/codec/page_codec.h"
 
 namespace zpaged::bench {
 namespace {
@@ -60,7 +62,15 @@ RedisTarget::RedisTarget(Flavour flavour, RedisAddress address)
 RedisTarget::~RedisTarget() = default;
 
 std::string RedisTarget::mode() const {
-  return flavour_ == Flavour::kRaw ? "raw" : "lz4";
+  switch (flavour_) {
+    case Flavour::kRaw:
+      return "raw";
+    case Flavour::kLz4:
+      return "lz4";
+    case Flavour::kZstd:
+      return "zstd";
+  }
+  return "unknown";
 }
 
 absl::StatusOr<RedisTarget::Connection> RedisTarget::Open() const {
@@ -92,11 +102,16 @@ absl::Status RedisTarget::Connect(int channels) {
 absl::Status RedisTarget::RunChannel(int channel, int depth,
                                      ChannelLoad& load) {
   redisContext* const redis = connections_[channel].get();
-  const bool lz4 = flavour_ == Flavour::kLz4;
+  const bool raw = flavour_ == Flavour::kRaw;
+  const CodecOptions codec{.compressor = flavour_ == Flavour::kZstd
+                                             ? PageCompressor::kZstd
+                                             : PageCompressor::kLz4};
   InFlightWindow window(depth);
   bool sending = true;
-  char compressed[LZ4_COMPRESSBOUND(kPageSize)];
-  char page[kPageSize];
+  // Room for any page, compressed: both bounds are below two pages.
+  std::array<uint8_t, 2 * kPageSize> compressed;
+  std::array<uint8_t, kPageSize> page;
+  const std::string flavour = mode();
   char name[64];
 
   while (sending || !window.empty()) {
@@ -106,18 +121,23 @@ absl::Status RedisTarget::RunChannel(int channel, int depth,
         sending = false;
         continue;
       }
-      const int name_size = std::snprintf(
-          name, sizeof(name), "zpaged-bench:%s:%llu", lz4 ? "lz4" : "raw",
-          static_cast<unsigned long long>(key));
+      const int name_size =
+          std::snprintf(name, sizeof(name), "zpaged-bench:%s:%llu",
+                        flavour.c_str(), static_cast<unsigned long long>(key));
       window.Push(key);
       int appended = REDIS_ERR;
       switch (load.phase()) {
         case Phase::kPut: {
           absl::string_view value = load.PageOf(key);
-          if (lz4) {
-            const int size = LZ4_compress_default(
-                value.data(), compressed, value.size(), sizeof(compressed));
-            value = absl::string_view(compressed, size);
+          if (!raw) {
+            const Compressed c =
+                CompressPage(codec,
+                             absl::MakeConstSpan(
+                                 reinterpret_cast<const uint8_t*>(value.data()),
+                                 value.size()),
+                             absl::MakeSpan(compressed));
+            value = absl::string_view(
+                reinterpret_cast<const char*>(compressed.data()), c.bytes);
           }
           appended = redisAppendCommand(redis, "SET %b %b", name,
                                         static_cast<size_t>(name_size),
@@ -151,14 +171,19 @@ absl::Status RedisTarget::RunChannel(int channel, int depth,
       load.Done(item.key, item.sent, "");
     } else if (reply->type != REDIS_REPLY_STRING) {
       load.Done(item.key, item.sent, "NOT_FOUND: no such key");
-    } else if (!lz4) {
+    } else if (raw) {
       load.Done(item.key, item.sent, "",
                 absl::string_view(reply->str, reply->len));
     } else {
-      const int size =
-          LZ4_decompress_safe(reply->str, page, reply->len, sizeof(page));
-      load.Done(item.key, item.sent, size < 0 ? "DATA_LOSS: bad LZ4" : "",
-                absl::string_view(page, size < 0 ? 0 : size));
+      const absl::Status decoded = DecompressPage(
+          codec.compressor == PageCompressor::kZstd ? PageEncoding::kZstd
+                                                    : PageEncoding::kLz4,
+          absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(reply->str),
+                              reply->len),
+          absl::MakeSpan(page));
+      load.Done(item.key, item.sent, decoded.ok() ? "" : decoded.ToString(),
+                absl::string_view(reinterpret_cast<const char*>(page.data()),
+                                  decoded.ok() ? page.size() : 0));
     }
   }
   return absl::OkStatus();

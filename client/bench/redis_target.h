@@ -35,7 +35,9 @@ absl::StatusOr<RedisAddress> ParseRedisUrl(const std::string& url);
 
 class RedisTarget : public BenchTarget {
  public:
-  enum class Flavour { kRaw, kLz4 };
+  // How the client stores a page: as it is, or compressed by the client
+  // (as a user of Redis would to save memory) with LZ4 or zstd level 1.
+  enum class Flavour { kRaw, kLz4, kZstd };
 
   RedisTarget(Flavour flavour, RedisAddress address);
   ~RedisTarget() override;

@@ -48,9 +48,9 @@ ABSL_FLAG(double, seconds, 0,
           "when > 0, run each phase this long instead of --pages");
 ABSL_FLAG(std::string, peer, "",
           "redis://HOST:PORT: run the same workload against Redis too");
-ABSL_FLAG(std::string, peer_flavours, "raw,lz4",
-          "Redis flavours: raw pages, and/or pages LZ4-compressed by the "
-          "client");
+ABSL_FLAG(std::string, peer_flavours, "raw,lz4,zstd",
+          "Redis flavours: raw pages, and/or pages compressed by the client "
+          "with LZ4 or zstd (level 1)");
 ABSL_FLAG(int, server_pid, 0,
           "zpaged's pid, to report its CPU time and resident memory");
 ABSL_FLAG(std::string, corpus, "",
@@ -103,6 +103,9 @@ absl::StatusOr<std::vector<std::unique_ptr<BenchTarget>>> TargetsFromFlags() {
     } else if (flavour == "lz4") {
       targets.push_back(
           std::make_unique<RedisTarget>(RedisTarget::Flavour::kLz4, *address));
+    } else if (flavour == "zstd") {
+      targets.push_back(
+          std::make_unique<RedisTarget>(RedisTarget::Flavour::kZstd, *address));
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("unknown flavour \"", flavour, "\" in --peer_flavours"));

@@ -34,7 +34,7 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
-echo "quick run: zpaged stream + unary + batches of 7, redis raw + lz4"
+echo "quick run: zpaged stream + unary + batches of 7, redis raw + lz4 + zstd"
 "$bench" --quick --server="127.0.0.1:$port" --server_pid="$server_pid" \
   --peer="redis://127.0.0.1:$redis_port" --corpus="$corpus" --json \
   --modes=stream,unary,batch --batch=7 >"$work/quick.json"
@@ -57,7 +57,7 @@ def check(ok, what):
         failures.append(what)
 
 rows = {(r["target"], r["mode"]): r for r in quick["results"]}
-check(sorted(rows) == [("redis", "lz4"), ("redis", "raw"),
+check(sorted(rows) == [("redis", "lz4"), ("redis", "raw"), ("redis", "zstd"),
                        ("zpaged", "batch7"), ("zpaged", "stream"),
                        ("zpaged", "unary")],
       f"one result per mode and target: {sorted(rows)}")
@@ -74,7 +74,7 @@ for (target, mode), r in sorted(rows.items()):
               f"{name}: {field} reported")
     check(r["memory_bytes_per_page"] is not None,
           f"{name}: server memory per page reported")
-check(len(quick["ratios"]) == 6, "a ratio per zpaged mode and Redis flavour")
+check(len(quick["ratios"]) == 9, "a ratio per zpaged mode and Redis flavour")
 
 (t,) = timed["results"]
 check(t["put_pages"] > 0 and t["get_pages"] > 0,
