@@ -317,14 +317,14 @@ void Tenant::DropCopy(uint64_t key, uint64_t value, bool same_filled) {
 }
 
 void Tenant::Reclaim(uint32_t frames, ReclaimDone done) {
+  if (frames == 0) {
+    std::move(done)(ReclaimResult{});
+    return;
+  }
   auto job = std::make_shared<ReclaimJob>();
   job->tenant = shared_from_this();
   {
     MutexLock lock(&job->mu);
-    if (frames == 0) {
-      std::move(done)(ReclaimResult{});
-      return;
-    }
     job->to_start = frames;
     job->done = std::move(done);
   }
