@@ -147,17 +147,13 @@ absl::StatusOr<Tenant::Reservation> Tenant::Reserve(uint64_t key,
                                                     const EncodedPage& page) {
   Reservation room;
   if (shared_budget_ != nullptr) {
-    bool indexed;
-    {
+    absl::Status charged = shared_budget_->Charge(kIndexEntryBytes);
+    room.index_charged = charged.ok();
+    // Only at the limit is the index asked, and only so that a replacement,
+    // which needs no new entry, still goes through.
+    if (!charged.ok()) {
       ReaderLock lock(&index_mu_);
-      indexed = index_.contains(key);
-    }
-    if (!indexed) {
-      if (absl::Status charged = shared_budget_->Charge(kIndexEntryBytes);
-          !charged.ok()) {
-        return charged;
-      }
-      room.index_charged = true;
+      if (!index_.contains(key)) return charged;
     }
   }
   if (page.encoding == PageEncoding::kSameFilled) return room;

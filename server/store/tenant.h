@@ -150,13 +150,14 @@ class Tenant : public std::enable_shared_from_this<Tenant> {
   // What Reserve set aside for a page.
   struct Reservation {
     ZpoolHandle handle = 0;  // none for a same-filled page
-    // Whether an index entry was charged: not when `key` was indexed already
-    // (a replacement needs no new entry, even at the limit).
+    // Whether an index entry was charged: not when the limit refused it and
+    // `key` was indexed already (a replacement needs no new entry).
     bool index_charged = false;
   };
-  // Charges an index entry to the server's limit, unless `key` is indexed,
-  // and allocates pool room for `page` (none when same-filled);
-  // RESOURCE_EXHAUSTED, with nothing charged, at a limit.
+  // Charges an index entry to the server's limit (at the limit, a key
+  // already indexed goes on uncharged) and allocates pool room for `page`
+  // (none when same-filled); RESOURCE_EXHAUSTED, with nothing charged, at a
+  // limit.
   absl::StatusOr<Reservation> Reserve(uint64_t key, const EncodedPage& page);
   // Copies the record into the room reserved and indexes it under `key`.
   PutResult Install(uint64_t key, const Reservation& room,
