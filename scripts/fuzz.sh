@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}
-targets=(zbud_ops_fuzzer page_decode_fuzzer request_fuzzer)
+targets=(zpool_ops_fuzzer page_decode_fuzzer request_fuzzer)
 
 echo "==> building the fuzz targets (clang, build-fuzz/)"
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang \

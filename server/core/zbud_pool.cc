@@ -128,30 +128,6 @@ void ZbudPool::RemoveFromBuddyList(FrameIndex frame) {
   }
 }
 
-void ZbudPool::LruPushHead(FrameIndex frame) {
-  FrameState& state = frames_[frame];
-  state.lru_prev = kNoFrame;
-  state.lru_next = lru_head_;
-  if (lru_head_ != kNoFrame) frames_[lru_head_].lru_prev = frame;
-  lru_head_ = frame;
-  if (lru_tail_ == kNoFrame) lru_tail_ = frame;
-}
-
-void ZbudPool::LruRemove(FrameIndex frame) {
-  FrameState& state = frames_[frame];
-  if (state.lru_prev != kNoFrame) {
-    frames_[state.lru_prev].lru_next = state.lru_next;
-  } else {
-    lru_head_ = state.lru_next;
-  }
-  if (state.lru_next != kNoFrame) {
-    frames_[state.lru_next].lru_prev = state.lru_prev;
-  } else {
-    lru_tail_ = state.lru_prev;
-  }
-  state.lru_prev = state.lru_next = kNoFrame;
-}
-
 absl::StatusOr<ZpoolHandle> ZbudPool::Allocate(size_t size) {
   if (size == 0) return absl::InvalidArgumentError("allocation of 0 bytes");
   if (size > kZbudMaxAllocation) {
@@ -167,7 +143,7 @@ absl::StatusOr<ZpoolHandle> ZbudPool::Allocate(size_t size) {
     if (unbuddied_[free_chunks] != kNoFrame) {
       frame = unbuddied_[free_chunks];
       RemoveFromBuddyList(frame);
-      LruRemove(frame);
+      lru_.Remove(frames_, frame);
       break;
     }
   }
@@ -194,7 +170,7 @@ absl::StatusOr<ZpoolHandle> ZbudPool::Allocate(size_t size) {
     header.last_tag = tag;
   }
   AddToBuddyList(frame);
-  LruPushHead(frame);
+  lru_.PushHead(frames_, frame);
   ++buddy_allocations_;
   allocated_chunks_ += chunks;
   return Encode(frame, slot, tag);
@@ -206,7 +182,7 @@ absl::StatusOr<ZpoolHandle> ZbudPool::AllocateWholeFrame() {
   if (!frame.ok()) return frame.status();
   const uint32_t tag = NextTag();
   frames_[*frame].whole_tag = tag;
-  LruPushHead(*frame);
+  lru_.PushHead(frames_, *frame);
   ++whole_allocations_;
   return Encode(*frame, kWholeSlot, tag);
 }
@@ -223,7 +199,7 @@ absl::Status ZbudPool::Free(ZpoolHandle handle) {
     --whole_allocations_;
     // Under reclaim the reclaimer owns the frame and releases it.
     if (state.under_reclaim) return absl::OkStatus();
-    LruRemove(frame);
+    lru_.Remove(frames_, frame);
     ReleaseFrame(frame);
     return absl::OkStatus();
   }
@@ -245,7 +221,7 @@ absl::Status ZbudPool::Free(ZpoolHandle handle) {
   if (state.under_reclaim) return absl::OkStatus();
 
   if (IsEmpty(frame)) {
-    LruRemove(frame);
+    lru_.Remove(frames_, frame);
     ReleaseFrame(frame);
   } else {
     AddToBuddyList(frame);
@@ -255,10 +231,10 @@ absl::Status ZbudPool::Free(ZpoolHandle handle) {
 
 absl::StatusOr<FrameReclaim> ZbudPool::StartReclaim() {
   MutexLock lock(&mu_);
-  const FrameIndex frame = lru_tail_;
+  const FrameIndex frame = lru_.tail();
   if (frame == kNoFrame) return absl::NotFoundError("no frame to reclaim");
   FrameState& state = frames_[frame];
-  LruRemove(frame);
+  lru_.Remove(frames_, frame);
   FrameReclaim reclaim;
   reclaim.frame = frame;
   if (state.kind == FrameKind::kWhole) {
@@ -291,7 +267,7 @@ bool ZbudPool::EndReclaim(const FrameReclaim& reclaim) {
     return true;
   }
   if (state.kind == FrameKind::kBuddies) AddToBuddyList(frame);
-  LruPushHead(frame);
+  lru_.PushHead(frames_, frame);
   return false;
 }
 
@@ -379,7 +355,7 @@ absl::Status ZbudPool::CheckConsistency() const {
   }
 
   FrameIndex prev = kNoFrame;
-  for (FrameIndex f = lru_head_; f != kNoFrame; f = frames_[f].lru_next) {
+  for (FrameIndex f = lru_.head(); f != kNoFrame; f = frames_[f].lru_next) {
     if (frames_[f].lru_prev != prev) return fail("LRU back link broken at ", f);
     if (frames_[f].kind == FrameKind::kFree || frames_[f].under_reclaim) {
       return fail("free or reclaimed frame ", f, " on the LRU");
@@ -387,7 +363,7 @@ absl::Status ZbudPool::CheckConsistency() const {
     if (++on_lru > frames) return fail("LRU has a cycle");
     prev = f;
   }
-  if (prev != lru_tail_) return fail("LRU tail is not the last frame");
+  if (prev != lru_.tail()) return fail("LRU tail is not the last frame");
   if (on_lru + frames_under_reclaim_ != frames) {
     return fail(on_lru, " frames on the LRU and ", frames_under_reclaim_,
                 " under reclaim, of ", frames);

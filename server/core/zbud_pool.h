@@ -63,6 +63,7 @@
 #include "absl/status/statusor.h"
 #include "contract/page.h"
 #include "server/core/arena.h"
+#include "server/core/frame_list.h"
 #include "server/core/mutex.h"
 #include "server/core/zpool.h"
 
@@ -98,9 +99,7 @@ class ZbudPool final : public Zpool {
   uint64_t TotalSizeBytes() const override;
   ZpoolStats Stats() const override;
 
-  // Walks every list and frame and checks that the pool's bookkeeping agrees
-  // with itself (lists, counters, geometry). For tests; O(frames).
-  absl::Status CheckConsistency() const;
+  absl::Status CheckConsistency() const override;
 
  private:
   enum class FrameKind : uint8_t { kFree, kBuddies, kWhole };
@@ -154,16 +153,15 @@ class ZbudPool final : public Zpool {
   void RemoveFromBuddyList(FrameIndex frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   FrameIndex& BuddyListHead(FrameIndex frame)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void LruPushHead(FrameIndex frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void LruRemove(FrameIndex frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable Mutex mu_;
   Arena arena_ ABSL_GUARDED_BY(mu_);
   std::vector<FrameState> frames_ ABSL_GUARDED_BY(mu_);
   std::array<FrameIndex, kZbudChunks> unbuddied_ ABSL_GUARDED_BY(mu_);
   FrameIndex buddied_ ABSL_GUARDED_BY(mu_) = kNoFrame;
-  FrameIndex lru_head_ ABSL_GUARDED_BY(mu_) = kNoFrame;  // most recent
-  FrameIndex lru_tail_ ABSL_GUARDED_BY(mu_) = kNoFrame;  // next to reclaim
+  // Head: most recently allocated in; tail: next to reclaim.
+  FrameList<FrameState, &FrameState::lru_prev, &FrameState::lru_next> lru_
+      ABSL_GUARDED_BY(mu_);
   uint32_t next_tag_ ABSL_GUARDED_BY(mu_);
   uint64_t pool_frames_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t buddy_allocations_ ABSL_GUARDED_BY(mu_) = 0;

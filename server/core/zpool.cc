@@ -3,9 +3,20 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/core/dense_pool.h"
 #include "server/core/zbud_pool.h"
 
 namespace zpaged {
+
+absl::Status ValidateZpoolDriver(absl::string_view driver) {
+  for (absl::string_view known : kZpoolDrivers) {
+    if (driver == known) return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("no pool driver named '", driver,
+                   "' (known: ", absl::StrJoin(kZpoolDrivers, ", "), ")"));
+}
 
 absl::StatusOr<std::unique_ptr<Zpool>> CreateZpool(absl::string_view driver,
                                                    ZpoolOptions options) {
@@ -13,8 +24,10 @@ absl::StatusOr<std::unique_ptr<Zpool>> CreateZpool(absl::string_view driver,
     return valid;
   }
   if (driver == "zbud") return std::make_unique<ZbudPool>(std::move(options));
-  return absl::NotFoundError(
-      absl::StrCat("no zpool driver named '", driver, "' (known: zbud)"));
+  if (driver == "dense") {
+    return std::make_unique<DensePool>(std::move(options));
+  }
+  return absl::NotFoundError(ValidateZpoolDriver(driver).message());
 }
 
 absl::Status ReclaimOneFrame(Zpool& pool, uint32_t retries,

@@ -2,11 +2,11 @@
 //
 // It is the kernel's zpool idea: a store of variable-sized compressed objects
 // addressed by opaque handles, that can shrink by evicting its least recently
-// used frames. zbud is the first driver; a denser one (z3fold- or
-// zsmalloc-like) can be added behind the same interface without touching the
-// service.
+// used frames. zbud is the default driver; DensePool packs a frame with as
+// many allocations as fit, behind the same interface.
 //
-//   Zpool (this file) ── ZbudPool (zbud_pool.h) ── Arena (arena.h)
+//   Zpool (this file) ┬─ ZbudPool (zbud_pool.h)  ┬─ Arena (arena.h)
+//                     └─ DensePool (dense_pool.h) ┘
 //
 // Reclaim never waits on its caller. The kernel's zbud calls an evict
 // callback and blocks until the page is written back; zpaged's write-back is
@@ -114,9 +114,20 @@ class Zpool {
   virtual uint64_t TotalSizeBytes() const = 0;
 
   virtual ZpoolStats Stats() const = 0;
+
+  // Walks every list and frame and checks that the pool's bookkeeping agrees
+  // with itself. For tests, with no allocation mapped; O(frames).
+  virtual absl::Status CheckConsistency() const = 0;
 };
 
-// Creates a pool of the named driver ("zbud"). NOT_FOUND for an unknown name.
+// The drivers CreateZpool knows, the default first.
+inline constexpr absl::string_view kZpoolDrivers[] = {"zbud", "dense"};
+
+// OK if CreateZpool knows `driver`; INVALID_ARGUMENT naming the known ones.
+absl::Status ValidateZpoolDriver(absl::string_view driver);
+
+// Creates a pool of the named driver (kZpoolDrivers). NOT_FOUND for an
+// unknown name, INVALID_ARGUMENT for bad arena options.
 absl::StatusOr<std::unique_ptr<Zpool>> CreateZpool(absl::string_view driver,
                                                    ZpoolOptions options);
 

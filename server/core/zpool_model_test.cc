@@ -1,7 +1,8 @@
-// A randomized test of ZbudPool against a reference model: a million mixed
-// operations, every live allocation filled with a pattern derived from its
-// handle and checked before it goes, the pool's accounting compared with the
-// model after every step, and zbud's density promise checked throughout.
+// A randomized test of each pool driver against a reference model: a
+// million mixed operations, every live allocation filled with a pattern
+// derived from its handle and checked before it goes, the pool's accounting
+// compared with the model after every step, and the driver's density bounds
+// checked throughout.
 
 #include <cstdint>
 #include <cstring>
@@ -10,7 +11,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "gtest/gtest.h"
-#include "server/core/zbud_pool.h"
+#include "server/core/dense_pool.h"
+#include "server/core/zpool.h"
 
 namespace zpaged {
 namespace {
@@ -40,14 +42,21 @@ bool Holds(const uint8_t* data, size_t size, ZpoolHandle handle) {
   return true;
 }
 
-class ZbudModelTest : public ::testing::Test {
+struct DriverBounds {
+  const char* driver;
+  uint64_t max_allocations_per_frame;
+};
+
+class ZpoolModelTest : public ::testing::TestWithParam<DriverBounds> {
  protected:
   struct Live {
     size_t size;
     size_t index;  // position in handles_
   };
 
-  ZbudModelTest() : pool_(std::make_unique<ZbudPool>(ZpoolOptions{})) {}
+  ZpoolModelTest()
+      : pool_(*CreateZpool(GetParam().driver, ZpoolOptions{})),
+        max_allocation_(pool_->MaxAllocationSize()) {}
 
   // The eviction callback: refuses some pages (a watcher that is not ready),
   // checks and frees the rest.
@@ -86,11 +95,10 @@ class ZbudModelTest : public ::testing::Test {
       case 0:
         return std::uniform_int_distribution<size_t>(1, 130)(rng_);
       case 1:
-        return kZbudMaxAllocation -
+        return max_allocation_ -
                std::uniform_int_distribution<size_t>(0, 70)(rng_);
       default:
-        return std::uniform_int_distribution<size_t>(1,
-                                                     kZbudMaxAllocation)(rng_);
+        return std::uniform_int_distribution<size_t>(1, max_allocation_)(rng_);
     }
   }
 
@@ -113,21 +121,23 @@ class ZbudModelTest : public ::testing::Test {
     const ZpoolStats stats = pool_->Stats();
     ASSERT_EQ(stats.allocations, live_.size());
     ASSERT_EQ(stats.frames_under_reclaim, 0u);
-    // Density (allocations per frame) is between 1 and 2: whole frames hold
-    // one, buddy frames one or two.
+    // Density (allocations per frame) is at least 1, since a frame is
+    // released with its last allocation, and at most the driver's bound.
     ASSERT_LE(stats.pool_frames, stats.allocations);
-    ASSERT_GE(2 * stats.pool_frames, stats.allocations);
+    ASSERT_GE(GetParam().max_allocations_per_frame * stats.pool_frames,
+              stats.allocations);
     ASSERT_EQ(stats.arena.frames_in_use, stats.pool_frames);
   }
 
   std::mt19937_64 rng_{20261122};
-  std::unique_ptr<ZbudPool> pool_;
+  std::unique_ptr<Zpool> pool_;
+  const size_t max_allocation_;
   absl::flat_hash_map<ZpoolHandle, Live> live_;
   std::vector<ZpoolHandle> handles_;
   uint64_t evicted_ = 0;
 };
 
-TEST_F(ZbudModelTest, MillionMixedOperations) {
+TEST_P(ZpoolModelTest, MillionMixedOperations) {
   constexpr int kOperations = 1'000'000;
   uint64_t reclaimed = 0;
   for (int op = 0; op < kOperations; ++op) {
@@ -166,6 +176,12 @@ TEST_F(ZbudModelTest, MillionMixedOperations) {
   EXPECT_EQ(pool_->Stats().pool_frames, 0u);
   EXPECT_TRUE(pool_->CheckConsistency().ok());
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Drivers, ZpoolModelTest,
+    ::testing::Values(DriverBounds{"zbud", 2},
+                      DriverBounds{"dense", kDenseMaxSlots}),
+    [](const auto& info) { return std::string(info.param.driver); });
 
 }  // namespace
 }  // namespace zpaged

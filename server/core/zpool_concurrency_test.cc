@@ -1,7 +1,9 @@
-// Several threads allocate, fill, check and free on one pool while another
-// shrinks it. Ownership of each allocation passes through a registry, so an
-// allocation is checked by exactly one party: its owner or the evictor. Meant
-// to run clean under ThreadSanitizer as much as to find lost data.
+// For each pool driver: several threads allocate, fill, check and free on
+// one pool while another shrinks it; readers hold allocations mapped while
+// their neighbours are freed and (in the dense driver) would be moved.
+// Ownership of each allocation passes through a registry, so an allocation is
+// checked by exactly one party: its owner or the evictor. Meant to run clean
+// under ThreadSanitizer as much as to find lost data.
 
 #include <atomic>
 #include <cstring>
@@ -12,7 +14,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "gtest/gtest.h"
 #include "server/core/mutex.h"
-#include "server/core/zbud_pool.h"
+#include "server/core/zpool.h"
 
 namespace zpaged {
 namespace {
@@ -40,7 +42,7 @@ class Registry {
       ABSL_GUARDED_BY(mu_);
 };
 
-bool Holds(ZbudPool& pool, ZpoolHandle handle, uint8_t byte, size_t size) {
+bool Holds(Zpool& pool, ZpoolHandle handle, uint8_t byte, size_t size) {
   absl::StatusOr<MappedAllocation> m = pool.Map(handle);
   if (!m.ok() || m->capacity < size) return false;
   bool ok = true;
@@ -49,12 +51,16 @@ bool Holds(ZbudPool& pool, ZpoolHandle handle, uint8_t byte, size_t size) {
   return ok;
 }
 
-TEST(ZbudConcurrencyTest, ThreadsAllocateFreeMapAndReclaimTogether) {
+class ZpoolConcurrencyTest
+    : public ::testing::TestWithParam<absl::string_view> {};
+
+TEST_P(ZpoolConcurrencyTest, ThreadsAllocateFreeMapAndReclaimTogether) {
   constexpr int kWorkers = 4;
   constexpr int kOpsPerWorker = 20'000;
   Registry registry;
   std::atomic<uint64_t> evicted{0}, corrupt{0};
-  auto pool = std::make_unique<ZbudPool>(ZpoolOptions{});
+  std::unique_ptr<Zpool> pool = *CreateZpool(GetParam(), ZpoolOptions{});
+  const size_t max_allocation = pool->MaxAllocationSize();
   auto evict = [&](ZpoolHandle handle) -> absl::Status {
     uint8_t byte;
     size_t size;
@@ -74,7 +80,7 @@ TEST(ZbudConcurrencyTest, ThreadsAllocateFreeMapAndReclaimTogether) {
       std::vector<ZpoolHandle> mine;
       for (int op = 0; op < kOpsPerWorker; ++op) {
         if (mine.size() < 200 && rng() % 2 == 0) {
-          const size_t size = 1 + rng() % kZbudMaxAllocation;
+          const size_t size = 1 + rng() % max_allocation;
           const uint8_t byte = static_cast<uint8_t>(rng());
           absl::StatusOr<ZpoolHandle> h = pool->Allocate(size);
           ASSERT_TRUE(h.ok()) << h.status();
@@ -127,6 +133,12 @@ TEST(ZbudConcurrencyTest, ThreadsAllocateFreeMapAndReclaimTogether) {
   EXPECT_EQ(pool->Stats().pool_frames, 0u);
   EXPECT_TRUE(pool->CheckConsistency().ok()) << pool->CheckConsistency();
 }
+
+INSTANTIATE_TEST_SUITE_P(Drivers, ZpoolConcurrencyTest,
+                         ::testing::ValuesIn(kZpoolDrivers),
+                         [](const auto& info) {
+                           return std::string(info.param);
+                         });
 
 }  // namespace
 }  // namespace zpaged
