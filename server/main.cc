@@ -59,6 +59,10 @@ ABSL_FLAG(int, max_tenants, 1024,
           "fails with RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, max_watchers_per_tenant, 16,
           "Eviction streams one tenant may have open at once.");
+ABSL_FLAG(std::string, pool, "zbud",
+          "The pool driver of every tenant: zbud (two pages a frame, the "
+          "kernel's design) or dense (as many as fit: about a third less "
+          "memory per page on the page corpus).");
 ABSL_FLAG(std::string, compressor, "lz4",
           "How pages that are not same-filled are compressed: lz4 (less CPU) "
           "or zstd (about 30% fewer bytes on the page corpus). Each page "
@@ -168,6 +172,7 @@ int Run() {
   }
   options.store.codec.compressor = *compressor;
   options.store.codec.zstd_level = absl::GetFlag(FLAGS_zstd_level);
+  options.store.pool_driver = absl::GetFlag(FLAGS_pool);
   options.max_watchers_per_tenant =
       absl::GetFlag(FLAGS_max_watchers_per_tenant);
   options.ack_deadline = absl::GetFlag(FLAGS_ack_deadline);
@@ -197,7 +202,8 @@ int Run() {
                    AbslUnparseFlag(ByteSize{options.store.tenant_max_bytes}),
                    ", server limit ",
                    AbslUnparseFlag(ByteSize{options.store.max_memory_bytes}),
-                   "; compressor ", absl::GetFlag(FLAGS_compressor)));
+                   "; pool ", options.store.pool_driver, ", compressor ",
+                   absl::GetFlag(FLAGS_compressor)));
 
   if (!options.auth_tokens_file.empty()) {
     Log(absl::StrCat("authentication on: tokens from ",

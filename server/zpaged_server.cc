@@ -159,6 +159,10 @@ absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
       !codec.ok()) {
     return codec;
   }
+  if (absl::Status pool = ValidateZpoolDriver(options.store.pool_driver);
+      !pool.ok()) {
+    return pool;
+  }
   std::unique_ptr<Authorizer> authorizer = std::make_unique<Authorizer>();
   if (!options.auth_tokens_file.empty()) {
     absl::StatusOr<std::unique_ptr<Authorizer>> loaded =

@@ -33,7 +33,8 @@ struct PageStats {
   uint64_t rejected_puts() const {
     return rejected_puts_limit + rejected_puts_invalid;
   }
-  // Pages in the pool per pool frame: between 1 and 2 for zbud; 0 if empty.
+  // Pages in the pool per pool frame, whatever the driver: between 1 and 2
+  // for zbud, 1 and kDenseMaxSlots for dense; 0 if empty.
   double density() const {
     return pool_pages == 0
                ? 0.0

@@ -43,9 +43,9 @@ absl::StatusOr<std::shared_ptr<Tenant>> PageStore::FindOrCreate(
                      " bytes): ", charged.message()));
   }
   std::shared_ptr<Tenant>& slot = tenants_[tenant];
-  slot =
-      std::make_shared<Tenant>(std::string(tenant), options_.tenant_max_bytes,
-                               sink_, &budget_, options_.codec);
+  slot = std::make_shared<Tenant>(std::string(tenant),
+                                  options_.tenant_max_bytes, sink_, &budget_,
+                                  options_.codec, options_.pool_driver);
   return slot;
 }
 

@@ -50,6 +50,8 @@ struct StoreOptions {
   size_t max_tenants = 1024;
   // How pages are compressed; each page records its own encoding.
   CodecOptions codec = {};
+  // The pool driver of every tenant: one of kZpoolDrivers (zpool.h).
+  std::string pool_driver = std::string(kZpoolDrivers[0]);
 };
 
 class PageStore {

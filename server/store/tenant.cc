@@ -57,7 +57,8 @@ struct Tenant::FrameEviction {
 };
 
 Tenant::Tenant(std::string name, uint64_t max_pool_bytes, EvictionSink* sink,
-               MemoryBudget* shared_budget, const CodecOptions& codec)
+               MemoryBudget* shared_budget, const CodecOptions& codec,
+               absl::string_view pool_driver)
     : name_(std::move(name)),
       sink_(sink),
       shared_budget_(shared_budget),
@@ -65,8 +66,9 @@ Tenant::Tenant(std::string name, uint64_t max_pool_bytes, EvictionSink* sink,
   ZpoolOptions options;
   options.arena.max_bytes = max_pool_bytes;
   options.shared_budget = shared_budget;
-  // Default arena options are valid, so creation cannot fail.
-  pool_ = *CreateZpool("zbud", std::move(options));
+  // Default arena options are valid and the driver is known, so creation
+  // cannot fail.
+  pool_ = *CreateZpool(pool_driver, std::move(options));
 }
 
 std::optional<absl::StatusOr<PutResult>> Tenant::Put(
@@ -406,7 +408,7 @@ bool Tenant::EvictPage(ZpoolHandle handle,
     stale_++;
     return false;
   }
-  // Only a whole frame is a page long: a buddy is at most 3968 bytes.
+  // Only a whole frame is a page long: no driver allocates more than 3968.
   std::optional<uint64_t> key =
       mapped->capacity == kPageSize
           ? raw_keys_.Find(handle)

@@ -76,9 +76,10 @@ class Tenant : public std::enable_shared_from_this<Tenant> {
   // Create with std::make_shared. `sink` and `shared_budget` (may be null)
   // must outlive the tenant, and every delivery to the sink must have its
   // outcome before the tenant is destroyed. `max_pool_bytes` bounds this
-  // tenant's pool.
+  // tenant's pool; `pool_driver` must be one of kZpoolDrivers.
   Tenant(std::string name, uint64_t max_pool_bytes, EvictionSink* sink,
-         MemoryBudget* shared_budget, const CodecOptions& codec = {});
+         MemoryBudget* shared_budget, const CodecOptions& codec = {},
+         absl::string_view pool_driver = kZpoolDrivers[0]);
 
   Tenant(const Tenant&) = delete;
   Tenant& operator=(const Tenant&) = delete;

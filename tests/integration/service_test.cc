@@ -21,7 +21,7 @@
 #include "gtest/gtest.h"
 #include "server/core/mutex.h"
 #include "server/zpaged_server.h"
-#include "tests/testing/compressor_param.h"
+#include "tests/testing/store_flavour.h"
 
 namespace zpaged {
 namespace {
@@ -75,17 +75,18 @@ ServerOptions TestOptions(StoreOptions store = {}) {
   return options;
 }
 
-// Every service test runs once per compressor (the test parameter).
-class ServiceTest : public ::testing::TestWithParam<PageCompressor> {
+// Every service test runs once per pool driver and compressor (the test
+// parameter).
+class ServiceTest : public ::testing::TestWithParam<StoreFlavour> {
  protected:
-  // TestOptions, with this run's compressor.
+  // TestOptions, with this run's pool driver and compressor.
   ServerOptions Options(StoreOptions store = {}) const {
-    store.codec.compressor = GetParam();
+    GetParam().ApplyTo(store);
     return TestOptions(store);
   }
   // The encoding this run's compressor gives a compressible page.
   v1::Encoding Compressed() const {
-    return GetParam() == PageCompressor::kZstd ? v1::ZSTD : v1::LZ4;
+    return GetParam().compressor == PageCompressor::kZstd ? v1::ZSTD : v1::LZ4;
   }
 
   void Start(const ServerOptions& options) {
@@ -920,12 +921,12 @@ TEST_P(ServiceTest, ManyPagesGoInBatchesWithSeveralInFlight) {
   EXPECT_EQ(client_->Stats("vm")->stored_pages(), 1000u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Compressors, ServiceTest, AllCompressors(),
-                         CompressorName);
-INSTANTIATE_TEST_SUITE_P(Compressors, AuthTest, AllCompressors(),
-                         CompressorName);
-INSTANTIATE_TEST_SUITE_P(Compressors, WatchStreamTest, AllCompressors(),
-                         CompressorName);
+INSTANTIATE_TEST_SUITE_P(Flavours, ServiceTest, AllStoreFlavours(),
+                         StoreFlavourName);
+INSTANTIATE_TEST_SUITE_P(Flavours, AuthTest, AllStoreFlavours(),
+                         StoreFlavourName);
+INSTANTIATE_TEST_SUITE_P(Flavours, WatchStreamTest, AllStoreFlavours(),
+                         StoreFlavourName);
 
 }  // namespace
 }  // namespace zpaged

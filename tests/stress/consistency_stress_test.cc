@@ -27,7 +27,7 @@
 #include "gtest/gtest.h"
 #include "server/core/mutex.h"
 #include "server/zpaged_server.h"
-#include "tests/testing/compressor_param.h"
+#include "tests/testing/store_flavour.h"
 
 namespace zpaged {
 namespace {
@@ -95,9 +95,9 @@ struct Counters {
       corrupt_evictions{0};
 };
 
-// Once per compressor (the test parameter).
-class ConsistencyStressTest : public ::testing::TestWithParam<PageCompressor> {
-};
+// Once per compressor on zbud, and once on the dense driver with zstd, the
+// combination that moves the most allocations (the test parameter).
+class ConsistencyStressTest : public ::testing::TestWithParam<StoreFlavour> {};
 
 TEST_P(ConsistencyStressTest, NothingLostNothingMisrouted) {
   const char* env = std::getenv("ZPAGED_STRESS_SECONDS");
@@ -105,7 +105,7 @@ TEST_P(ConsistencyStressTest, NothingLostNothingMisrouted) {
 
   ServerOptions options;
   options.listen = "127.0.0.1:0";
-  options.store.codec.compressor = GetParam();
+  GetParam().ApplyTo(options.store);
   options.store.tenant_max_bytes = 96 * kPage;  // far less than the keys need
   options.ack_deadline = absl::Milliseconds(150);
   absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
@@ -251,8 +251,12 @@ TEST_P(ConsistencyStressTest, NothingLostNothingMisrouted) {
   EXPECT_GT(counters.reconnects.load(), 3u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Compressors, ConsistencyStressTest, AllCompressors(),
-                         CompressorName);
+INSTANTIATE_TEST_SUITE_P(
+    Flavours, ConsistencyStressTest,
+    ::testing::Values(StoreFlavour{"zbud", PageCompressor::kLz4},
+                      StoreFlavour{"zbud", PageCompressor::kZstd},
+                      StoreFlavour{"dense", PageCompressor::kZstd}),
+    StoreFlavourName);
 
 }  // namespace
 }  // namespace zpaged
