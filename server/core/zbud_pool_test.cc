@@ -388,10 +388,17 @@ TEST_F(ZbudPoolTest, StatsAddUp) {
   EXPECT_GT(stats.arena.mapped_bytes, 0u);
 }
 
-TEST(ZpoolFactoryTest, KnowsZbudAndRejectsTheRest) {
-  EXPECT_TRUE(CreateZpool("zbud", ZpoolOptions{}).ok());
+TEST(ZpoolFactoryTest, KnowsEveryDriverAndRejectsTheRest) {
+  for (absl::string_view driver : kZpoolDrivers) {
+    EXPECT_TRUE(ValidateZpoolDriver(driver).ok()) << driver;
+    EXPECT_TRUE(CreateZpool(driver, ZpoolOptions{}).ok()) << driver;
+  }
   EXPECT_EQ(CreateZpool("zsmalloc", ZpoolOptions{}).status().code(),
             absl::StatusCode::kNotFound);
+  const absl::Status unknown = ValidateZpoolDriver("zsmalloc");
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.message().find("zbud, dense"), std::string::npos)
+      << unknown;
   ZpoolOptions bad;
   bad.arena.region_bytes = 3 * kPageSize;
   EXPECT_EQ(CreateZpool("zbud", std::move(bad)).status().code(),

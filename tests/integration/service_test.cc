@@ -573,6 +573,17 @@ TEST_P(AuthTest, ReloadedTokensTakeEffectAndABadFileChangesNothing) {
   EXPECT_EQ(*As("tok-gamma")->Get("alpha", 1), TextPage(1));
 }
 
+TEST(StartOptionsTest, AnUnknownPoolDriverIsRefusedByName) {
+  StoreOptions store;
+  store.pool_driver = "zsmalloc";
+  absl::StatusOr<std::unique_ptr<ZpagedServer>> refused =
+      ZpagedServer::Start(TestOptions(store));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("'zsmalloc' (known: zbud, dense)"),
+            absl::string_view::npos)
+      << refused.status();
+}
+
 TEST(ListenPolicyTest, NoRemoteListeningWithoutAuthUnlessAllowed) {
   ServerOptions options = TestOptions();
   options.listen = "0.0.0.0:0";
