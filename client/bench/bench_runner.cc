@@ -1,6 +1,7 @@
 #include "client/bench/bench_runner.h"
 
 #include <atomic>
+#include <cstdio>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -118,6 +119,20 @@ absl::StatusOr<TargetResult> RunTarget(BenchTarget& target,
   result.store = target.store();
   result.mode = target.mode();
   const std::vector<uint64_t> nothing(options.channels, 0);
+  if (options.warmup_pages > 0) {
+    std::fprintf(stderr, "%s %s: warm-up, %lu pages put and deleted\n",
+                 result.store.c_str(), result.mode.c_str(),
+                 static_cast<unsigned long>(options.warmup_pages));
+    RunOptions warmup = options;
+    warmup.pages = options.warmup_pages;
+    warmup.duration = absl::ZeroDuration();
+    absl::StatusOr<PhaseRun> put =
+        RunPhase(target, corpus, warmup, Phase::kPut, nothing);
+    if (!put.ok()) return put.status();
+    absl::StatusOr<PhaseRun> cleanup =
+        RunPhase(target, corpus, warmup, Phase::kDelete, put->answered);
+    if (!cleanup.ok()) return cleanup.status();
+  }
   absl::StatusOr<PhaseRun> put =
       RunPhase(target, corpus, options, Phase::kPut, nothing);
   if (!put.ok()) return put.status();

@@ -1,6 +1,6 @@
-// RunTarget: one benchmark run against one target — connect, Put phase, Get
-// phase, then an untimed delete of what was put — with the server's CPU time
-// and memory sampled around the timed phases.
+// RunTarget: one benchmark run against one target — connect, an unmeasured
+// warm-up, Put phase, Get phase, then an untimed delete of what was put —
+// with the server's CPU time and memory sampled around the timed phases.
 
 #ifndef ZPAGED_CLIENT_BENCH_BENCH_RUNNER_H_
 #define ZPAGED_CLIENT_BENCH_BENCH_RUNNER_H_
@@ -23,6 +23,10 @@ struct RunOptions {
   uint64_t pages = 0;  // pages put (and read back) over all channels...
   absl::Duration duration = absl::ZeroDuration();  // ...or, when set, for how
                                                    // long each phase runs
+  // Pages put and deleted before the measured phases, so that what a
+  // server spends once (connection buffers, threads, a tenant) is not
+  // counted per page or per second; 0 for none.
+  uint64_t warmup_pages = 2000;
 };
 
 struct PhaseResult {

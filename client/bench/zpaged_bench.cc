@@ -56,6 +56,10 @@ ABSL_FLAG(int, server_pid, 0,
 ABSL_FLAG(std::string, corpus, "",
           "page corpus directory (default: the build's, or $ZPAGED_CORPUS)");
 ABSL_FLAG(bool, quick, false, "a quick correctness run of 2000 pages");
+ABSL_FLAG(uint64_t, warmup_pages, 2000,
+          "pages put and deleted on each target before the measured phases, "
+          "so one-time costs (connections, threads) are not counted per "
+          "page; 0 for none");
 ABSL_FLAG(bool, json, false, "print JSON instead of the table");
 
 namespace zpaged::bench {
@@ -120,6 +124,7 @@ int Main() {
   options.depth = absl::GetFlag(FLAGS_depth);
   options.pages = absl::GetFlag(FLAGS_pages);
   options.duration = absl::Seconds(absl::GetFlag(FLAGS_seconds));
+  options.warmup_pages = absl::GetFlag(FLAGS_warmup_pages);
   if (options.pages == 0) {
     options.pages = absl::GetFlag(FLAGS_quick) ? 2000 : 100000;
   }
