@@ -145,6 +145,23 @@ absl::StatusOr<v1::GetBatchResponse> Client::GetBatch(
   return Call(&v1::PageStore::Stub::GetBatch, request);
 }
 
+absl::StatusOr<v1::DeleteBatchResponse> Client::DeleteBatch(
+    absl::string_view tenant, absl::Span<const uint64_t> keys) {
+  v1::DeleteBatchRequest request;
+  request.set_tenant(std::string(tenant));
+  request.mutable_keys()->Add(keys.begin(), keys.end());
+  return Call(&v1::PageStore::Stub::DeleteBatch, request);
+}
+
+absl::StatusOr<uint64_t> Client::DeleteAll(absl::string_view tenant) {
+  v1::DeleteAllRequest request;
+  request.set_tenant(std::string(tenant));
+  absl::StatusOr<v1::DeleteAllResponse> response =
+      Call(&v1::PageStore::Stub::DeleteAll, request);
+  if (!response.ok()) return response.status();
+  return response->deleted_pages();
+}
+
 template <typename Request, typename Response>
 absl::Status Client::RunBatches(
     std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> (

@@ -124,6 +124,11 @@ class Client {
   // back (zeros where the code is not OK).
   absl::StatusOr<v1::GetBatchResponse> GetBatch(
       absl::string_view tenant, absl::Span<const uint64_t> keys);
+  // Deletes `keys` in one DeleteBatch call: whether each had a page.
+  absl::StatusOr<v1::DeleteBatchResponse> DeleteBatch(
+      absl::string_view tenant, absl::Span<const uint64_t> keys);
+  // Deletes every page of `tenant`; how many there were.
+  absl::StatusOr<uint64_t> DeleteAll(absl::string_view tenant);
 
   // Puts (key, page) pairs in PutBatch calls of `batch_pages` (1 to 256)
   // pages, keeping up to `max_in_flight` (1 to 64) calls unanswered, all

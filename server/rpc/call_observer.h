@@ -23,9 +23,11 @@ enum class RpcMethod {
   kPutStream,
   kGetStream,
   kPutBatch,
-  kGetBatch
+  kGetBatch,
+  kDeleteBatch,
+  kDeleteAll
 };
-inline constexpr int kRpcMethodCount = 10;
+inline constexpr int kRpcMethodCount = 12;
 inline const char* RpcMethodName(RpcMethod method) {
   switch (method) {
     case RpcMethod::kPut:
@@ -48,6 +50,10 @@ inline const char* RpcMethodName(RpcMethod method) {
       return "PutBatch";
     case RpcMethod::kGetBatch:
       return "GetBatch";
+    case RpcMethod::kDeleteBatch:
+      return "DeleteBatch";
+    case RpcMethod::kDeleteAll:
+      return "DeleteAll";
   }
   return "unknown";
 }

@@ -376,4 +376,45 @@ void PageStoreService::ServeGetBatch(grpc::CallbackServerContext* context,
   call->Reply(grpc::Status::OK);
 }
 
+grpc::ServerUnaryReactor* PageStoreService::DeleteBatch(
+    grpc::CallbackServerContext* context, RawRequest request,
+    RawResponse response) {
+  return Serve(context, RpcMethod::kDeleteBatch, request, response,
+               kGetBatchArena, &PageStoreService::ServeDeleteBatch);
+}
+
+void PageStoreService::ServeDeleteBatch(grpc::CallbackServerContext* context,
+                                        DeleteBatchCall* call) {
+  const v1::DeleteBatchRequest& request = call->request();
+  if (Refused(context, call, request.tenant())) return;
+  if (absl::Status valid = ValidateBatch(request.tenant(), request.keys_size(),
+                                         /*pages_bytes=*/std::nullopt);
+      !valid.ok()) {
+    call->Reply(ToGrpcStatus(valid));
+    return;
+  }
+  for (uint64_t key : request.keys()) {
+    absl::StatusOr<bool> existed = store_->Delete(request.tenant(), key);
+    // The name was valid for the batch, so it is for each key.
+    call->response()->add_existed(existed.value_or(false));
+  }
+  call->Reply(grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* PageStoreService::DeleteAll(
+    grpc::CallbackServerContext* context, RawRequest request,
+    RawResponse response) {
+  return Serve(context, RpcMethod::kDeleteAll, request, response,
+               kSmallCallArena, &PageStoreService::ServeDeleteAll);
+}
+
+void PageStoreService::ServeDeleteAll(grpc::CallbackServerContext* context,
+                                      DeleteAllCall* call) {
+  const v1::DeleteAllRequest& request = call->request();
+  if (Refused(context, call, request.tenant())) return;
+  absl::StatusOr<uint64_t> deleted = store_->DeleteAll(request.tenant());
+  if (deleted.ok()) call->response()->set_deleted_pages(*deleted);
+  call->Reply(ToGrpcStatus(deleted.status()));
+}
+
 }  // namespace zpaged

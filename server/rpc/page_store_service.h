@@ -33,9 +33,13 @@ using RawPageStoreService = v1::PageStore::WithRawCallbackMethod_Put<
                         v1::PageStore::WithRawCallbackMethod_PutStream<
                             v1::PageStore::WithRawCallbackMethod_GetStream<
                                 v1::PageStore::WithRawCallbackMethod_PutBatch<
-                                    v1::PageStore::
-                                        WithRawCallbackMethod_GetBatch<
-                                            v1::PageStore::Service>>>>>>>>>>;
+                                    v1::PageStore::WithRawCallbackMethod_GetBatch<
+                                        v1::PageStore::
+                                            WithRawCallbackMethod_DeleteBatch<
+                                                v1::PageStore::
+                                                    WithRawCallbackMethod_DeleteAll<
+                                                        v1::PageStore::
+                                                            Service>>>>>>>>>>>>;
 
 class PageStoreService final : public RawPageStoreService {
  public:
@@ -76,6 +80,12 @@ class PageStoreService final : public RawPageStoreService {
   grpc::ServerUnaryReactor* GetBatch(grpc::CallbackServerContext* context,
                                      RawRequest request,
                                      RawResponse response) override;
+  grpc::ServerUnaryReactor* DeleteBatch(grpc::CallbackServerContext* context,
+                                        RawRequest request,
+                                        RawResponse response) override;
+  grpc::ServerUnaryReactor* DeleteAll(grpc::CallbackServerContext* context,
+                                      RawRequest request,
+                                      RawResponse response) override;
 
  private:
   using PutCall = UnaryCall<v1::PutRequest, v1::PutResponse>;
@@ -85,6 +95,9 @@ class PageStoreService final : public RawPageStoreService {
   using StatsCall = UnaryCall<v1::StatsRequest, v1::StatsResponse>;
   using PutBatchCall = UnaryCall<v1::PutBatchRequest, v1::PutBatchResponse>;
   using GetBatchCall = UnaryCall<v1::GetBatchRequest, v1::GetBatchResponse>;
+  using DeleteBatchCall =
+      UnaryCall<v1::DeleteBatchRequest, v1::DeleteBatchResponse>;
+  using DeleteAllCall = UnaryCall<v1::DeleteAllRequest, v1::DeleteAllResponse>;
 
   // Creates the call, parses its request and, if it parses, serves it with
   // `serve`. `first_block_bytes` is the call's arena block.
@@ -101,6 +114,10 @@ class PageStoreService final : public RawPageStoreService {
   void ServeStats(grpc::CallbackServerContext* context, StatsCall* call);
   void ServePutBatch(grpc::CallbackServerContext* context, PutBatchCall* call);
   void ServeGetBatch(grpc::CallbackServerContext* context, GetBatchCall* call);
+  void ServeDeleteBatch(grpc::CallbackServerContext* context,
+                        DeleteBatchCall* call);
+  void ServeDeleteAll(grpc::CallbackServerContext* context,
+                      DeleteAllCall* call);
 
   // The authorization check every call makes first.
   absl::Status Authorize(grpc::CallbackServerContext* context,

@@ -137,6 +137,14 @@ absl::StatusOr<bool> PageStore::Delete(absl::string_view tenant, uint64_t key) {
   return t != nullptr && t->Delete(key);
 }
 
+absl::StatusOr<uint64_t> PageStore::DeleteAll(absl::string_view tenant) {
+  if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
+    return valid;
+  }
+  const std::shared_ptr<Tenant> t = Find(tenant);
+  return t == nullptr ? 0 : t->DeleteAll();
+}
+
 void PageStore::Reclaim(
     absl::string_view tenant, uint32_t pages,
     absl::AnyInvocable<void(absl::StatusOr<ReclaimResult>) &&> done) {

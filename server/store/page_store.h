@@ -99,6 +99,11 @@ class PageStore {
   // Removes a page; returns whether there was one.
   absl::StatusOr<bool> Delete(absl::string_view tenant, uint64_t key);
 
+  // Removes every page `tenant` held when the call began (Tenant::DeleteAll)
+  // and returns how many; 0 for a tenant that does not exist.
+  // INVALID_ARGUMENT for a bad tenant name.
+  absl::StatusOr<uint64_t> DeleteAll(absl::string_view tenant);
+
   // Shrinks the tenant's pool by up to `pages` frames through its watchers;
   // see Tenant::Reclaim. `done` gets the result once, maybe before Reclaim
   // returns: INVALID_ARGUMENT for a bad tenant name, FAILED_PRECONDITION

@@ -296,6 +296,18 @@ bool Tenant::Delete(uint64_t key) {
   return true;
 }
 
+uint64_t Tenant::DeleteAll() {
+  std::vector<uint64_t> keys;
+  {
+    ReaderLock lock(&index_mu_);
+    keys.reserve(index_.size());
+    for (const auto& [key, entry] : index_) keys.push_back(key);
+  }
+  uint64_t deleted = 0;
+  for (uint64_t key : keys) deleted += Delete(key);
+  return deleted;
+}
+
 bool Tenant::IsCopy(const IndexEntry& entry, uint64_t value, bool same_filled) {
   return entry.value == value &&
          (entry.encoding == PageEncoding::kSameFilled) == same_filled;

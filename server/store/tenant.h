@@ -104,6 +104,10 @@ class Tenant : public std::enable_shared_from_this<Tenant> {
   // Removes the page under `key`; returns whether there was one.
   bool Delete(uint64_t key);
 
+  // Removes every page indexed when the call began, each as Delete does,
+  // and returns how many it removed. A page put meanwhile may survive.
+  uint64_t DeleteAll();
+
   // Tries to release up to `frames` pool frames by evicting their pages to
   // the sink, each frame with up to kTriesPerFrame frames along the LRU,
   // and stops at the first that cannot be released. `done` gets what was

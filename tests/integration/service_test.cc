@@ -549,6 +549,11 @@ TEST_P(AuthTest, ATokenReachesOnlyItsOwnTenants) {
             absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(beta->PutMany("alpha", {{5, TextPage(5)}}).status().code(),
             absl::StatusCode::kPermissionDenied);
+  const uint64_t one = 1;
+  EXPECT_EQ(beta->DeleteBatch("alpha", {&one, 1}).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(beta->DeleteAll("alpha").status().code(),
+            absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(*alpha->Get("alpha", 1), TextPage(1));
 
   // Totals cover only the caller's tenants.
@@ -861,6 +866,55 @@ TEST_P(ServiceTest, BadBatchesAreRefusedWhole) {
       client_->GetBatch(std::string(kMaxTenantNameBytes, 't'), full);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->pages(), pages);
+}
+
+TEST_P(ServiceTest, DeleteBatchSaysWhichKeysHadAPage) {
+  ASSERT_TRUE(client_->Put("vm", 1, TextPage(1)).ok());
+  ASSERT_TRUE(client_->Put("vm", 3, RandomPage(3)).ok());
+  ASSERT_TRUE(client_->Put("vm", 4, std::string(kPageSize, '\0')).ok());
+  ASSERT_TRUE(client_->Put("other", 2, TextPage(2)).ok());
+  const std::vector<uint64_t> keys = {1, 2, 3, 4, 1};
+  absl::StatusOr<v1::DeleteBatchResponse> deleted =
+      client_->DeleteBatch("vm", keys);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(
+      std::vector<bool>(deleted->existed().begin(), deleted->existed().end()),
+      std::vector<bool>({true, false, true, true, false}));
+  EXPECT_EQ(client_->Stats("vm")->stored_pages(), 0u);
+  EXPECT_EQ(client_->Stats("vm")->pool_pages(), 0u);
+  EXPECT_EQ(*client_->Get("other", 2), TextPage(2));  // another tenant's key 2
+
+  const auto invalid = absl::StatusCode::kInvalidArgument;
+  EXPECT_EQ(client_->DeleteBatch("vm", {}).status().code(), invalid);
+  std::vector<uint64_t> too_many(kMaxBatchPages + 1, 7);
+  EXPECT_EQ(client_->DeleteBatch("vm", too_many).status().code(), invalid);
+  EXPECT_EQ(client_->DeleteBatch("a b", keys).status().code(), invalid);
+}
+
+TEST_P(ServiceTest, DeleteAllEmptiesOneTenantOnly) {
+  for (int i = 0; i < 300; ++i) {
+    const std::string page = i % 3 == 0   ? TextPage(i)
+                             : i % 3 == 1 ? RandomPage(i)
+                                          : std::string(kPageSize, 'z');
+    ASSERT_TRUE(client_->Put("vm", i, page).ok());
+  }
+  ASSERT_TRUE(client_->Put("other", 1, TextPage(1)).ok());
+  absl::StatusOr<uint64_t> deleted = client_->DeleteAll("vm");
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(*deleted, 300u);
+  const v1::StatsResponse stats = *client_->Stats("vm");
+  EXPECT_EQ(stats.stored_pages(), 0u);
+  EXPECT_EQ(stats.pool_pages(), 0u);
+  EXPECT_EQ(client_->Get("vm", 0).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(*client_->Get("other", 1), TextPage(1));
+  // Again, and on a tenant that never existed: nothing to delete.
+  EXPECT_EQ(*client_->DeleteAll("vm"), 0u);
+  EXPECT_EQ(*client_->DeleteAll("never"), 0u);
+  EXPECT_EQ(client_->DeleteAll("a/b").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // The tenant takes pages again.
+  ASSERT_TRUE(client_->Put("vm", 1, TextPage(5)).ok());
+  EXPECT_EQ(*client_->Get("vm", 1), TextPage(5));
 }
 
 TEST_P(ServiceTest, ABatchItemThatFindsNoRoomFailsAloneAndLosesNothing) {
