@@ -7,23 +7,26 @@
 #                                            zpagectl needs (the container)
 set -euo pipefail
 
-# To build zpaged and zpagectl.
+# To build zpaged, zpagectl and the NBD bridge (an nbdkit plugin).
 build_packages=(
   build-essential cmake ninja-build pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev liblz4-dev libzstd-dev prometheus-cpp-dev
+  libabsl-dev liblz4-dev libzstd-dev prometheus-cpp-dev nbdkit-plugin-dev
 )
 # To build and run the tests and benchmarks: GoogleTest, Google Benchmark,
 # clang's sanitizer runtimes, gdb for gcore (the page corpus), python3 for the
 # corpus and end-to-end scripts, Prometheus (promtool and the server),
 # docker-compose (to validate the compose file; no engine is needed), and
-# Redis with hiredis, the peer zpaged-bench measures zpaged against, and
-# python3-h2, the frame-level HTTP/2 client of the hardening tests.
+# Redis with hiredis, the peer zpaged-bench measures zpaged against,
+# python3-h2, the frame-level HTTP/2 client of the hardening tests, and the
+# NBD server and clients the bridge is tested and measured with (nbdkit,
+# nbdinfo and nbdcopy, fio's nbd engine, qemu-io and qemu-img).
 test_packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang lld libclang-rt-14-dev clang-format
   gdb python3 curl openssl prometheus docker-compose
   libhiredis-dev redis-server python3-h2
+  nbdkit libnbd-bin fio qemu-utils
 )
 
 packages=("${build_packages[@]}")

@@ -1,0 +1,335 @@
+// BlockStore against a real zpaged in this process: byte-exact reads of
+// every kind of block, evictions reaching the spill file, generations that
+// keep outdated copies out, lost pages as errors, trims and zeroes freeing
+// zpaged's memory, and a restart on the same spill file.
+
+#include "client/nbd/block_store.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "server/zpaged_server.h"
+
+namespace zpaged::nbd {
+namespace {
+
+constexpr uint64_t kBlocks = 4096;  // a 16 MiB device
+
+std::vector<uint8_t> RandomBlocks(uint64_t count, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> data(count * kBlockSize);
+  for (auto& byte : data) byte = static_cast<uint8_t>(rng());
+  return data;
+}
+
+// Compressible text, different for every block.
+std::vector<uint8_t> TextBlocks(uint64_t count, uint32_t seed) {
+  std::vector<uint8_t> data(count * kBlockSize);
+  for (size_t i = 0; i < data.size(); ++i) {
+    data[i] = static_cast<uint8_t>("zpaged keeps pages "[i % 19] +
+                                   (i / 97 + seed) % 7);
+  }
+  return data;
+}
+
+class BlockStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/block_store_test.XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    StartServer(StoreOptions{});
+  }
+  void TearDown() override {
+    StopBridge();
+    server_.reset();
+    std::system(("rm -rf " + dir_).c_str());
+  }
+
+  void StartServer(StoreOptions store) {
+    StopBridge();
+    ServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.store = store;
+    options.ack_deadline = absl::Seconds(2);
+    absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
+        ZpagedServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    client_ = Client::Connect(server_->address());
+  }
+
+  // Opens the bridge on spill file `name` and, if asked, its watcher.
+  void StartBridge(bool watch, const std::string& name = "spill") {
+    absl::StatusOr<std::unique_ptr<SpillFile>> spill =
+        SpillFile::Open(dir_ + "/" + name, kBlocks * kBlockSize, "vm");
+    ASSERT_TRUE(spill.ok()) << spill.status();
+    spill_ = *std::move(spill);
+    store_ = std::make_unique<BlockStore>(
+        spill_.get(), client_.get(), "vm", [this](const std::string& m) {
+          std::lock_guard<std::mutex> lock(log_mu_);
+          log_ += m + "\n";
+        });
+    ASSERT_TRUE(store_->Recover().ok());
+    if (watch) {
+      absl::StatusOr<std::unique_ptr<EvictionWatcher>> watcher =
+          client_->Watch("vm", [this](uint64_t key, absl::string_view page) {
+            return store_->OnEvicted(key, page);
+          });
+      ASSERT_TRUE(watcher.ok()) << watcher.status();
+      watcher_ = *std::move(watcher);
+    }
+  }
+  void StopBridge() {
+    watcher_.reset();
+    store_.reset();
+    spill_.reset();
+  }
+
+  std::vector<uint8_t> ReadBack(uint64_t offset, size_t length) {
+    std::vector<uint8_t> out(length, 0xEE);
+    const absl::Status read = store_->Read(offset, absl::MakeSpan(out));
+    EXPECT_TRUE(read.ok()) << read;
+    return out;
+  }
+  uint64_t StoredPages() { return client_->Stats("vm")->stored_pages(); }
+  size_t BlocksIn(BlockState state) {
+    size_t n = 0;
+    for (uint64_t b = 0; b < kBlocks; ++b) n += spill_->entry(b).state == state;
+    return n;
+  }
+
+  std::string dir_;
+  std::unique_ptr<ZpagedServer> server_;
+  std::unique_ptr<Client> client_;
+  std::unique_ptr<SpillFile> spill_;
+  std::unique_ptr<BlockStore> store_;
+  std::unique_ptr<EvictionWatcher> watcher_;
+  std::mutex log_mu_;
+  std::string log_;
+};
+
+TEST_F(BlockStoreTest, EveryKindOfBlockReadsBackByteExact) {
+  StartBridge(/*watch=*/false);
+  const std::vector<uint8_t> random = RandomBlocks(300, 1);
+  const std::vector<uint8_t> text = TextBlocks(300, 2);
+  ASSERT_TRUE(store_->Write(0, random).ok());
+  ASSERT_TRUE(store_->Write(300 * kBlockSize, text).ok());
+  std::vector<uint8_t> same(10 * kBlockSize, 0x5A);
+  ASSERT_TRUE(store_->Write(600 * kBlockSize, same).ok());
+  EXPECT_EQ(ReadBack(0, random.size()), random);
+  EXPECT_EQ(ReadBack(300 * kBlockSize, text.size()), text);
+  EXPECT_EQ(ReadBack(600 * kBlockSize, same.size()), same);
+  // Never written: zeros. Same-filled blocks never went to zpaged.
+  EXPECT_EQ(ReadBack(700 * kBlockSize, kBlockSize),
+            std::vector<uint8_t>(kBlockSize, 0));
+  EXPECT_EQ(StoredPages(), 600u);
+  EXPECT_EQ(BlocksIn(BlockState::kSameFilled), 10u);
+
+  // Unaligned, across a block boundary, and smaller than a block.
+  std::vector<uint8_t> patch(100, 0x11);
+  ASSERT_TRUE(store_->Write(4090, patch).ok());
+  std::vector<uint8_t> expected(random.begin(),
+                                random.begin() + 2 * kBlockSize);
+  std::fill(expected.begin() + 4090, expected.begin() + 4190, 0x11);
+  EXPECT_EQ(ReadBack(0, 2 * kBlockSize), expected);
+  EXPECT_EQ(ReadBack(4089, 3),
+            std::vector<uint8_t>({random[4089], 0x11, 0x11}));
+  // Overwrites replace their copies in zpaged rather than add to them.
+  ASSERT_TRUE(store_->Write(0, TextBlocks(300, 3)).ok());
+  EXPECT_EQ(StoredPages(), 600u);
+  EXPECT_EQ(
+      store_->Read(kBlocks * kBlockSize - 1, absl::MakeSpan(patch)).code(),
+      absl::StatusCode::kOutOfRange);
+}
+
+TEST_F(BlockStoreTest, ConcurrentSubBlockWritesToOneBlockKeepEveryByte) {
+  StartBridge(/*watch=*/false);
+  constexpr int kWriters = 8;
+  constexpr size_t kPart = kBlockSize / kWriters;
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([this, w] {
+      for (int round = 0; round < 50; ++round) {
+        std::vector<uint8_t> part(kPart,
+                                  static_cast<uint8_t>(w * 16 + round % 16));
+        ASSERT_TRUE(store_->Write(7 * kBlockSize + w * kPart, part).ok());
+      }
+    });
+  }
+  for (std::thread& t : writers) t.join();
+  const std::vector<uint8_t> block = ReadBack(7 * kBlockSize, kBlockSize);
+  for (int w = 0; w < kWriters; ++w) {
+    for (size_t i = 0; i < kPart; ++i) {
+      ASSERT_EQ(block[w * kPart + i], w * 16 + 49 % 16) << "writer " << w;
+    }
+  }
+}
+
+TEST_F(BlockStoreTest, EvictionsReachTheSpillFileAndEverythingReadsBack) {
+  StoreOptions small;
+  small.tenant_max_bytes = 64 * kBlockSize;
+  StartServer(small);
+  StartBridge(/*watch=*/true);
+  const std::vector<uint8_t> data = RandomBlocks(1000, 4);
+  for (uint64_t b = 0; b < 1000; b += 50) {
+    ASSERT_TRUE(
+        store_
+            ->Write(b * kBlockSize, absl::MakeConstSpan(data).subspan(
+                                        b * kBlockSize, 50 * kBlockSize))
+            .ok());
+  }
+  EXPECT_GT(BlocksIn(BlockState::kSpilled), 800u);
+  EXPECT_GT(client_->Stats("vm")->evicted_pages(), 0u);
+  EXPECT_EQ(ReadBack(0, data.size()), data);
+}
+
+TEST_F(BlockStoreTest, AnOutdatedEvictedCopyIsDroppedNotWritten) {
+  StartBridge(/*watch=*/false);
+  const std::vector<uint8_t> old_data = RandomBlocks(1, 5);
+  const std::vector<uint8_t> new_data = RandomBlocks(1, 6);
+  ASSERT_TRUE(store_->Write(5 * kBlockSize, old_data).ok());
+  const uint32_t old_generation = spill_->entry(5).generation;
+  ASSERT_TRUE(store_->Write(5 * kBlockSize, new_data).ok());
+  const absl::string_view old_page(
+      reinterpret_cast<const char*>(old_data.data()), kBlockSize);
+  EXPECT_TRUE(store_->OnEvicted(BlockKey(5, old_generation), old_page));
+  EXPECT_EQ(spill_->entry(5).state, BlockState::kInZpaged);
+  EXPECT_EQ(ReadBack(5 * kBlockSize, kBlockSize), new_data);
+  // The current copy is spilled, and read from the spill file after.
+  EXPECT_TRUE(store_->OnEvicted(
+      BlockKey(5, spill_->entry(5).generation),
+      absl::string_view(reinterpret_cast<const char*>(new_data.data()),
+                        kBlockSize)));
+  EXPECT_EQ(spill_->entry(5).state, BlockState::kSpilled);
+  ASSERT_TRUE(client_->DeleteAll("vm").ok());  // zpaged no longer matters
+  EXPECT_EQ(ReadBack(5 * kBlockSize, kBlockSize), new_data);
+  // A key of no block of this device is dropped.
+  EXPECT_TRUE(store_->OnEvicted(BlockKey(kBlocks + 1, 1), old_page));
+}
+
+TEST_F(BlockStoreTest, ABlockZpagedLostIsAnErrorNeverZeros) {
+  StartBridge(/*watch=*/false);
+  ASSERT_TRUE(store_->Write(0, RandomBlocks(3, 7)).ok());
+  ASSERT_TRUE(client_->DeleteAll("vm").ok());  // as a restart without drain
+  std::vector<uint8_t> out(kBlockSize);
+  const absl::Status read = store_->Read(kBlockSize, absl::MakeSpan(out));
+  EXPECT_EQ(read.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(read.message().find("block 1 is lost"), std::string::npos) << read;
+  std::lock_guard<std::mutex> lock(log_mu_);
+  EXPECT_NE(log_.find("block 1 is lost"), std::string::npos);
+}
+
+TEST_F(BlockStoreTest, WritesGoToTheSpillFileWhenZpagedCannotTakeThem) {
+  StoreOptions tiny;
+  tiny.tenant_max_bytes = 4 * kBlockSize;
+  StartServer(tiny);
+  StartBridge(/*watch=*/false);  // no watcher: zpaged refuses past its limit
+  const std::vector<uint8_t> data = RandomBlocks(100, 8);
+  ASSERT_TRUE(store_->Write(0, data).ok());
+  EXPECT_GE(BlocksIn(BlockState::kSpilled), 90u);
+  EXPECT_EQ(ReadBack(0, data.size()), data);
+
+  // zpaged gone altogether: writes still succeed, to the spill file.
+  server_.reset();
+  const std::vector<uint8_t> more = TextBlocks(10, 9);
+  ASSERT_TRUE(store_->Write(200 * kBlockSize, more).ok());
+  EXPECT_EQ(ReadBack(200 * kBlockSize, more.size()), more);
+}
+
+TEST_F(BlockStoreTest, TrimAndZeroFreeWhatHeldTheBlocks) {
+  StoreOptions small;
+  small.tenant_max_bytes = 32 * kBlockSize;
+  StartServer(small);
+  StartBridge(/*watch=*/true);
+  const std::vector<uint8_t> data = RandomBlocks(100, 10);
+  ASSERT_TRUE(store_->Write(0, data).ok());
+  ASSERT_GT(BlocksIn(BlockState::kSpilled), 0u);
+  ASSERT_TRUE(store_->Trim(0, 50 * kBlockSize + 100).ok());  // 50 whole blocks
+  ASSERT_TRUE(store_->Zero(50 * kBlockSize + 10, 50 * kBlockSize - 10).ok());
+  std::vector<uint8_t> expected(100 * kBlockSize, 0);
+  std::copy(data.begin() + 50 * kBlockSize, data.begin() + 50 * kBlockSize + 10,
+            expected.begin() + 50 * kBlockSize);
+  EXPECT_EQ(ReadBack(0, expected.size()), expected);
+  EXPECT_EQ(StoredPages(), 1u);  // block 50, rewritten with its first 10 bytes
+  EXPECT_EQ(BlocksIn(BlockState::kSpilled), 0u);
+
+  const std::vector<Extent> extents = store_->Extents(0, 100 * kBlockSize);
+  ASSERT_EQ(extents.size(), 3u);
+  EXPECT_TRUE(extents[0].hole && extents[0].zero);
+  EXPECT_EQ(extents[0].length, 50 * kBlockSize);
+  EXPECT_FALSE(extents[1].hole || extents[1].zero);
+  EXPECT_EQ(extents[1].offset, 50 * kBlockSize);
+  EXPECT_TRUE(extents[2].hole);
+}
+
+TEST_F(BlockStoreTest, ARestartOnTheSameSpillFileServesEveryBlock) {
+  StoreOptions small;
+  small.tenant_max_bytes = 32 * kBlockSize;
+  StartServer(small);
+  StartBridge(/*watch=*/true);
+  const std::vector<uint8_t> data = TextBlocks(200, 11);
+  ASSERT_TRUE(store_->Write(0, data).ok());
+  // A Put cut short by a crash: its copy is in zpaged, the index never
+  // learned of it.
+  spill_->entry(300).put_pending = 1;
+  const uint64_t orphan = BlockKey(300, spill_->entry(300).generation + 1);
+  ASSERT_TRUE(client_->Put("vm", orphan, std::string(kBlockSize, 'o')).ok());
+  StopBridge();
+
+  StartBridge(/*watch=*/true);
+  EXPECT_EQ(ReadBack(0, data.size()), data);
+  EXPECT_EQ(spill_->entry(300).put_pending, 0);
+  EXPECT_EQ(client_->Get("vm", orphan).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(BlockStoreTest, ANewSpillFileStartsTheTenantClean) {
+  ASSERT_TRUE(client_->Put("vm", 123, std::string(kBlockSize, 'x')).ok());
+  StartBridge(/*watch=*/false, "fresh");
+  EXPECT_EQ(StoredPages(), 0u);
+}
+
+TEST(SpillFileTest, RefusesASecondOpenerAndAnotherSizeOrTenant) {
+  char dir[] = "/tmp/spill_file_test.XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/spill";
+  absl::StatusOr<std::unique_ptr<SpillFile>> first =
+      SpillFile::Open(path, 1 << 20, "vm");
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE((*first)->created());
+  absl::StatusOr<std::unique_ptr<SpillFile>> second =
+      SpillFile::Open(path, 1 << 20, "vm");
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("in use"), std::string::npos);
+  first->reset();
+
+  EXPECT_EQ(SpillFile::Open(path, 2 << 20, "vm").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(SpillFile::Open(path, 1 << 20, "other").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  absl::StatusOr<std::unique_ptr<SpillFile>> again =
+      SpillFile::Open(path, 1 << 20, "vm");
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE((*again)->created());
+  again->reset();
+
+  EXPECT_EQ(SpillFile::Open(path, 1000, "vm").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  std::system(("echo not-a-spill-file > " + path + ".txt").c_str());
+  EXPECT_EQ(SpillFile::Open(path + ".txt", 1 << 20, "vm").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  std::system(("rm -rf " + std::string(dir)).c_str());
+}
+
+}  // namespace
+}  // namespace zpaged::nbd

@@ -1,0 +1,413 @@
+// nbdkit-zpaged-plugin: exports one zpaged tenant as an NBD block device,
+// with a local spill file for what zpaged evicts. The storage logic is
+// BlockStore's; this file is nbdkit's callbacks and the bridge's life:
+//
+//   config, config_complete   parse and check the keys (--help lists them)
+//   get_ready (before fork)   open and lock the spill file; is zpaged there?
+//   after_fork                connect, bring index and zpaged into agreement,
+//                             start the eviction watcher's thread
+//   cleanup                   stop the watcher, sync the spill file
+//
+// gRPC starts threads, which fork would kill, so nothing of gRPC exists
+// before after_fork; get_ready's reachability check is a plain connect.
+
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "client/nbd/block_store.h"
+#include "client/nbd/spill_file.h"
+#include "client/zpaged_client.h"
+
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+namespace zpaged::nbd {
+namespace {
+
+struct Config {
+  std::string server;
+  std::string tenant;
+  int64_t size = -1;
+  std::string spill;
+  ClientOptions client;
+  std::string tls_ca, tls_cert, tls_key;  // paths
+};
+
+struct Bridge {
+  Config config;
+  std::unique_ptr<SpillFile> spill;
+  std::unique_ptr<Client> client;
+  std::unique_ptr<BlockStore> store;
+  std::thread watcher;
+  std::atomic<bool> stopping{false};
+};
+
+Bridge& TheBridge() {
+  static Bridge* bridge = new Bridge;  // lives as long as the plugin
+  return *bridge;
+}
+
+void Log(const std::string& message) { nbdkit_error("%s", message.c_str()); }
+
+// Reports `status` to nbdkit with the errno its code calls for.
+int Fail(const absl::Status& status) {
+  Log(std::string(status.message()));
+  switch (status.code()) {
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kInvalidArgument:
+      nbdkit_set_error(EINVAL);
+      break;
+    case absl::StatusCode::kInternal:  // the spill file's disk
+      nbdkit_set_error(std::strstr(std::string(status.message()).c_str(),
+                                   "No space") != nullptr
+                           ? ENOSPC
+                           : EIO);
+      break;
+    default:
+      nbdkit_set_error(EIO);
+  }
+  return -1;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+// Connects to `target` (HOST:PORT, [V6]:PORT or unix:PATH) and hangs up:
+// whether anything listens there, with no gRPC (see the top of the file).
+absl::Status CheckReachable(const std::string& target) {
+  int fd = -1;
+  if (absl::string_view path = target; absl::ConsumePrefix(&path, "unix:")) {
+    sockaddr_un address = {};
+    address.sun_family = AF_UNIX;
+    if (path.size() >= sizeof(address.sun_path)) {
+      return absl::InvalidArgumentError("unix socket path too long");
+    }
+    std::memcpy(address.sun_path, path.data(), path.size());
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&address),
+                           sizeof(address)) == 0) {
+      close(fd);
+      return absl::OkStatus();
+    }
+  } else {
+    const size_t colon = target.rfind(':');
+    if (colon == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("server=", target, " is not HOST:PORT"));
+    }
+    std::string host = target.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    }
+    const std::string port = target.substr(colon + 1);
+    addrinfo hints = {};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot resolve zpaged's address ", target));
+    }
+    for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+      fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd < 0) continue;
+      if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) break;
+      close(fd);
+      fd = -1;
+    }
+    freeaddrinfo(found);
+    if (fd >= 0) {
+      close(fd);
+      return absl::OkStatus();
+    }
+  }
+  const int error = errno;
+  if (fd >= 0) close(fd);
+  return absl::UnavailableError(absl::StrCat(
+      "zpaged is not reachable at ", target, ": ", std::strerror(error)));
+}
+
+// Keeps one WatchEvictions stream open for the tenant, reconnecting after
+// zpaged restarts, until the bridge stops.
+void RunWatcher(Bridge* bridge) {
+  bool said_down = false;
+  while (!bridge->stopping.load()) {
+    absl::StatusOr<std::unique_ptr<EvictionWatcher>> watcher =
+        bridge->client->Watch(bridge->config.tenant,
+                              [bridge](uint64_t key, absl::string_view page) {
+                                return bridge->store->OnEvicted(key, page);
+                              });
+    if (watcher.ok()) {
+      if (said_down) nbdkit_debug("zpaged eviction watcher connected again");
+      said_down = false;
+      while (!bridge->stopping.load() &&
+             !(*watcher)->WaitFor(absl::Milliseconds(200))) {
+      }
+      (*watcher)->Stop();
+      continue;
+    }
+    if (!said_down) {
+      Log(absl::StrCat("eviction watcher cannot connect, retrying: ",
+                       watcher.status().message()));
+      said_down = true;
+    }
+    for (int i = 0; i < 5 && !bridge->stopping.load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+}
+
+int ConfigKey(const char* key, const char* value) {
+  Config& config = TheBridge().config;
+  const std::string k = key;
+  if (k == "server") {
+    config.server = value;
+  } else if (k == "tenant") {
+    config.tenant = value;
+  } else if (k == "size") {
+    config.size = nbdkit_parse_size(value);
+    if (config.size == -1) return -1;  // nbdkit said why
+  } else if (k == "spill") {
+    config.spill = value;
+  } else if (k == "token") {
+    char* token = nullptr;
+    if (nbdkit_read_password(value, &token) == -1) return -1;
+    config.client.token = token;
+    std::free(token);
+  } else if (k == "tls_ca") {
+    config.tls_ca = value;
+  } else if (k == "tls_cert") {
+    config.tls_cert = value;
+  } else if (k == "tls_key") {
+    config.tls_key = value;
+  } else if (k == "timeout") {
+    int seconds;
+    if (!absl::SimpleAtoi(value, &seconds) || seconds < 1) {
+      nbdkit_error("timeout=%s is not a whole number of seconds >= 1", value);
+      return -1;
+    }
+    config.client.timeout = absl::Seconds(seconds);
+  } else {
+    nbdkit_error("unknown parameter '%s'; 'nbdkit zpaged --help' lists them",
+                 key);
+    return -1;
+  }
+  return 0;
+}
+
+int ConfigComplete() {
+  Config& config = TheBridge().config;
+  for (auto [name, missing] : {std::pair{"server", config.server.empty()},
+                               std::pair{"tenant", config.tenant.empty()},
+                               std::pair{"size", config.size < 0},
+                               std::pair{"spill", config.spill.empty()}}) {
+    if (missing) {
+      nbdkit_error("the %s= parameter is required", name);
+      return -1;
+    }
+  }
+  if (config.size == 0 || config.size % kBlockSize != 0) {
+    nbdkit_error("size=%" PRId64 " is not a positive multiple of %u",
+                 config.size, kBlockSize);
+    return -1;
+  }
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    nbdkit_error("tls_cert= and tls_key= go together");
+    return -1;
+  }
+  for (auto [path, into] :
+       {std::pair{&config.tls_ca, &config.client.tls_root_certs},
+        std::pair{&config.tls_cert, &config.client.tls_cert_chain},
+        std::pair{&config.tls_key, &config.client.tls_private_key}}) {
+    if (path->empty()) continue;
+    absl::StatusOr<std::string> pem = ReadFile(*path);
+    if (!pem.ok()) return Fail(pem.status());
+    *into = *std::move(pem);
+  }
+  if (!config.client.tls_cert_chain.empty() &&
+      config.client.tls_root_certs.empty()) {
+    nbdkit_error("tls_cert= needs tls_ca= too");
+    return -1;
+  }
+  return 0;
+}
+
+int GetReady() {
+  Bridge& bridge = TheBridge();
+  absl::StatusOr<std::unique_ptr<SpillFile>> spill = SpillFile::Open(
+      bridge.config.spill, bridge.config.size, bridge.config.tenant);
+  if (!spill.ok()) return Fail(spill.status());
+  bridge.spill = *std::move(spill);
+  if (absl::Status reachable = CheckReachable(bridge.config.server);
+      !reachable.ok()) {
+    return Fail(reachable);
+  }
+  return 0;
+}
+
+int AfterFork() {
+  Bridge& bridge = TheBridge();
+  bridge.client = Client::Connect(bridge.config.server, bridge.config.client);
+  absl::StatusOr<bool> serving = bridge.client->Serving();
+  if (!serving.ok() || !*serving) {
+    return Fail(absl::UnavailableError(absl::StrCat(
+        "zpaged at ", bridge.config.server, " is not serving: ",
+        serving.ok() ? "it is shutting down" : serving.status().message())));
+  }
+  bridge.store = std::make_unique<BlockStore>(
+      bridge.spill.get(), bridge.client.get(), bridge.config.tenant, Log);
+  if (absl::Status recovered = bridge.store->Recover(); !recovered.ok()) {
+    return Fail(recovered);
+  }
+  bridge.watcher = std::thread(RunWatcher, &bridge);
+  return 0;
+}
+
+void Cleanup() {
+  Bridge& bridge = TheBridge();
+  bridge.stopping = true;
+  if (bridge.watcher.joinable()) bridge.watcher.join();
+  if (bridge.store != nullptr) {
+    if (absl::Status synced = bridge.store->Flush(); !synced.ok()) {
+      Log(std::string(synced.message()));
+    }
+  }
+}
+
+void* Open(int /*readonly*/) { return &TheBridge(); }
+
+BlockStore& Store(void* handle) { return *static_cast<Bridge*>(handle)->store; }
+
+int64_t GetSize(void* handle) {
+  return static_cast<int64_t>(Store(handle).size_bytes());
+}
+
+int Yes(void*) { return 1; }
+int CanFua(void*) { return NBDKIT_FUA_EMULATE; }
+
+int BlockSize(void*, uint32_t* minimum, uint32_t* preferred,
+              uint32_t* maximum) {
+  *minimum = kBlockSize;
+  *preferred = kBlockSize;
+  *maximum = 32 << 20;
+  return 0;
+}
+
+int Pread(void* handle, void* buf, uint32_t count, uint64_t offset,
+          uint32_t /*flags*/) {
+  absl::Status read = Store(handle).Read(
+      offset, absl::MakeSpan(static_cast<uint8_t*>(buf), count));
+  return read.ok() ? 0 : Fail(read);
+}
+
+int Pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset,
+           uint32_t /*flags: FUA is emulated by nbdkit with a flush*/) {
+  absl::Status written = Store(handle).Write(
+      offset, absl::MakeConstSpan(static_cast<const uint8_t*>(buf), count));
+  return written.ok() ? 0 : Fail(written);
+}
+
+int Flush(void* handle, uint32_t) {
+  absl::Status flushed = Store(handle).Flush();
+  return flushed.ok() ? 0 : Fail(flushed);
+}
+
+int Trim(void* handle, uint32_t count, uint64_t offset, uint32_t) {
+  absl::Status trimmed = Store(handle).Trim(offset, count);
+  return trimmed.ok() ? 0 : Fail(trimmed);
+}
+
+// Always fast: zeroing whole blocks only changes the index.
+int Zero(void* handle, uint32_t count, uint64_t offset, uint32_t) {
+  absl::Status zeroed = Store(handle).Zero(offset, count);
+  return zeroed.ok() ? 0 : Fail(zeroed);
+}
+
+int Extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
+            nbdkit_extents* extents) {
+  for (const Extent& e : Store(handle).Extents(offset, count)) {
+    const uint32_t type =
+        (e.hole ? NBDKIT_EXTENT_HOLE : 0) | (e.zero ? NBDKIT_EXTENT_ZERO : 0);
+    if (nbdkit_add_extent(extents, e.offset, e.length, type) == -1) return -1;
+    if (flags & NBDKIT_FLAG_REQ_ONE) break;
+  }
+  return 0;
+}
+
+nbdkit_plugin MakePlugin() {
+  nbdkit_plugin plugin = {};
+  plugin.name = "zpaged";
+  plugin.longname = "zpaged: a block device kept in zpaged, spilling locally";
+  plugin.version = "1";
+  plugin.description =
+      "Exports one zpaged tenant as a block device of 4 KiB blocks; pages "
+      "zpaged evicts go to a local spill file.";
+  plugin.config = ConfigKey;
+  plugin.config_complete = ConfigComplete;
+  plugin.config_help =
+      "server=HOST:PORT     (required) zpaged's address; also [V6]:PORT, "
+      "unix:PATH\n"
+      "tenant=NAME          (required) the zpaged tenant this device uses; "
+      "one bridge per tenant\n"
+      "size=SIZE            (required) device size, a multiple of 4096; "
+      "takes K, M, G, T\n"
+      "spill=PATH           (required) the spill file: block index and "
+      "evicted pages; made if absent\n"
+      "token=PASSWORD       bearer token for zpaged: +FILE reads it from "
+      "FILE, - from stdin\n"
+      "tls_ca=PATH          serve over TLS: the CA zpaged's certificate "
+      "chains to\n"
+      "tls_cert=PATH tls_key=PATH  mutual TLS: this bridge's certificate and "
+      "key\n"
+      "timeout=SECONDS      deadline of each zpaged call (default 30)";
+  plugin.get_ready = GetReady;
+  plugin.after_fork = AfterFork;
+  plugin.cleanup = Cleanup;
+  plugin.open = Open;
+  plugin.get_size = GetSize;
+  plugin.block_size = BlockSize;
+  plugin.can_write = Yes;
+  plugin.can_flush = Yes;
+  plugin.can_trim = Yes;
+  plugin.can_zero = Yes;
+  plugin.can_fast_zero = Yes;
+  plugin.can_fua = CanFua;
+  plugin.can_multi_conn = Yes;
+  plugin.can_extents = Yes;
+  plugin.pread = Pread;
+  plugin.pwrite = Pwrite;
+  plugin.flush = Flush;
+  plugin.trim = Trim;
+  plugin.zero = Zero;
+  plugin.extents = Extents;
+  plugin.errno_is_preserved = 0;
+  return plugin;
+}
+
+nbdkit_plugin plugin = MakePlugin();
+
+}  // namespace
+}  // namespace zpaged::nbd
+
+NBDKIT_REGISTER_PLUGIN(zpaged::nbd::plugin)

@@ -1,0 +1,192 @@
+#include "client/nbd/spill_file.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace zpaged::nbd {
+namespace {
+
+constexpr char kMagic[8] = {'Z', 'P', 'A', 'G', 'E', 'S', 'P', 'L'};
+constexpr uint32_t kVersion = 1;
+constexpr size_t kMaxTenantBytes = 128;
+constexpr uint64_t kIndexOffset = kBlockSize;
+
+// The file's first bytes; the rest of its 4 KiB is zero.
+struct SpillHeader {
+  char magic[8];
+  uint32_t version;
+  uint32_t block_size;
+  uint64_t size_bytes;
+  uint32_t tenant_bytes;
+  char tenant[kMaxTenantBytes];
+};
+static_assert(sizeof(SpillHeader) <= kBlockSize);
+
+uint64_t RoundUp(uint64_t n) {
+  return (n + kBlockSize - 1) / kBlockSize * kBlockSize;
+}
+
+uint64_t SlotsOffset(uint64_t blocks) {
+  return kIndexOffset + RoundUp(blocks * sizeof(BlockEntry));
+}
+
+absl::Status Errno(absl::string_view what) {
+  const int error = errno;
+  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(error)));
+}
+
+absl::Status CheckHeader(const SpillHeader& header, const std::string& path,
+                         uint64_t size_bytes, absl::string_view tenant) {
+  if (std::memcmp(header.magic, kMagic, sizeof(kMagic)) != 0 ||
+      header.version != kVersion || header.block_size != kBlockSize ||
+      header.tenant_bytes > kMaxTenantBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " is not a zpaged spill file (version ", kVersion,
+                     "); give a new path or remove it"));
+  }
+  const absl::string_view made_for(header.tenant, header.tenant_bytes);
+  if (header.size_bytes != size_bytes || made_for != tenant) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " was made for tenant '", made_for, "' and size ",
+        header.size_bytes, ", not tenant '", tenant, "' and size ", size_bytes,
+        "; give a new path, or the size and tenant it was made for"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SpillFile>> SpillFile::Open(
+    const std::string& path, uint64_t size_bytes, absl::string_view tenant) {
+  if (size_bytes == 0 || size_bytes % kBlockSize != 0 ||
+      size_bytes / kBlockSize > kMaxBlocks) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "size ", size_bytes, " is not a positive multiple of ", kBlockSize));
+  }
+  if (tenant.empty() || tenant.size() > kMaxTenantBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tenant must be 1 to ", kMaxTenantBytes, " bytes"));
+  }
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Errno(absl::StrCat("cannot open spill file ", path));
+  // From here the SpillFile owns fd, so every return closes it.
+  const uint64_t blocks = size_bytes / kBlockSize;
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    const absl::Status error = Errno(absl::StrCat("cannot stat ", path));
+    close(fd);
+    return error;
+  }
+  std::unique_ptr<SpillFile> file(new SpillFile(fd, blocks, st.st_size == 0));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    return errno == EWOULDBLOCK
+               ? absl::FailedPreconditionError(absl::StrCat(
+                     "spill file ", path,
+                     " is in use by another bridge (it holds its lock)"))
+               : Errno(absl::StrCat("cannot lock ", path));
+  }
+
+  if (file->created_) {
+    SpillHeader header = {};
+    std::memcpy(header.magic, kMagic, sizeof(kMagic));
+    header.version = kVersion;
+    header.block_size = kBlockSize;
+    header.size_bytes = size_bytes;
+    header.tenant_bytes = static_cast<uint32_t>(tenant.size());
+    std::memcpy(header.tenant, tenant.data(), tenant.size());
+    // The file is sized first, so a header on disk always has its index and
+    // slots behind it; the index is zeros (every block unwritten).
+    if (ftruncate(fd, file->slots_offset_ + blocks * kBlockSize) != 0) {
+      return Errno(absl::StrCat("cannot size ", path));
+    }
+    if (pwrite(fd, &header, sizeof(header), 0) !=
+        static_cast<ssize_t>(sizeof(header))) {
+      return Errno(absl::StrCat("cannot write the header of ", path));
+    }
+    if (fdatasync(fd) != 0) return Errno(absl::StrCat("cannot sync ", path));
+  } else {
+    SpillHeader header = {};
+    if (pread(fd, &header, sizeof(header), 0) !=
+        static_cast<ssize_t>(sizeof(header))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, " is too short to be a zpaged spill file"));
+    }
+    if (absl::Status ok = CheckHeader(header, path, size_bytes, tenant);
+        !ok.ok()) {
+      return ok;
+    }
+    if (static_cast<uint64_t>(st.st_size) <
+        file->slots_offset_ + blocks * kBlockSize) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, " is shorter than its header says"));
+    }
+  }
+  if (absl::Status mapped = file->MapIndex(); !mapped.ok()) return mapped;
+  return file;
+}
+
+SpillFile::SpillFile(int fd, uint64_t blocks, bool created)
+    : fd_(fd),
+      blocks_(blocks),
+      slots_offset_(SlotsOffset(blocks)),
+      created_(created) {}
+
+SpillFile::~SpillFile() {
+  if (index_ != nullptr) munmap(index_, index_bytes_);
+  close(fd_);
+}
+
+absl::Status SpillFile::MapIndex() {
+  index_bytes_ = slots_offset_ - kIndexOffset;
+  void* mapped = mmap(nullptr, index_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED,
+                      fd_, kIndexOffset);
+  if (mapped == MAP_FAILED) return Errno("cannot map the block index");
+  index_ = static_cast<BlockEntry*>(mapped);
+  return absl::OkStatus();
+}
+
+absl::Status SpillFile::ReadSlot(uint64_t block,
+                                 absl::Span<uint8_t> out) const {
+  const ssize_t n =
+      pread(fd_, out.data(), kBlockSize, slots_offset_ + block * kBlockSize);
+  if (n == kBlockSize) return absl::OkStatus();
+  if (n >= 0) errno = EIO;
+  return Errno(
+      absl::StrCat("cannot read block ", block, " from the spill file"));
+}
+
+absl::Status SpillFile::WriteSlot(uint64_t block,
+                                  absl::Span<const uint8_t> page) {
+  const ssize_t n =
+      pwrite(fd_, page.data(), kBlockSize, slots_offset_ + block * kBlockSize);
+  if (n == kBlockSize) return absl::OkStatus();
+  if (n >= 0) errno = ENOSPC;
+  return Errno(
+      absl::StrCat("cannot write block ", block, " to the spill file"));
+}
+
+absl::Status SpillFile::PunchSlot(uint64_t block) {
+  if (fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                slots_offset_ + block * kBlockSize, kBlockSize) != 0) {
+    return Errno(absl::StrCat("cannot free block ", block, "'s spill slot"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SpillFile::Sync() {
+  if (msync(index_, index_bytes_, MS_SYNC) != 0) {
+    return Errno("cannot sync the block index");
+  }
+  if (fdatasync(fd_) != 0) return Errno("cannot sync the spill file");
+  return absl::OkStatus();
+}
+
+}  // namespace zpaged::nbd
