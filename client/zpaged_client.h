@@ -156,6 +156,9 @@ class Client {
       absl::string_view tenant, EvictionCallback on_page);
 
   v1::PageStore::Stub& stub() { return *stub_; }
+  // A context carrying the token; with the call deadline unless `streaming`.
+  // For callers that drive calls on stub() themselves.
+  std::unique_ptr<grpc::ClientContext> NewContext(bool streaming = false) const;
 
  private:
   // One unary call of `method` with the options' deadline and token.
@@ -178,9 +181,6 @@ class Client {
       size_t count, int batch_pages, int max_in_flight,
       absl::FunctionRef<Request(size_t first, size_t n)> make_request,
       absl::FunctionRef<void(size_t first, size_t n, const Response&)> take);
-
-  // A context carrying the token; with the call deadline unless `streaming`.
-  std::unique_ptr<grpc::ClientContext> NewContext(bool streaming = false) const;
 
   const ClientOptions options_;
   std::unique_ptr<v1::PageStore::Stub> stub_;

@@ -84,7 +84,8 @@ BlockStore::BlockStore(SpillFile* spill, Client* client, std::string tenant,
     : spill_(spill),
       client_(client),
       tenant_(std::move(tenant)),
-      log_(std::move(log)) {}
+      log_(std::move(log)),
+      coalescer_(client, tenant_) {}
 
 absl::Status BlockStore::Recover() {
   if (spill_->created()) {
@@ -158,18 +159,19 @@ absl::Status BlockStore::ReadBlocks(uint64_t first, uint64_t count,
       }
     }
     if (!keys.empty()) {
-      absl::StatusOr<v1::GetBatchResponse> got =
-          client_->GetBatch(tenant_, keys);
-      if (!got.ok()) {
-        return absl::UnavailableError(absl::StrCat(
-            "cannot read blocks from zpaged: ", got.status().message()));
+      std::vector<uint8_t*> outs;
+      for (uint64_t i : key_blocks) outs.push_back(out + i * kBlockSize);
+      std::vector<int32_t> codes(keys.size());
+      if (absl::Status got =
+              coalescer_.Fetch(keys, outs, absl::MakeSpan(codes));
+          !got.ok()) {
+        return absl::UnavailableError(
+            absl::StrCat("cannot read blocks from zpaged: ", got.message()));
       }
       for (size_t k = 0; k < keys.size(); ++k) {
-        uint8_t* page = out + key_blocks[k] * kBlockSize;
-        if (got->codes(k) == 0) {
-          std::memcpy(page, got->pages().data() + k * kBlockSize, kBlockSize);
-        } else if (absl::Status read = ReadBlock(first + key_blocks[k], page);
-                   !read.ok()) {
+        if (codes[k] == 0) continue;
+        if (absl::Status read = ReadBlock(first + key_blocks[k], outs[k]);
+            !read.ok()) {
           return read;
         }
       }
@@ -281,8 +283,7 @@ absl::Status BlockStore::WriteBlocks(uint64_t first, uint64_t count,
   for (uint64_t done = 0; done < count;) {
     const uint64_t n = std::min<uint64_t>(kMaxBatch, count - done);
     std::vector<InFlight> puts;
-    std::vector<uint64_t> keys;
-    std::string pages;
+    std::vector<std::pair<uint64_t, std::string>> pages;
     for (uint64_t i = done; i < done + n; ++i) {
       const uint64_t block = first + i;
       const uint8_t* page = data + i * kBlockSize;
@@ -301,15 +302,19 @@ absl::Status BlockStore::WriteBlocks(uint64_t first, uint64_t count,
       const uint32_t generation = NextGeneration(entry.generation);
       puts.push_back({block, generation, entry});
       entry.put_pending = 1;
-      keys.push_back(BlockKey(block, generation));
-      pages.append(reinterpret_cast<const char*>(page), kBlockSize);
+      pages.emplace_back(
+          BlockKey(block, generation),
+          std::string(reinterpret_cast<const char*>(page), kBlockSize));
     }
-    absl::StatusOr<v1::PutBatchResponse> stored =
-        keys.empty() ? absl::StatusOr<v1::PutBatchResponse>()
-                     : client_->PutBatch(tenant_, keys, pages);
+    // Several batches in flight, so that zpaged compresses them on several
+    // threads; driven on a completion queue this thread polls.
+    absl::StatusOr<std::vector<v1::PutStreamResponse>> stored =
+        pages.empty() ? absl::StatusOr<std::vector<v1::PutStreamResponse>>()
+                      : client_->PutMany(tenant_, pages, kPutCallsInFlight,
+                                         kPutBatchBlocks);
     for (size_t k = 0; k < puts.size(); ++k) {
       const InFlight& put = puts[k];
-      const bool in_zpaged = stored.ok() && stored->results(k).code() == 0;
+      const bool in_zpaged = stored.ok() && (*stored)[k].code() == 0;
       if (!stored.ok()) {
         // The call may have stored it before it failed.
         obsolete.push_back(BlockKey(put.block, put.generation));

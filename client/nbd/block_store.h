@@ -18,7 +18,8 @@
 // flight, is written to the block's slot before it is acked; an older copy
 // is acked and dropped. So an evicted copy never overwrites a newer write.
 //
-// Reads follow the index: zeros, the word, a GetBatch, or the slot. A block
+// Reads follow the index: zeros, the word, zpaged, or the slot. Concurrent
+// reads share GetBatch calls (GetCoalescer). A block
 // the index places in zpaged that zpaged no longer has (restarted without a
 // drain) is an I/O error, never zeros or stale data.
 //
@@ -48,6 +49,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "client/nbd/get_coalescer.h"
 #include "client/nbd/spill_file.h"
 #include "client/zpaged_client.h"
 
@@ -106,6 +108,10 @@ class BlockStore {
  private:
   static constexpr size_t kStripes = 1024;
   static constexpr size_t kMaxBatch = 256;
+  // A write's blocks go in PutBatch calls of kPutBatchBlocks, this many at
+  // once.
+  static constexpr int kPutCallsInFlight = 4;
+  static constexpr int kPutBatchBlocks = 64;
 
   // Holds the write locks of blocks [first, first + count) until destroyed.
   class WriteLocks;
@@ -137,6 +143,7 @@ class BlockStore {
   Client* const client_;
   const std::string tenant_;
   const LogFunction log_;
+  GetCoalescer coalescer_;
   std::array<std::mutex, kStripes> write_locks_;
   std::array<std::mutex, kStripes> entry_locks_;
 };
