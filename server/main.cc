@@ -54,6 +54,13 @@ ABSL_FLAG(zpaged::ByteSize, tenant_max_bytes, zpaged::ByteSize{1ull << 30},
           "watchers, or fails with RESOURCE_EXHAUSTED if none can take them.");
 ABSL_FLAG(zpaged::ByteSize, max_memory_bytes, zpaged::ByteSize{4ull << 30},
           "Pool memory all tenants together may hold (bytes, or K/M/G/T).");
+ABSL_FLAG(zpaged::SizeOrPercent, reclaim_headroom,
+          zpaged::SizeOrPercent{.percent = zpaged::kDefaultReclaimHeadroom *
+                                           100},
+          "Free memory under --max_memory_bytes the server keeps in the "
+          "background, by evicting from the tenants furthest above their "
+          "fair share, so that Puts near the limit seldom wait (bytes, "
+          "K/M/G/T, or a percentage of --max_memory_bytes; 0 turns it off).");
 ABSL_FLAG(int, max_tenants, 1024,
           "Tenants the server holds at most; a Put that would create one more "
           "fails with RESOURCE_EXHAUSTED.");
@@ -162,6 +169,8 @@ int Run() {
       absl::GetFlag(FLAGS_allow_unauthenticated_remote);
   options.store.tenant_max_bytes = absl::GetFlag(FLAGS_tenant_max_bytes).bytes;
   options.store.max_memory_bytes = absl::GetFlag(FLAGS_max_memory_bytes).bytes;
+  options.store.reclaim_headroom_bytes =
+      absl::GetFlag(FLAGS_reclaim_headroom).Of(options.store.max_memory_bytes);
   options.store.max_tenants = absl::GetFlag(FLAGS_max_tenants);
   const std::optional<PageCompressor> compressor =
       ParsePageCompressor(absl::GetFlag(FLAGS_compressor));

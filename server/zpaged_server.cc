@@ -128,6 +128,15 @@ size_t ConnectionCap(size_t requested) {
   return room;
 }
 
+// The store's options, telling `metrics` how long Puts waited for room.
+StoreOptions WithRoomWaitMetrics(StoreOptions options,
+                                 EvictionMetrics* metrics) {
+  options.on_room_wait = [metrics](absl::Duration waited) {
+    metrics->OnRoomWait(waited);
+  };
+  return options;
+}
+
 }  // namespace
 
 ZpagedServer::ZpagedServer(const ServerOptions& options,
@@ -141,7 +150,7 @@ ZpagedServer::ZpagedServer(const ServerOptions& options,
           .max_watched_tenants = options.store.max_tenants,
           .on_ack = [this](absl::Duration d) { eviction_metrics_.OnAck(d); },
           .log = {}}),
-      store_(options.store, &broker_),
+      store_(WithRoomWaitMetrics(options.store, &eviction_metrics_), &broker_),
       request_metrics_(*registry_),
       store_collector_(std::make_shared<StoreCollector>(
           &store_, &broker_, options.metrics_per_tenant)),

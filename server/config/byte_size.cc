@@ -1,11 +1,13 @@
 #include "server/config/byte_size.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace zpaged {
 namespace {
@@ -53,6 +55,36 @@ std::string AbslUnparseFlag(ByteSize size) {
     }
   }
   return absl::StrCat(size.bytes);
+}
+
+uint64_t SizeOrPercent::Of(uint64_t limit) const {
+  if (percent < 0) return std::min(bytes, limit);
+  return static_cast<uint64_t>(static_cast<long double>(limit) * percent /
+                               100.0L);
+}
+
+bool AbslParseFlag(absl::string_view text, SizeOrPercent* size,
+                   std::string* error) {
+  absl::string_view stripped = absl::StripAsciiWhitespace(text);
+  if (!absl::ConsumeSuffix(&stripped, "%")) {
+    ByteSize bytes;
+    if (!AbslParseFlag(text, &bytes, error)) return false;
+    *size = SizeOrPercent{bytes.bytes, -1};
+    return true;
+  }
+  double percent;
+  if (!absl::SimpleAtod(stripped, &percent) || !(percent >= 0) ||
+      percent > 100) {
+    *error = absl::StrCat("'", text, "' is not a percentage from 0% to 100%");
+    return false;
+  }
+  *size = SizeOrPercent{0, percent};
+  return true;
+}
+
+std::string AbslUnparseFlag(const SizeOrPercent& size) {
+  if (size.percent >= 0) return absl::StrCat(size.percent, "%");
+  return AbslUnparseFlag(ByteSize{size.bytes});
 }
 
 }  // namespace zpaged

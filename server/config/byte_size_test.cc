@@ -39,4 +39,29 @@ TEST(ByteSizeTest, UnparsesToTheLargestWholeUnit) {
 }
 
 }  // namespace
+TEST(SizeOrPercentTest, TakesAPartOfTheLimitOrBytes) {
+  SizeOrPercent size;
+  std::string error;
+  ASSERT_TRUE(AbslParseFlag("2%", &size, &error)) << error;
+  EXPECT_EQ(size.Of(1000), 20u);
+  EXPECT_EQ(AbslUnparseFlag(size), "2%");
+  ASSERT_TRUE(AbslParseFlag("0.5%", &size, &error)) << error;
+  EXPECT_EQ(size.Of(1000), 5u);
+  ASSERT_TRUE(AbslParseFlag("64M", &size, &error)) << error;
+  EXPECT_EQ(size.Of(uint64_t{1} << 30), uint64_t{64} << 20);
+  EXPECT_EQ(size.Of(1000), 1000u);  // never more than the limit
+  ASSERT_TRUE(AbslParseFlag("0", &size, &error)) << error;
+  EXPECT_EQ(size.Of(1000), 0u);
+}
+
+TEST(SizeOrPercentTest, RejectsPercentagesOutOfRangeAndGarbage) {
+  SizeOrPercent size;
+  std::string error;
+  EXPECT_FALSE(AbslParseFlag("101%", &size, &error));
+  EXPECT_FALSE(AbslParseFlag("-1%", &size, &error));
+  EXPECT_FALSE(AbslParseFlag("x%", &size, &error));
+  EXPECT_FALSE(AbslParseFlag("%", &size, &error));
+  EXPECT_FALSE(AbslParseFlag("2 percent", &size, &error));
+}
+
 }  // namespace zpaged

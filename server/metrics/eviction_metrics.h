@@ -1,6 +1,7 @@
 // EvictionMetrics: zpaged_eviction_ack_seconds, how long watchers take to ack
-// an evicted page, fed by the EvictionBroker. The per-tenant eviction series
-// are read at scrape time by StoreCollector.
+// an evicted page, fed by the EvictionBroker; zpaged_put_room_wait_seconds,
+// how long Puts that found no room waited for it, fed by the store. The
+// per-tenant eviction series are read at scrape time by StoreCollector.
 
 #ifndef ZPAGED_SERVER_METRICS_EVICTION_METRICS_H_
 #define ZPAGED_SERVER_METRICS_EVICTION_METRICS_H_
@@ -19,8 +20,12 @@ class EvictionMetrics {
   // One page acked `latency` after it was sent. Thread-safe.
   void OnAck(absl::Duration latency);
 
+  // One Put stored `waited` after it found no room. Thread-safe.
+  void OnRoomWait(absl::Duration waited);
+
  private:
   prometheus::Histogram* ack_seconds_;
+  prometheus::Histogram* room_wait_seconds_;
 };
 
 }  // namespace zpaged

@@ -3,6 +3,8 @@
 #include <string>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
+
 namespace zpaged {
 namespace {
 
@@ -106,6 +108,13 @@ std::vector<MetricFamily> StoreCollector::Collect() const {
              MetricType::Gauge);
   std::vector<std::pair<std::string, WatcherCounts>> counts =
       broker_->CountsByTenant();
+  // A tenant that holds pages and has no watcher shows zeros, not nothing:
+  // that is the case an alert is for.
+  absl::flat_hash_set<std::string> watched;
+  for (const auto& [name, c] : counts) watched.insert(name);
+  for (const auto& [name, stats] : by_tenant) {
+    if (!watched.contains(name)) counts.emplace_back(name, WatcherCounts{});
+  }
   if (!per_tenant_) {
     WatcherCounts total;
     for (const auto& [name, c] : counts) {

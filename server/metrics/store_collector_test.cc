@@ -93,7 +93,15 @@ TEST(StoreCollectorTest, SeriesAgreeWithTheStoreAtScrapeTime) {
   EXPECT_EQ(Value(families, "zpaged_watchers", "vm-a"), 1);
   EXPECT_EQ(Value(families, "zpaged_stalled_watchers", "vm-a"), 0);
   EXPECT_EQ(Value(families, "zpaged_evictions_in_flight", "vm-a"), 2);
-  EXPECT_EQ(Value(families, "zpaged_watchers", "vm-b"), -1);
+  // vm-b holds pages and has no watcher: its series say 0, for alerts.
+  EXPECT_EQ(Value(families, "zpaged_watchers", "vm-b"), 0);
+  EXPECT_EQ(Value(families, "zpaged_stalled_watchers", "vm-b"), 0);
+  EXPECT_EQ(Value(families, "zpaged_evictions_in_flight", "vm-b"), 0);
+  // Two tenants hold pages: each has half the limit as its share.
+  EXPECT_EQ(Value(families, "zpaged_tenant_share_bytes", "vm-a"),
+            50 * kPageSize);
+  EXPECT_GT(Value(families, "zpaged_tenant_used_bytes", "vm-a"),
+            Value(families, "zpaged_pool_pages", "vm-a") * kPageSize);
   EXPECT_EQ(
       Value(families, "zpaged_eviction_deliveries_total", "vm-a", "acked"), 0);
   EXPECT_EQ(Find(families, "zpaged_eviction_deliveries_total")->metric.size(),

@@ -67,12 +67,15 @@ void Respond(const absl::StatusOr<PutResult>& result, v1::PutItemResult* item) {
   SetPutResult(*result, item);
 }
 
-// The call's deadline as the store's PutOptions take it.
-absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
-  const auto deadline = context.deadline();
-  return deadline == std::chrono::system_clock::time_point::max()
-             ? absl::InfiniteFuture()
-             : absl::FromChrono(deadline);
+// The call's deadline and cancellation as the store's PutOptions take them:
+// a Put waiting for room stores nothing once its caller has given up.
+PutOptions PutOptionsOf(grpc::CallbackServerContext* context) {
+  const auto deadline = context->deadline();
+  return PutOptions{
+      .deadline = deadline == std::chrono::system_clock::time_point::max()
+                      ? absl::InfiniteFuture()
+                      : absl::FromChrono(deadline),
+      .cancelled = [context] { return context->IsCancelled(); }};
 }
 
 // Reads a page straight into a response's data field; leaves the field
@@ -140,7 +143,7 @@ std::optional<absl::StatusOr<PutResult>> PageStoreService::StorePage(
     return allowed;
   }
   return store_->Put(request.tenant(), request.key(), Bytes(request.data()),
-                     PutOptions{.deadline = DeadlineOf(*context)}, later);
+                     PutOptionsOf(context), later);
 }
 
 grpc::ServerUnaryReactor* PageStoreService::Put(
@@ -324,7 +327,7 @@ void PageStoreService::ServePutBatch(grpc::CallbackServerContext* context,
 void PageStoreService::RunPutBatch(grpc::CallbackServerContext* context,
                                    PutBatchCall* call, int from) {
   const v1::PutBatchRequest& request = call->request();
-  const PutOptions options{.deadline = DeadlineOf(*context)};
+  const PutOptions options = PutOptionsOf(context);
   const absl::Span<const uint8_t> pages = Bytes(request.pages());
   for (int i = from; i < request.keys_size(); ++i) {
     std::optional<absl::StatusOr<PutResult>> now = store_->Put(

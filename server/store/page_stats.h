@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "server/store/eviction_reason.h"
+
 namespace zpaged {
 
 struct PageStats {
@@ -28,10 +30,25 @@ struct PageStats {
   uint64_t reclaimed_pool_pages = 0;   // frames released by reclaim, ever
   uint64_t rejected_puts_limit = 0;    // refused: a memory limit
   uint64_t rejected_puts_invalid = 0;  // refused: bad request
+  // Waited for room, then stored nothing: superseded by a later write of
+  // the key, past the deadline, or cancelled.
+  uint64_t rejected_puts_abandoned = 0;
+  uint64_t room_waits = 0;  // Puts that had to wait for room, ever
+  // Memory charged to the server's limit: pool frames, index entries and
+  // the tenant's fixed cost; and the tenant's fair share of the limit.
+  uint64_t used_bytes = 0;
+  uint64_t share_bytes = 0;
+  // Acked evictions by EvictionReason; they add up to evicted_pages.
+  uint64_t evicted_tenant_limit = 0;
+  uint64_t evicted_server_limit = 0;
+  uint64_t evicted_headroom = 0;
+  uint64_t evicted_drain = 0;
+  uint64_t evicted_reclaim_rpc = 0;
   uint64_t tenants = 0;
 
   uint64_t rejected_puts() const {
-    return rejected_puts_limit + rejected_puts_invalid;
+    return rejected_puts_limit + rejected_puts_invalid +
+           rejected_puts_abandoned;
   }
   // Pages in the pool per pool frame, whatever the driver: between 1 and 2
   // for zbud, 1 and kDenseMaxSlots for dense; 0 if empty.
@@ -67,8 +84,15 @@ inline constexpr char kDeliveriesHelp[] =
     "left), refused (no ready watcher, or a copy of the key awaits its ack), "
     "stale (replaced or deleted before it was handed over)";
 inline constexpr char kRejectedHelp[] =
-    "Puts refused, by reason: limit (no room could be made), invalid (bad "
-    "page)";
+    "Puts refused, by reason: limit (no room could be made: no tenant above "
+    "its share, nor the tenant itself, could give a frame), invalid (bad "
+    "page), abandoned (waited for room, then superseded by a later write of "
+    "the key, past its deadline or cancelled: nothing stored)";
+inline constexpr char kEvictionsHelp[] =
+    "Evicted pages acked, by reason: tenant_limit (the tenant's own Put at "
+    "--tenant_max_bytes), server_limit (a Put at --max_memory_bytes), "
+    "headroom (keeping --reclaim_headroom free), drain (shutdown), "
+    "reclaim_rpc (a Reclaim call)";
 
 inline constexpr PageStatField kPageStatFields[] = {
     {&PageStats::stored_pages, StatKind::kGauge, "zpaged_stored_pages", nullptr,
@@ -117,6 +141,35 @@ inline constexpr PageStatField kPageStatFields[] = {
     {&PageStats::rejected_puts_invalid, StatKind::kCounter,
      "zpaged_rejected_puts_total", "reason", "invalid", kRejectedHelp,
      "rejected_puts"},
+    {&PageStats::rejected_puts_abandoned, StatKind::kCounter,
+     "zpaged_rejected_puts_total", "reason", "abandoned", kRejectedHelp,
+     "rejected_puts"},
+    {&PageStats::room_waits, StatKind::kCounter, "zpaged_put_room_waits_total",
+     nullptr, nullptr, "Puts that found no room and waited for evictions",
+     nullptr},
+    {&PageStats::used_bytes, StatKind::kGauge, "zpaged_tenant_used_bytes",
+     nullptr, nullptr,
+     "Memory the tenant is charged against --max_memory_bytes: pool frames, "
+     "index entries, its fixed cost",
+     nullptr},
+    {&PageStats::share_bytes, StatKind::kGauge, "zpaged_tenant_share_bytes",
+     nullptr, nullptr,
+     "The tenant's fair share of --max_memory_bytes: the limit divided among "
+     "the tenants that hold pages; above it, it is evicted for others",
+     nullptr},
+    {&PageStats::evicted_tenant_limit, StatKind::kCounter,
+     "zpaged_evictions_total", "reason", "tenant_limit", kEvictionsHelp,
+     nullptr},
+    {&PageStats::evicted_server_limit, StatKind::kCounter,
+     "zpaged_evictions_total", "reason", "server_limit", kEvictionsHelp,
+     nullptr},
+    {&PageStats::evicted_headroom, StatKind::kCounter, "zpaged_evictions_total",
+     "reason", "headroom", kEvictionsHelp, nullptr},
+    {&PageStats::evicted_drain, StatKind::kCounter, "zpaged_evictions_total",
+     "reason", "drain", kEvictionsHelp, nullptr},
+    {&PageStats::evicted_reclaim_rpc, StatKind::kCounter,
+     "zpaged_evictions_total", "reason", "reclaim_rpc", kEvictionsHelp,
+     nullptr},
     // Per tenant it is always 1; zpaged_tenants counts them instead.
     {&PageStats::tenants, StatKind::kGauge, nullptr, nullptr, nullptr, nullptr,
      "tenants"},
@@ -126,6 +179,12 @@ inline constexpr PageStatField kPageStatFields[] = {
 static_assert(sizeof(PageStats) == sizeof(kPageStatFields) /
                                        sizeof(PageStatField) *
                                        sizeof(uint64_t));
+
+// The counter of each EvictionReason, in its order.
+inline constexpr uint64_t PageStats::*kEvictedByReason[kEvictionReasons] = {
+    &PageStats::evicted_tenant_limit, &PageStats::evicted_server_limit,
+    &PageStats::evicted_headroom, &PageStats::evicted_drain,
+    &PageStats::evicted_reclaim_rpc};
 
 inline PageStats& PageStats::operator+=(const PageStats& other) {
   for (const PageStatField& field : kPageStatFields) {

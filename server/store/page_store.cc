@@ -10,7 +10,17 @@ namespace zpaged {
 PageStore::PageStore(const StoreOptions& options, EvictionSink* sink)
     : options_(options),
       sink_(sink),
-      budget_(options.max_memory_bytes, "server memory limit") {}
+      budget_(options.max_memory_bytes, "server memory limit"),
+      reclaimer_(
+          sink, &budget_,
+          [this] {
+            std::vector<std::shared_ptr<ReclaimSource>> sources;
+            for (std::shared_ptr<Tenant>& t : Tenants()) {
+              sources.push_back(std::move(t));
+            }
+            return sources;
+          },
+          ReclaimerOptions{.headroom_bytes = options.reclaim_headroom_bytes}) {}
 
 std::shared_ptr<Tenant> PageStore::Find(absl::string_view tenant) const {
   MutexLock lock(&tenants_mu_);
@@ -43,9 +53,8 @@ absl::StatusOr<std::shared_ptr<Tenant>> PageStore::FindOrCreate(
                      " bytes): ", charged.message()));
   }
   std::shared_ptr<Tenant>& slot = tenants_[tenant];
-  slot = std::make_shared<Tenant>(std::string(tenant),
-                                  options_.tenant_max_bytes, sink_, &budget_,
-                                  options_.codec, options_.pool_driver);
+  slot = std::make_shared<Tenant>(std::string(tenant), options_, kTenantBytes,
+                                  sink_, &reclaimer_, &budget_);
   return slot;
 }
 
@@ -95,7 +104,10 @@ std::optional<absl::StatusOr<PutResult>> PageStore::Put(
   }
   absl::StatusOr<std::shared_ptr<Tenant>> t = FindOrCreate(tenant);
   if (!t.ok()) return t.status();
-  return (*t)->Put(key, page, options, later);
+  std::optional<absl::StatusOr<PutResult>> now =
+      (*t)->Put(key, page, options, later);
+  reclaimer_.NoteCharged();
+  return now;
 }
 
 absl::StatusOr<PutResult> PageStore::PutAndWait(absl::string_view tenant,
@@ -164,9 +176,10 @@ void PageStore::Reclaim(
     std::move(done)(ReclaimResult{});
     return;
   }
-  t->Reclaim(pages, [done = std::move(done)](ReclaimResult result) mutable {
-    std::move(done)(result);
-  });
+  reclaimer_.Reclaim(t, pages, EvictionReason::kReclaimRpc,
+                     [done = std::move(done)](ReclaimResult result) mutable {
+                       std::move(done)(result);
+                     });
 }
 
 absl::StatusOr<PageStats> PageStore::Stats(absl::string_view tenant) const {
@@ -181,7 +194,21 @@ absl::StatusOr<PageStats> PageStore::Stats(absl::string_view tenant) const {
     return valid;
   }
   const std::shared_ptr<const Tenant> t = Find(tenant);
-  return t == nullptr ? PageStats{} : t->Stats();
+  if (t == nullptr) return PageStats{};
+  PageStats stats = t->Stats();
+  size_t holders = 0;
+  for (const std::shared_ptr<Tenant>& each : Tenants()) {
+    holders += each->HoldsPages();
+  }
+  SetShare(stats, holders);
+  return stats;
+}
+
+void PageStore::SetShare(PageStats& stats, size_t holders) const {
+  // A tenant that holds nothing has the share it would have as a holder.
+  const uint64_t limit = budget_.limit_bytes();
+  const size_t among = holders + (stats.stored_pages == 0 ? 1 : 0);
+  stats.share_bytes = limit / among;
 }
 
 std::vector<std::shared_ptr<Tenant>> PageStore::Tenants() const {
@@ -196,7 +223,7 @@ PageStore::DrainReport PageStore::DrainToWatchers(absl::Time deadline) {
   DrainReport report;
   for (const std::shared_ptr<Tenant>& t : Tenants()) {
     const bool watched = sink_->CanAccept(t->name());
-    if (watched) report.drained_pages += t->Drain(deadline);
+    if (watched) report.drained_pages += reclaimer_.Drain(t, deadline);
     const PageStats left = t->Stats();
     if (left.stored_pages > 0) {
       report.left.push_back(DrainReport::Left{t->name(), left.stored_pages,
@@ -221,9 +248,12 @@ std::vector<std::pair<std::string, PageStats>> PageStore::StatsByTenant()
   const std::vector<std::shared_ptr<Tenant>> tenants = Tenants();
   std::vector<std::pair<std::string, PageStats>> out;
   out.reserve(tenants.size());
+  size_t holders = 0;
   for (const std::shared_ptr<Tenant>& t : tenants) {
     out.emplace_back(t->name(), t->Stats());
+    holders += out.back().second.stored_pages > 0;
   }
+  for (auto& [name, stats] : out) SetShare(stats, holders);
   return out;
 }
 

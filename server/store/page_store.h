@@ -1,8 +1,9 @@
 // PageStore: every tenant's pages, and the limits they share.
 //
-//   PageStore ── Tenant "vm-1" ── zbud pool ── arena
+//   PageStore ── Tenant "vm-1" ── pool ── arena
 //             ├─ Tenant "vm-2" ── ...
-//             └─ MemoryBudget (--max_memory_bytes, charged by every arena)
+//             ├─ MemoryBudget (--max_memory_bytes, charged by every arena)
+//             └─ Reclaimer (whom to evict, and the evictions: reclaimer.h)
 //
 // A tenant comes into being on its first Put. It costs kTenantBytes of the
 // server's memory limit besides its pages; once it holds no page and no one
@@ -37,22 +38,11 @@
 #include "server/evict/eviction_sink.h"
 #include "server/store/page_stats.h"
 #include "server/store/put_options.h"
+#include "server/store/reclaimer.h"
+#include "server/store/store_options.h"
 #include "server/store/tenant.h"
 
 namespace zpaged {
-
-struct StoreOptions {
-  // One tenant's pool.
-  uint64_t tenant_max_bytes = MemoryBudget::kUnlimited;
-  // Everything the tenants hold: pools, index entries (Tenant::
-  // kIndexEntryBytes a page) and each tenant's fixed cost (kTenantBytes).
-  uint64_t max_memory_bytes = MemoryBudget::kUnlimited;
-  size_t max_tenants = 1024;
-  // How pages are compressed; each page records its own encoding.
-  CodecOptions codec = {};
-  // The pool driver of every tenant: one of kZpoolDrivers (zpool.h).
-  std::string pool_driver = std::string(kZpoolDrivers[0]);
-};
 
 class PageStore {
  public:
@@ -105,7 +95,7 @@ class PageStore {
   absl::StatusOr<uint64_t> DeleteAll(absl::string_view tenant);
 
   // Shrinks the tenant's pool by up to `pages` frames through its watchers;
-  // see Tenant::Reclaim. `done` gets the result once, maybe before Reclaim
+  // see Reclaimer::Reclaim. `done` gets the result once, maybe before Reclaim
   // returns: INVALID_ARGUMENT for a bad tenant name, FAILED_PRECONDITION
   // when no watcher of the tenant is connected.
   void Reclaim(absl::string_view tenant, uint32_t pages,
@@ -134,13 +124,14 @@ class PageStore {
   void StopWrites() { accepting_writes_.store(false); }
 
   // One tenant's counters, or the sum over all when `tenant` is empty. A
-  // tenant that never stored a page has all zeros.
+  // tenant that never stored a page has all zeros. share_bytes is each
+  // tenant's fair share now (reclaimer.h).
   absl::StatusOr<PageStats> Stats(absl::string_view tenant) const;
 
   // The sum of the named tenants' counters (unknown ones add nothing).
   PageStats StatsOf(const std::vector<std::string>& tenants) const;
 
-  // Every tenant's counters, by name, for metrics.
+  // Every tenant's counters, by name, for metrics; share_bytes as in Stats.
   std::vector<std::pair<std::string, PageStats>> StatsByTenant() const;
 
   const StoreOptions& options() const { return options_; }
@@ -171,6 +162,10 @@ class PageStore {
   MemoryBudget budget_;
   std::atomic<uint64_t> rejected_new_tenants_{0};
 
+  // The fair share of `stats` (the counters of one tenant) among
+  // `holders` tenants holding pages.
+  void SetShare(PageStats& stats, size_t holders) const;
+
   mutable Mutex tenants_mu_;
   // The map's reference is the only one to an idle tenant: every caller
   // holds its own while it uses one.
@@ -179,6 +174,9 @@ class PageStore {
   // The counters (StatKind::kCounter) of retired tenants, summed.
   PageStats retired_counters_ ABSL_GUARDED_BY(tenants_mu_);
   uint64_t retired_tenants_ ABSL_GUARDED_BY(tenants_mu_) = 0;
+
+  // Destroyed first: its headroom thread lists the tenants.
+  Reclaimer reclaimer_;
 };
 
 }  // namespace zpaged

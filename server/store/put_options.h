@@ -1,10 +1,11 @@
-// PutOptions: how one Put may behave when its tenant's pool is full, after
+// PutOptions: how one Put may behave when it finds no room, after
 // leveldb's WriteOptions: every field documented, with its default.
 
 #ifndef ZPAGED_SERVER_STORE_PUT_OPTIONS_H_
 #define ZPAGED_SERVER_STORE_PUT_OPTIONS_H_
 
 #include <cstdint>
+#include <functional>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
@@ -21,9 +22,15 @@ struct PutOptions {
   bool wait_for_room = true;
 
   // A Put waiting for room starts no new round of reclaim after this time
-  // (a round in progress ends by its own ack deadline), and then fails with
-  // RESOURCE_EXHAUSTED. The RPC layer passes the call's deadline.
+  // (a round in progress ends by its own ack deadline), and is never
+  // stored after it: it fails with DEADLINE_EXCEEDED. The RPC layer passes
+  // the call's deadline.
   absl::Time deadline = absl::InfiniteFuture();
+
+  // True once the caller has gone (the call was cancelled): a Put waiting
+  // for room then stores nothing and fails with CANCELLED. Empty: never.
+  // Called from any thread, while the Put waits.
+  std::function<bool()> cancelled;
 };
 
 struct PutResult {

@@ -13,13 +13,10 @@
 namespace zpaged {
 namespace {
 
-// Rounds of "reclaim one frame, try again" a waiting Put makes before giving
-// up; more than one because, under the server-wide limit, another tenant may
-// take the frame this one just gave back.
+// Rounds of "make room for one frame, try again" a waiting Put makes before
+// giving up; more than one because, under the server-wide limit, another
+// tenant's Put may take the frame just given back.
 constexpr int kMaxRoomRounds = 16;
-
-// Same-filled pages Drain has out to watchers at once.
-constexpr int kDrainInFlight = 64;
 
 }  // namespace
 
@@ -30,45 +27,31 @@ struct Tenant::WaitingPut {
   std::vector<uint8_t> payload;  // the compressed bytes, or the RAW page
   uint64_t word;                 // same-filled
   absl::Time deadline;
+  std::function<bool()> cancelled;
+  absl::Time started;
   int rounds = 0;
+  // A later write of the key came: this one must never be installed.
+  bool superseded = false;  // guarded by the tenant's index_mu_
   PutDone done;
 };
 
-// One Reclaim call: chains of frame evictions, each trying up to
-// kTriesPerFrame frames until one is released.
-struct Tenant::ReclaimJob {
-  // Held until the job's last eviction has its outcome.
-  std::shared_ptr<Tenant> tenant;
-  Mutex mu;
-  uint32_t to_start ABSL_GUARDED_BY(mu) = 0;  // chains not started yet
-  uint32_t running ABSL_GUARDED_BY(mu) = 0;
-  bool stop ABSL_GUARDED_BY(mu) = false;  // a chain released nothing
-  ReclaimResult result ABSL_GUARDED_BY(mu);
-  ReclaimDone done ABSL_GUARDED_BY(mu);
-};
-
-// One frame under reclaim, shared by its pages' outcomes.
-struct Tenant::FrameEviction {
-  std::shared_ptr<ReclaimJob> job;
-  FrameReclaim reclaim;
-  uint32_t tries_left;
-  // Pages still out, plus one while TryFrames is handing them over.
-  std::atomic<int> outstanding{1};
-};
-
-Tenant::Tenant(std::string name, uint64_t max_pool_bytes, EvictionSink* sink,
-               MemoryBudget* shared_budget, const CodecOptions& codec,
-               absl::string_view pool_driver)
+Tenant::Tenant(std::string name, const StoreOptions& options,
+               uint64_t fixed_bytes, EvictionSink* sink, Reclaimer* reclaimer,
+               MemoryBudget* shared_budget)
     : name_(std::move(name)),
       sink_(sink),
+      reclaimer_(reclaimer),
       shared_budget_(shared_budget),
-      codec_(codec) {
-  ZpoolOptions options;
-  options.arena.max_bytes = max_pool_bytes;
-  options.shared_budget = shared_budget;
-  // Default arena options are valid and the driver is known, so creation
-  // cannot fail.
-  pool_ = *CreateZpool(pool_driver, std::move(options));
+      codec_(options.codec),
+      max_pool_bytes_(options.tenant_max_bytes),
+      fixed_bytes_(fixed_bytes),
+      on_room_wait_(options.on_room_wait) {
+  ZpoolOptions pool_options;
+  pool_options.arena.max_bytes = options.tenant_max_bytes;
+  pool_options.shared_budget = shared_budget;
+  // Default arena options are valid and the store checked the driver, so
+  // creation cannot fail.
+  pool_ = *CreateZpool(options.pool_driver, std::move(pool_options));
 }
 
 std::optional<absl::StatusOr<PutResult>> Tenant::Put(
@@ -93,14 +76,26 @@ std::optional<absl::StatusOr<PutResult>> Tenant::Put(
   if (room.ok()) return Install(key, *room, encoded);
   if (!absl::IsResourceExhausted(room.status())) return room.status();
 
-  if (!options.wait_for_room || !sink_->CanAccept(name_)) {
+  const bool at_own_limit = AtOwnLimit();
+  if (!options.wait_for_room || !reclaimer_->CanMakeRoom(*this, at_own_limit)) {
     rejected_limit_++;
     return absl::ResourceExhaustedError(absl::StrCat(
         room.status().message(),
-        options.wait_for_room
+        !options.wait_for_room ? "; this Put may not wait for evictions"
+        : at_own_limit
             ? absl::StrCat("; no eviction watcher of tenant '", name_,
                            "' is connected to take pages out")
-            : "; this Put may not wait for evictions"));
+            : absl::StrCat("; no tenant above its share of the server, nor "
+                           "tenant '",
+                           name_,
+                           "' itself, has a watcher to take pages "
+                           "out")));
+  }
+  if (absl::Now() >= options.deadline) {
+    rejected_abandoned_++;
+    return absl::DeadlineExceededError(
+        absl::StrCat(room.status().message(),
+                     "; the Put's deadline passed before room could be made"));
   }
   auto* waiting =
       new WaitingPut{key,
@@ -108,41 +103,109 @@ std::optional<absl::StatusOr<PutResult>> Tenant::Put(
                      {encoded.payload.begin(), encoded.payload.end()},
                      encoded.word,
                      options.deadline,
+                     options.cancelled,
+                     absl::Now(),
                      0,
+                     false,
                      later()};
+  {
+    // From here on a later write of the key supersedes this one.
+    WriterLock lock(&index_mu_);
+    Supersede(key);
+    waiting_[key] = waiting;
+  }
+  room_waits_++;
   MakeRoomFor(waiting);
   return std::nullopt;
 }
 
+bool Tenant::AtOwnLimit() const {
+  return max_pool_bytes_ != MemoryBudget::kUnlimited &&
+         pool_->TotalSizeBytes() + kPageSize > max_pool_bytes_;
+}
+
 void Tenant::MakeRoomFor(WaitingPut* put) {
-  Reclaim(1,
-          [this, put](ReclaimResult reclaimed) { RetryPut(put, reclaimed); });
+  reclaimer_->MakeRoom(
+      shared_from_this(), AtOwnLimit(),
+      [this, put](ReclaimResult reclaimed) { RetryPut(put, reclaimed); });
+}
+
+absl::Status Tenant::Abandoned(const WaitingPut& waiting) {
+  if (waiting.superseded) {
+    return absl::AbortedError(absl::StrCat(
+        "a later write of key ", waiting.key,
+        " came while this Put waited for room; nothing was stored"));
+  }
+  if (absl::Now() >= waiting.deadline) {
+    return absl::DeadlineExceededError(
+        "the Put's deadline passed while it waited for room; nothing was "
+        "stored");
+  }
+  if (waiting.cancelled && waiting.cancelled()) {
+    return absl::CancelledError(
+        "the Put was cancelled while it waited for room; nothing was stored");
+  }
+  return absl::OkStatus();
 }
 
 void Tenant::RetryPut(WaitingPut* put, const ReclaimResult& reclaimed) {
+  absl::Status abandoned;
+  {
+    ReaderLock lock(&index_mu_);
+    abandoned = Abandoned(*put);
+  }
+  if (!abandoned.ok()) {
+    FinishWaiting(put, abandoned);
+    return;
+  }
   const EncodedPage encoded{put->encoding, put->payload, put->word};
   absl::StatusOr<Reservation> room = Reserve(put->key, encoded);
-  absl::StatusOr<PutResult> result;
   if (room.ok()) {
-    result = Install(put->key, *room, encoded);
+    FinishWaiting(put, Install(put->key, *room, encoded, put));
   } else if (!absl::IsResourceExhausted(room.status())) {
-    result = room.status();
+    FinishWaiting(put, room.status());
   } else if (reclaimed.reclaimed_pool_pages > 0 &&
-             ++put->rounds < kMaxRoomRounds && absl::Now() < put->deadline) {
+             ++put->rounds < kMaxRoomRounds) {
     MakeRoomFor(put);
-    return;
   } else {
     rejected_limit_++;
-    result = absl::ResourceExhaustedError(
-        absl::StrCat(room.status().message(),
-                     "; reclaim could not free a frame of ", "tenant '", name_,
-                     reclaimed.reclaimed_pool_pages == 0
-                         ? "' (watchers did not acknowledge evicted pages)"
-                         : "' in time"));
+    FinishWaiting(
+        put, absl::ResourceExhaustedError(absl::StrCat(
+                 room.status().message(), "; reclaim could not free a frame ",
+                 reclaimed.reclaimed_pool_pages == 0
+                     ? "(watchers did not acknowledge evicted pages)"
+                     : "in time",
+                 " for tenant '", name_, "'")));
+  }
+}
+
+void Tenant::FinishWaiting(WaitingPut* put, absl::StatusOr<PutResult> result) {
+  {
+    WriterLock lock(&index_mu_);
+    auto it = waiting_.find(put->key);
+    if (it != waiting_.end() && it->second == put) waiting_.erase(it);
+  }
+  if (result.ok()) {
+    if (on_room_wait_) on_room_wait_(absl::Now() - put->started);
+  } else if (!absl::IsResourceExhausted(result.status())) {
+    rejected_abandoned_++;
   }
   PutDone done = std::move(put->done);
   delete put;
   std::move(done)(std::move(result));
+}
+
+void Tenant::Supersede(uint64_t key) {
+  if (waiting_.empty()) return;
+  auto it = waiting_.find(key);
+  if (it == waiting_.end()) return;
+  it->second->superseded = true;
+  waiting_.erase(it);
+}
+
+void Tenant::SupersedeAll() {
+  for (auto& [key, put] : waiting_) put->superseded = true;
+  waiting_.clear();
 }
 
 absl::StatusOr<Tenant::Reservation> Tenant::Reserve(uint64_t key,
@@ -171,56 +234,66 @@ absl::StatusOr<Tenant::Reservation> Tenant::Reserve(uint64_t key,
   return room;
 }
 
-PutResult Tenant::Install(uint64_t key, const Reservation& room,
-                          const EncodedPage& page) {
-  if (page.encoding == PageEncoding::kSameFilled) {
-    Replace(key, IndexEntry{page.word, 0, PageEncoding::kSameFilled},
-            room.index_charged);
-    return PutResult{PageEncoding::kSameFilled, 0};
+absl::StatusOr<PutResult> Tenant::Install(uint64_t key, const Reservation& room,
+                                          const EncodedPage& page,
+                                          const WaitingPut* waiting) {
+  // Every indexed entry holds one charge; a key indexed at Reserve (so not
+  // charged then) may have been deleted since.
+  if (!room.index_charged && shared_budget_ != nullptr) {
+    shared_budget_->ChargeAnyway(kIndexEntryBytes);
   }
-  const ZpoolHandle handle = room.handle;
-  size_t capacity;
+  const bool pooled = page.encoding != PageEncoding::kSameFilled;
+  IndexEntry entry{page.word, 0, page.encoding};
+  size_t capacity = 0;
+  std::optional<IndexEntry> replaced;
+  absl::Status abandoned;
   {
-    // The copy happens under the index lock: a reclaim may already see the
+    // One hold for the copy and the swap: a reclaim may already see the
     // new allocation on the LRU, and reads its key under this lock.
     WriterLock lock(&index_mu_);
-    absl::StatusOr<MappedAllocation> mapped = pool_->Map(handle);
-    ABSL_ASSERT(mapped.ok());
-    capacity = mapped->capacity;
-    if (page.encoding == PageEncoding::kRaw) {
-      std::memcpy(mapped->data, page.payload.data(), kPageSize);
-      raw_keys_.Insert(handle, key);
-    } else {
-      PageRecord::EncodeTo(key, page.payload, mapped->data);
+    if (waiting != nullptr) abandoned = Abandoned(*waiting);
+    if (abandoned.ok()) {
+      if (pooled) {
+        absl::StatusOr<MappedAllocation> mapped = pool_->Map(room.handle);
+        ABSL_ASSERT(mapped.ok());
+        capacity = mapped->capacity;
+        if (page.encoding == PageEncoding::kRaw) {
+          std::memcpy(mapped->data, page.payload.data(), kPageSize);
+          raw_keys_.Insert(room.handle, key);
+        } else {
+          PageRecord::EncodeTo(key, page.payload, mapped->data);
+          entry.stored_bytes = static_cast<uint32_t>(page.payload.size());
+        }
+        pool_->Unmap(room.handle);
+        entry.value = room.handle;
+      }
+      Supersede(key);
+      Account(entry, +1);
+      auto [it, inserted] = index_.try_emplace(key, entry);
+      if (!inserted) {
+        replaced = std::exchange(it->second, entry);
+        Account(*replaced, -1);
+      }
     }
-    pool_->Unmap(handle);
   }
-  const uint32_t stored_bytes = static_cast<uint32_t>(
-      page.encoding == PageEncoding::kRaw ? 0 : page.payload.size());
-  Replace(key, IndexEntry{handle, stored_bytes, page.encoding},
-          room.index_charged);
+  if (!abandoned.ok()) {
+    Unreserve(room);
+    return abandoned;
+  }
+  if (replaced.has_value()) Release(*replaced);
   return PutResult{page.encoding, static_cast<uint32_t>(capacity)};
 }
 
-void Tenant::Replace(uint64_t key, const IndexEntry& entry,
-                     bool index_charged) {
-  if (!index_charged && shared_budget_ != nullptr) {
-    shared_budget_->ChargeAnyway(kIndexEntryBytes);
-  }
-  std::optional<IndexEntry> replaced;
-  {
-    WriterLock lock(&index_mu_);
-    Account(entry, +1);
-    auto [it, inserted] = index_.try_emplace(key, entry);
-    if (!inserted) {
-      replaced = std::exchange(it->second, entry);
-      Account(*replaced, -1);
-    }
-  }
-  if (replaced.has_value()) Release(*replaced);
+void Tenant::Unreserve(const Reservation& room) {
+  ReleaseIndexEntry();
+  if (room.handle == 0) return;
+  const absl::Status freed = pool_->Free(room.handle);
+  ABSL_ASSERT(freed.ok());
+  freed.IgnoreError();
 }
 
 void Tenant::Account(const IndexEntry& entry, int direction) {
+  stored_pages_.fetch_add(direction);
   switch (entry.encoding) {
     case PageEncoding::kSameFilled:
       same_filled_pages_ += direction;
@@ -286,6 +359,7 @@ bool Tenant::Delete(uint64_t key) {
   IndexEntry removed;
   {
     WriterLock lock(&index_mu_);
+    Supersede(key);
     auto it = index_.find(key);
     if (it == index_.end()) return false;
     removed = it->second;
@@ -299,7 +373,8 @@ bool Tenant::Delete(uint64_t key) {
 uint64_t Tenant::DeleteAll() {
   std::vector<uint64_t> keys;
   {
-    ReaderLock lock(&index_mu_);
+    WriterLock lock(&index_mu_);
+    SupersedeAll();
     keys.reserve(index_.size());
     for (const auto& [key, entry] : index_) keys.push_back(key);
   }
@@ -326,99 +401,44 @@ void Tenant::DropCopy(uint64_t key, uint64_t value, bool same_filled) {
   Release(removed);
 }
 
-void Tenant::Reclaim(uint32_t frames, ReclaimDone done) {
-  if (frames == 0) {
-    std::move(done)(ReclaimResult{});
-    return;
-  }
-  auto job = std::make_shared<ReclaimJob>();
-  job->tenant = shared_from_this();
-  {
-    MutexLock lock(&job->mu);
-    job->to_start = frames;
-    job->done = std::move(done);
-  }
-  StartChains(job);
+uint64_t Tenant::UsedBytes() const {
+  return pool_->TotalSizeBytes() + stored_pages_.load() * kIndexEntryBytes +
+         fixed_bytes_;
 }
 
-void Tenant::StartChains(const std::shared_ptr<ReclaimJob>& job) {
-  for (;;) {
-    {
-      MutexLock lock(&job->mu);
-      if (job->stop || job->to_start == 0 || job->running >= kFramesInFlight) {
-        return;
-      }
-      --job->to_start;
-      ++job->running;
-    }
-    TryFrames(job, kTriesPerFrame);
-  }
+uint64_t Tenant::PoolFrames() const {
+  return pool_->TotalSizeBytes() / kPageSize;
 }
 
-void Tenant::TryFrames(const std::shared_ptr<ReclaimJob>& job, uint32_t tries) {
-  for (; tries > 0; --tries) {
-    absl::StatusOr<FrameReclaim> reclaim = pool_->StartReclaim();
-    if (!reclaim.ok()) break;  // nothing on the LRU
-    auto frame = std::make_shared<FrameEviction>();
-    frame->job = job;
-    frame->reclaim = *std::move(reclaim);
-    frame->tries_left = tries - 1;
-    for (ZpoolHandle handle : frame->reclaim.handles) {
-      // Counted before it is handed over: its outcome may come at once.
-      frame->outstanding.fetch_add(1);
-      if (!EvictPage(handle, frame)) frame->outstanding.fetch_sub(1);
-    }
-    // Outcomes may already have come on other threads; whoever settles the
-    // last one ends the frame.
-    if (frame->outstanding.fetch_sub(1) != 1) return;
-    if (pool_->EndReclaim(frame->reclaim)) {
-      reclaimed_++;
-      EndChain(job, /*released=*/true);
-      return;
-    }
-  }
-  EndChain(job, /*released=*/false);
+absl::StatusOr<FrameReclaim> Tenant::StartReclaim() {
+  return pool_->StartReclaim();
 }
 
-void Tenant::FrameSettled(const std::shared_ptr<FrameEviction>& frame) {
-  if (pool_->EndReclaim(frame->reclaim)) {
-    reclaimed_++;
-    EndChain(frame->job, /*released=*/true);
-  } else {
-    TryFrames(frame->job, frame->tries_left);
-  }
-  StartChains(frame->job);
+bool Tenant::EndReclaim(const FrameReclaim& reclaim) {
+  if (!pool_->EndReclaim(reclaim)) return false;
+  reclaimed_++;
+  return true;
 }
 
-void Tenant::EndChain(const std::shared_ptr<ReclaimJob>& job, bool released) {
-  ReclaimDone done;
-  ReclaimResult result;
-  {
-    MutexLock lock(&job->mu);
-    --job->running;
-    if (released) {
-      job->result.reclaimed_pool_pages++;
-    } else {
-      job->stop = true;
-    }
-    if (job->running > 0 || (!job->stop && job->to_start > 0)) return;
-    done = std::move(job->done);
-    result = job->result;
+OfferOutcome Tenant::HandOverCopy(const PageCopy& copy,
+                                  absl::Span<const uint8_t> page,
+                                  HandOver hand_over) {
+  if (!hand_over(copy, page)) {
+    refused_++;
+    return OfferOutcome::kRefused;
   }
-  if (done) std::move(done)(result);
+  return OfferOutcome::kHandedOver;
 }
 
-bool Tenant::EvictPage(ZpoolHandle handle,
-                       const std::shared_ptr<FrameEviction>& frame) {
+OfferOutcome Tenant::OfferPooled(ZpoolHandle handle, HandOver hand_over) {
   thread_local std::array<uint8_t, kPageSize> page;
-  // Shared, and held across Deliver: a Put cannot replace the copy between
-  // reading it and handing it over, so the sink sees copies of a key in the
-  // order they were stored.
+  // Shared, and held across the hand-over: a Put cannot replace the copy
+  // between reading it and handing it over.
   ReaderLock lock(&index_mu_);
   absl::StatusOr<MappedAllocation> mapped = pool_->Map(handle);
   if (!mapped.ok()) {
     stale_++;
-    return false;
+    return OfferOutcome::kStale;
   }
   // Only a whole frame is a page long: no driver allocates more than 3968.
   std::optional<uint64_t> key =
@@ -433,39 +453,46 @@ bool Tenant::EvictPage(ZpoolHandle handle,
       !IsCopy(it->second, handle, /*same_filled=*/false) ||
       !Read(it->second, absl::MakeSpan(page)).ok()) {
     stale_++;
-    return false;
+    return OfferOutcome::kStale;
   }
-  const absl::Status handed = sink_->Deliver(
-      name_, *key, page,
-      [this, frame, key = *key, handle](DeliveryOutcome outcome) {
-        PageSettled(frame, key, handle, outcome);
-      });
-  if (!handed.ok()) {
-    refused_++;
-    return false;
-  }
-  return true;
+  return HandOverCopy(PageCopy{*key, handle, false}, page, hand_over);
 }
 
-void Tenant::PageSettled(const std::shared_ptr<FrameEviction>& frame,
-                         uint64_t key, ZpoolHandle handle,
-                         DeliveryOutcome outcome) {
-  if (CountOutcome(outcome)) {
-    {
-      MutexLock lock(&frame->job->mu);
-      frame->job->result.evicted_pages++;
+std::vector<PageCopy> Tenant::SameFilledCopies() const {
+  std::vector<PageCopy> copies;
+  ReaderLock lock(&index_mu_);
+  copies.reserve(same_filled_pages_);
+  for (const auto& [key, entry] : index_) {
+    if (entry.encoding == PageEncoding::kSameFilled) {
+      copies.push_back(PageCopy{key, entry.value, true});
     }
-    // Leaves the index alone if a Put or Delete released this copy meanwhile.
-    DropCopy(key, handle, /*same_filled=*/false);
   }
-  if (frame->outstanding.fetch_sub(1) == 1) FrameSettled(frame);
+  return copies;
 }
 
-bool Tenant::CountOutcome(DeliveryOutcome outcome) {
+OfferOutcome Tenant::OfferSameFilled(const PageCopy& copy, HandOver hand_over) {
+  std::array<uint8_t, kPageSize> page;
+  // As OfferPooled: a copy stored since the listing is not this one.
+  ReaderLock lock(&index_mu_);
+  auto it = index_.find(copy.key);
+  if (it == index_.end() ||
+      !IsCopy(it->second, copy.value, /*same_filled=*/true)) {
+    stale_++;
+    return OfferOutcome::kStale;
+  }
+  FillWithWord(copy.value, absl::MakeSpan(page));
+  return HandOverCopy(copy, page, hand_over);
+}
+
+void Tenant::Settle(const PageCopy& copy, DeliveryOutcome outcome,
+                    EvictionReason reason) {
   switch (outcome) {
     case DeliveryOutcome::kAcked:
       evicted_++;
-      return true;
+      evicted_by_reason_[static_cast<int>(reason)]++;
+      // Leaves the index alone if a Put or Delete replaced this copy.
+      DropCopy(copy.key, copy.value, copy.same_filled);
+      break;
     case DeliveryOutcome::kTimedOut:
       timed_out_++;
       break;
@@ -473,109 +500,6 @@ bool Tenant::CountOutcome(DeliveryOutcome outcome) {
       disconnected_++;
       break;
   }
-  return false;
-}
-
-std::optional<ReclaimResult> Tenant::ReclaimAndWait(uint32_t frames,
-                                                    absl::Time deadline) {
-  // Shared with the callback, which may come after this gave up.
-  struct Wait {
-    Notification finished;
-    ReclaimResult result;
-  };
-  auto wait = std::make_shared<Wait>();
-  Reclaim(frames, [wait](ReclaimResult result) {
-    wait->result = result;
-    wait->finished.Notify();
-  });
-  if (!wait->finished.WaitForNotificationWithDeadline(deadline)) {
-    return std::nullopt;
-  }
-  return wait->result;
-}
-
-uint64_t Tenant::Drain(absl::Time deadline) {
-  const uint64_t evicted_before = evicted_.load();
-  for (;;) {
-    const uint64_t frames = pool_->Stats().pool_frames;
-    if (frames == 0) break;
-    std::optional<ReclaimResult> reclaimed =
-        ReclaimAndWait(static_cast<uint32_t>(frames), deadline);
-    if (!reclaimed.has_value() || reclaimed->reclaimed_pool_pages == 0) break;
-  }
-  DrainSameFilled(deadline);
-  return evicted_.load() - evicted_before;
-}
-
-void Tenant::DrainSameFilled(absl::Time deadline) {
-  // Same-filled pages hold no pool memory, so reclaim never sees them.
-  std::vector<std::pair<uint64_t, uint64_t>> same_filled;  // key, word
-  {
-    ReaderLock lock(&index_mu_);
-    for (const auto& [key, entry] : index_) {
-      if (entry.encoding == PageEncoding::kSameFilled) {
-        same_filled.emplace_back(key, entry.value);
-      }
-    }
-  }
-  // Shared with the deliveries' callbacks, which may come after this gave
-  // up at the deadline.
-  struct Out {
-    Mutex mu;
-    CondVar settled;
-    int pages ABSL_GUARDED_BY(mu) = 0;
-  };
-  auto out = std::make_shared<Out>();
-  // Waits until at most `most` pages are out, or the deadline; false then.
-  auto wait_until = [&out, deadline](int most) {
-    MutexLock lock(&out->mu);
-    while (out->pages > most) {
-      const absl::Duration left = deadline - absl::Now();
-      if (left <= absl::ZeroDuration()) return false;
-      out->settled.WaitWithTimeout(&out->mu, left);
-    }
-    return true;
-  };
-  std::array<uint8_t, kPageSize> page;
-  for (const auto& listed : same_filled) {
-    // Named copies, not structured bindings: clang 14 cannot capture those.
-    const uint64_t key = listed.first;
-    const uint64_t word = listed.second;
-    if (!wait_until(kDrainInFlight - 1)) return;
-    // As EvictPage: the index lock is held shared across Deliver, and a copy
-    // stored since the listing is not this one, so the key is skipped.
-    ReaderLock lock(&index_mu_);
-    auto it = index_.find(key);
-    if (it == index_.end() || !IsCopy(it->second, word, /*same_filled=*/true)) {
-      continue;
-    }
-    FillWithWord(word, absl::MakeSpan(page));
-    {
-      MutexLock count(&out->mu);
-      ++out->pages;
-    }
-    const absl::Status handed = sink_->Deliver(
-        name_, key, page,
-        [self = shared_from_this(), out, key, word](DeliveryOutcome outcome) {
-          if (self->CountOutcome(outcome)) {
-            self->DropCopy(key, word, /*same_filled=*/true);
-          }
-          MutexLock count(&out->mu);
-          --out->pages;
-          out->settled.SignalAll();
-        });
-    if (!handed.ok()) {
-      refused_++;
-      MutexLock count(&out->mu);
-      --out->pages;
-    }
-  }
-  wait_until(0);
-}
-
-bool Tenant::Empty() const {
-  ReaderLock lock(&index_mu_);
-  return index_.empty();
 }
 
 PageStats Tenant::Stats() const {
@@ -599,6 +523,13 @@ PageStats Tenant::Stats() const {
   stats.reclaimed_pool_pages = reclaimed_.load();
   stats.rejected_puts_limit = rejected_limit_.load();
   stats.rejected_puts_invalid = rejected_invalid_.load();
+  stats.rejected_puts_abandoned = rejected_abandoned_.load();
+  stats.room_waits = room_waits_.load();
+  stats.used_bytes = pool.pool_frames * kPageSize +
+                     index_.size() * kIndexEntryBytes + fixed_bytes_;
+  for (int r = 0; r < kEvictionReasons; ++r) {
+    stats.*kEvictedByReason[r] = evicted_by_reason_[r].load();
+  }
   stats.tenants = 1;
   return stats;
 }

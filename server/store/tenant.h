@@ -1,32 +1,36 @@
-// Tenant: one client's pages — a zbud pool, the index from key to where each
-// page is kept, and the counters.
+// Tenant: one client's pages — a pool, the index from key to where each page
+// is kept, and the counters. Reclaim is not here: the store's Reclaimer
+// decides whose pages leave and drives the evictions, through the narrow
+// ReclaimSource face a tenant shows it.
 //
 // The path of a page:
 //   Put     classify and compress into a thread-local buffer, outside every
-//           lock; allocate in the pool; copy the record in; swap the index
-//           entry; free the old copy only after the new one is in. A pool at
-//           a limit, with a watcher connected, makes room by Reclaim; the Put
-//           then keeps its compressed bytes and finishes when the room is
-//           made (PutOptions says whether it may wait, and how long).
+//           lock; allocate in the pool; copy the record in and swap the
+//           index entry under one hold of the index lock; free the old copy
+//           only after the new one is in. At a limit, the Put asks the
+//           Reclaimer for room and keeps its compressed bytes meanwhile.
 //   Get     index -> map -> decompress into the caller's buffer, under the
 //           index lock held shared: the copy cannot be freed mid-read, and
 //           Gets do not wait for each other.
-//   Reclaim take frames off the pool's LRU (Zpool::StartReclaim), read each
-//           live page and hand it to the EvictionSink, under the index lock
-//           held shared so that the copy handed over is the indexed one; the
-//           sink's outcome (an ack, a deadline, a watcher leaving) arrives on
-//           another thread, drops the acked copy from the index and frees
-//           it, and the frame's last outcome ends its reclaim. No thread
-//           waits for a network ack; the ordering of copies of one key is
-//           the sink's rule (evict/eviction_broker.h).
+//   Evict   (ReclaimSource) read the indexed copy in a frame under reclaim
+//           and hand it to the sink under the index lock held shared, so
+//           that the copy handed over is the indexed one; an acked copy is
+//           dropped from the index if a Put or Delete has not replaced it.
+//
+// A Put that waits for room never lands late. While it waits it is
+// registered under its key; a later Put, Delete or DeleteAll of the key
+// supersedes it, and it is installed only if, under the index lock, it is
+// still the latest write of its key, its deadline has not passed and its
+// caller has not gone: otherwise it stores nothing (ABORTED,
+// DEADLINE_EXCEEDED, CANCELLED). So a client that saw its Put time out and
+// wrote the key again always reads the newer write.
 //
 // What it costs: its pool's frames, bounded by its own limit and charged to
-// the server's, and kIndexEntryBytes a page, charged to the server's limit
-// (a same-filled page takes no pool memory, but its index entry is memory
-// all the same); the tenant's fixed cost is the store's to charge. A tenant is
-// owned through shared_ptr: work that outlives a call (a Reclaim's evictions, a
-// drain's deliveries) holds it, so the store can tell that no one holds an idle
-// tenant it retires.
+// the server's, kIndexEntryBytes a page, and its fixed cost (the store's to
+// charge; counted here in UsedBytes for the fair share). A tenant is owned
+// through shared_ptr: work that outlives a call (a reclaim's evictions, a
+// drain's deliveries) holds it, so the store can tell that no one holds an
+// idle tenant it retires.
 //
 // Lock order: index_mu_ before the pool's own lock and the sink's. Sink
 // outcomes arrive with no lock held. Thread-safe.
@@ -34,11 +38,13 @@
 #ifndef ZPAGED_SERVER_STORE_TENANT_H_
 #define ZPAGED_SERVER_STORE_TENANT_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
@@ -55,44 +61,43 @@
 #include "server/store/page_record.h"
 #include "server/store/page_stats.h"
 #include "server/store/put_options.h"
+#include "server/store/reclaim_source.h"
+#include "server/store/reclaimer.h"
+#include "server/store/store_options.h"
 
 namespace zpaged {
 
-struct ReclaimResult {
-  uint32_t reclaimed_pool_pages = 0;
-  uint64_t evicted_pages = 0;
-};
-
-// Receives the outcome of a Reclaim, once.
-using ReclaimDone = absl::AnyInvocable<void(ReclaimResult) &&>;
-
-class Tenant : public std::enable_shared_from_this<Tenant> {
+class Tenant final : public ReclaimSource,
+                     public std::enable_shared_from_this<Tenant> {
  public:
   // What one indexed page costs beyond its pool bytes: a hash map slot (8
   // bytes of key, 16 of entry, 1 of control) at the map's lowest load after
   // growing (7/16), with room for the old table while it grows.
   static constexpr uint64_t kIndexEntryBytes = 96;
 
-  // Create with std::make_shared. `sink` and `shared_budget` (may be null)
+  // Create with std::make_shared. `sink`, `reclaimer` and `shared_budget`
   // must outlive the tenant, and every delivery to the sink must have its
-  // outcome before the tenant is destroyed. `max_pool_bytes` bounds this
-  // tenant's pool; `pool_driver` must be one of kZpoolDrivers.
-  Tenant(std::string name, uint64_t max_pool_bytes, EvictionSink* sink,
-         MemoryBudget* shared_budget, const CodecOptions& codec = {},
-         absl::string_view pool_driver = kZpoolDrivers[0]);
+  // outcome before the tenant is destroyed. Its pool is bounded by
+  // options.tenant_max_bytes, of options.pool_driver (one of
+  // kZpoolDrivers); `fixed_bytes` is what the store charges for it besides
+  // its pages.
+  Tenant(std::string name, const StoreOptions& options, uint64_t fixed_bytes,
+         EvictionSink* sink, Reclaimer* reclaimer, MemoryBudget* shared_budget);
 
   Tenant(const Tenant&) = delete;
   Tenant& operator=(const Tenant&) = delete;
 
-  const std::string& name() const { return name_; }
+  const std::string& name() const override { return name_; }
 
   // Stores `page` (kPageSize bytes) under `key`, replacing what was there,
-  // and returns how it is kept. When the pool is at a limit, a watcher is
-  // connected and options.wait_for_room, the Put must wait for evictions:
-  // it then calls `later` once for the function that takes its result,
-  // returns nullopt, and hands that function the result from the thread on
-  // which the wait ends. RESOURCE_EXHAUSTED when no room could be made (the
-  // store is then unchanged); every such refusal is counted.
+  // and returns how it is kept. When the pool is at a limit, somebody could
+  // give room (reclaimer.h) and options.wait_for_room, the Put must wait
+  // for evictions: it then calls `later` once for the function that takes
+  // its result, returns nullopt, and hands that function the result from
+  // the thread on which the wait ends. RESOURCE_EXHAUSTED when no room
+  // could be made; ABORTED, DEADLINE_EXCEEDED or CANCELLED when a later
+  // write of the key, the deadline or the caller ended the wait (see
+  // above). The store is unchanged by any failure, and each is counted.
   std::optional<absl::StatusOr<PutResult>> Put(
       uint64_t key, absl::Span<const uint8_t> page, const PutOptions& options,
       absl::FunctionRef<PutDone()> later);
@@ -105,34 +110,30 @@ class Tenant : public std::enable_shared_from_this<Tenant> {
   bool Delete(uint64_t key);
 
   // Removes every page indexed when the call began, each as Delete does,
-  // and returns how many it removed. A page put meanwhile may survive.
+  // and supersedes every Put waiting for room; returns how many pages it
+  // removed. A page put meanwhile may survive.
   uint64_t DeleteAll();
 
-  // Tries to release up to `frames` pool frames by evicting their pages to
-  // the sink, each frame with up to kTriesPerFrame frames along the LRU,
-  // and stops at the first that cannot be released. `done` gets what was
-  // released and acked once every page handed over has its outcome: maybe
-  // before Reclaim returns, else on the thread of the last outcome.
-  void Reclaim(uint32_t frames, ReclaimDone done);
-
-  // Evicts every page to the sink and waits for the outcomes: the pool by
-  // reclaim until it is empty or stops shrinking, then the same-filled
-  // pages. Starts nothing after `deadline` and waits no longer than it; a
-  // delivery still out then resolves later, as any does. Returns how many
-  // pages were acked; what is left shows in Stats().
-  uint64_t Drain(absl::Time deadline);
-
   // True if it holds no page.
-  bool Empty() const;
+  bool Empty() const { return !HoldsPages(); }
+
+  // ReclaimSource.
+  uint64_t UsedBytes() const override;
+  bool HoldsPages() const override { return stored_pages_.load() > 0; }
+  uint64_t PoolFrames() const override;
+  absl::StatusOr<FrameReclaim> StartReclaim() override;
+  bool EndReclaim(const FrameReclaim& reclaim) override;
+  OfferOutcome OfferPooled(ZpoolHandle handle, HandOver hand_over) override;
+  std::vector<PageCopy> SameFilledCopies() const override;
+  OfferOutcome OfferSameFilled(const PageCopy& copy,
+                               HandOver hand_over) override;
+  void Settle(const PageCopy& copy, DeliveryOutcome outcome,
+              EvictionReason reason) override;
 
   // Counts a Put refused before it reached the tenant (bad page).
   void CountInvalidPut() { rejected_invalid_.fetch_add(1); }
 
   PageStats Stats() const;
-
-  static constexpr uint32_t kTriesPerFrame = 8;
-  // Frames one Reclaim has under eviction at once.
-  static constexpr uint32_t kFramesInFlight = 16;
 
  private:
   struct IndexEntry {
@@ -141,8 +142,6 @@ class Tenant : public std::enable_shared_from_this<Tenant> {
     PageEncoding encoding;
   };
   struct WaitingPut;
-  struct ReclaimJob;
-  struct FrameEviction;
 
   // A page as it will be kept: its encoding, and its payload (the
   // compressed bytes, the RAW page) or, same-filled, its word.
@@ -164,13 +163,24 @@ class Tenant : public std::enable_shared_from_this<Tenant> {
   // (none when same-filled); RESOURCE_EXHAUSTED, with nothing charged, at a
   // limit.
   absl::StatusOr<Reservation> Reserve(uint64_t key, const EncodedPage& page);
-  // Copies the record into the room reserved and indexes it under `key`.
-  PutResult Install(uint64_t key, const Reservation& room,
-                    const EncodedPage& page);
-  // Indexes `entry` under `key`, then releases the copy it replaced. Every
-  // indexed entry holds one index charge: the reserved one, or one taken
-  // now if the key was indexed at Reserve and is no longer.
-  void Replace(uint64_t key, const IndexEntry& entry, bool index_charged);
+  // Copies the record into the room reserved and indexes it under `key`,
+  // then releases the copy it replaced; supersedes any Put of `key` that
+  // waits for room. For `waiting`, a Put that waited: if it was superseded,
+  // its deadline passed or its caller left, nothing is indexed, the room
+  // is given back, and the status says why. Every indexed entry holds one
+  // index charge: the reserved one, or one taken now if the key was
+  // indexed at Reserve and is no longer.
+  absl::StatusOr<PutResult> Install(uint64_t key, const Reservation& room,
+                                    const EncodedPage& page,
+                                    const WaitingPut* waiting = nullptr);
+  // Why `waiting` may no longer be installed; OK if it may.
+  static absl::Status Abandoned(const WaitingPut& waiting)
+      ABSL_SHARED_LOCKS_REQUIRED(index_mu_);
+  // Gives back what Reserve set aside, for a Put that was not installed.
+  void Unreserve(const Reservation& room);
+  // Marks the waiting Put of `key` (every one, with `all`) superseded.
+  void Supersede(uint64_t key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
+  void SupersedeAll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
   // Adjusts the per-encoding counters for an entry coming (+1) or going (-1).
   void Account(const IndexEntry& entry, int direction)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
@@ -188,36 +198,26 @@ class Tenant : public std::enable_shared_from_this<Tenant> {
   // (a Put or Delete may have replaced it meanwhile).
   void DropCopy(uint64_t key, uint64_t value, bool same_filled);
 
-  // The rounds of a Put waiting for room: reclaim one frame, then try again.
+  // True if the pool cannot take another frame under its own limit.
+  bool AtOwnLimit() const;
+  // The rounds of a Put waiting for room: ask the Reclaimer for one frame,
+  // then try again.
   void MakeRoomFor(WaitingPut* put);
   void RetryPut(WaitingPut* put, const ReclaimResult& reclaimed);
-
-  // Starts chains of frame evictions while the job allows.
-  void StartChains(const std::shared_ptr<ReclaimJob>& job);
-  // Takes frames off the LRU, up to `tries`, until one has pages out (its
-  // last outcome goes on in FrameSettled) or the chain ends.
-  void TryFrames(const std::shared_ptr<ReclaimJob>& job, uint32_t tries);
-  void FrameSettled(const std::shared_ptr<FrameEviction>& frame);
-  void EndChain(const std::shared_ptr<ReclaimJob>& job, bool released);
-  // Hands the page `handle` holds to the sink; false if it was not handed
-  // over (replaced or deleted since: stale; or the sink refused).
-  bool EvictPage(ZpoolHandle handle,
-                 const std::shared_ptr<FrameEviction>& frame);
-  void PageSettled(const std::shared_ptr<FrameEviction>& frame, uint64_t key,
-                   ZpoolHandle handle, DeliveryOutcome outcome);
-  // Counts a delivery's outcome; true if it was acked.
-  bool CountOutcome(DeliveryOutcome outcome);
-  // Reclaim, waiting for the result until `deadline`; nullopt past it.
-  std::optional<ReclaimResult> ReclaimAndWait(uint32_t frames,
-                                              absl::Time deadline);
-  // Hands every same-filled page to the sink and waits for the outcomes,
-  // until `deadline`.
-  void DrainSameFilled(absl::Time deadline);
+  // Ends a waiting Put with `result`.
+  void FinishWaiting(WaitingPut* put, absl::StatusOr<PutResult> result);
+  // Hands `copy` and the page in `page` to `hand_over`.
+  OfferOutcome HandOverCopy(const PageCopy& copy,
+                            absl::Span<const uint8_t> page, HandOver hand_over);
 
   const std::string name_;
   EvictionSink* const sink_;
+  Reclaimer* const reclaimer_;
   MemoryBudget* const shared_budget_;  // charged for index entries
   const CodecOptions codec_;
+  const uint64_t max_pool_bytes_;
+  const uint64_t fixed_bytes_;
+  const std::function<void(absl::Duration)> on_room_wait_;
   std::unique_ptr<Zpool> pool_;
 
   // Readers (Get, Stats, the read phase of an eviction) share it, so Gets
@@ -230,8 +230,17 @@ class Tenant : public std::enable_shared_from_this<Tenant> {
   uint64_t zstd_pages_ ABSL_GUARDED_BY(index_mu_) = 0;
   uint64_t raw_pages_ ABSL_GUARDED_BY(index_mu_) = 0;
   uint64_t compressed_bytes_ ABSL_GUARDED_BY(index_mu_) = 0;
+  // Puts waiting for room, by key: the latest write of each, until a later
+  // one supersedes it.
+  absl::flat_hash_map<uint64_t, WaitingPut*> waiting_
+      ABSL_GUARDED_BY(index_mu_);
+  // index_.size(), readable without the lock (fair share, retirement).
+  std::atomic<uint64_t> stored_pages_{0};
 
   std::atomic<uint64_t> evicted_{0};  // deliveries acked
+  std::array<std::atomic<uint64_t>, kEvictionReasons> evicted_by_reason_{};
+  std::atomic<uint64_t> room_waits_{0};
+  std::atomic<uint64_t> rejected_abandoned_{0};
   std::atomic<uint64_t> timed_out_{0};
   std::atomic<uint64_t> disconnected_{0};
   std::atomic<uint64_t> refused_{0};
