@@ -30,13 +30,26 @@ std::shared_ptr<Tenant> PageStore::Find(absl::string_view tenant) const {
 
 absl::StatusOr<std::shared_ptr<Tenant>> PageStore::FindOrCreate(
     absl::string_view tenant) {
+  bool short_of_memory = false;
+  absl::StatusOr<std::shared_ptr<Tenant>> found =
+      FindOrCreateOnce(tenant, /*may_overshoot=*/false, &short_of_memory);
+  // At the limit a newcomer is let in if room can be made for it from a
+  // tenant above its share: its first Put then waits for that room.
+  if (!found.ok() && short_of_memory && reclaimer_.CanMakeRoomForNewcomer()) {
+    found = FindOrCreateOnce(tenant, /*may_overshoot=*/true, &short_of_memory);
+  }
+  if (!found.ok()) rejected_new_tenants_++;
+  return found;
+}
+
+absl::StatusOr<std::shared_ptr<Tenant>> PageStore::FindOrCreateOnce(
+    absl::string_view tenant, bool may_overshoot, bool* short_of_memory) {
   std::vector<std::shared_ptr<Tenant>> retired;  // destroyed after unlocking
   MutexLock lock(&tenants_mu_);
   auto it = tenants_.find(tenant);
   if (it != tenants_.end()) return it->second;
   if (tenants_.size() >= options_.max_tenants) retired = RetireIdleTenants();
   if (tenants_.size() >= options_.max_tenants) {
-    rejected_new_tenants_++;
     return absl::ResourceExhaustedError(absl::StrCat(
         "zpaged already holds its maximum of ", options_.max_tenants,
         " tenants (--max_tenants), none of them empty"));
@@ -46,11 +59,19 @@ absl::StatusOr<std::shared_ptr<Tenant>> PageStore::FindOrCreate(
     retired = RetireIdleTenants();
     charged = budget_.Charge(kTenantBytes);
   }
+  // Past the limit by one tenant's cost at most: only while it is not
+  // passed already, so that newcomers cannot add up.
+  if (!charged.ok() && may_overshoot &&
+      budget_.used_bytes() <= budget_.limit_bytes()) {
+    budget_.ChargeAnyway(kTenantBytes);
+    charged = absl::OkStatus();
+  }
   if (!charged.ok()) {
-    rejected_new_tenants_++;
+    *short_of_memory = true;
     return absl::ResourceExhaustedError(
         absl::StrCat("no room for a new tenant (", kTenantBytes,
-                     " bytes): ", charged.message()));
+                     " bytes): ", charged.message(),
+                     "; no tenant above its share has a watcher to evict to"));
   }
   std::shared_ptr<Tenant>& slot = tenants_[tenant];
   slot = std::make_shared<Tenant>(std::string(tenant), options_, kTenantBytes,

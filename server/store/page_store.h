@@ -147,9 +147,14 @@ class PageStore {
   std::shared_ptr<Tenant> Find(absl::string_view tenant) const;
   std::vector<std::shared_ptr<Tenant>> Tenants() const;
   // RESOURCE_EXHAUSTED when the tenant is new and neither max_tenants nor
-  // the memory limit leaves room for it, even after retiring idle tenants.
+  // the memory limit leaves room for it, even after retiring idle tenants
+  // and counting what tenants above their share could give.
   absl::StatusOr<std::shared_ptr<Tenant>> FindOrCreate(
       absl::string_view tenant);
+  // One try of it; with `may_overshoot` the limit may be passed by the
+  // tenant's fixed cost. Sets `short_of_memory` when the limit refused.
+  absl::StatusOr<std::shared_ptr<Tenant>> FindOrCreateOnce(
+      absl::string_view tenant, bool may_overshoot, bool* short_of_memory);
   // Removes every tenant that holds no page and that no one else holds,
   // keeping its counters in retired_counters_. Returns them, to be destroyed
   // once tenants_mu_ is released.

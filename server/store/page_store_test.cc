@@ -1,9 +1,12 @@
 #include "server/store/page_store.h"
 
 #include <array>
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -623,6 +626,201 @@ TEST_F(PageStoreTest, DrainEvictsEverythingAndReportsWhatIsLeft) {
   EXPECT_EQ(report.left[0].pages, 1u);
   EXPECT_FALSE(report.left[0].watched);
   EXPECT_EQ(watcher_.delivered().size(), 40u);
+}
+
+// A Put's result, whenever it comes.
+struct LaterPut {
+  Notification finished;
+  std::optional<absl::StatusOr<PutResult>> result;
+};
+
+std::shared_ptr<LaterPut> PutLater(PageStore& store, absl::string_view tenant,
+                                   uint64_t key, const Page& page,
+                                   PutOptions options = {}) {
+  auto later = std::make_shared<LaterPut>();
+  std::optional<absl::StatusOr<PutResult>> now =
+      store.Put(tenant, key, page, options, [&]() -> PutDone {
+        return [later](absl::StatusOr<PutResult> r) {
+          later->result = std::move(r);
+          later->finished.Notify();
+        };
+      });
+  if (now.has_value()) {
+    later->result = std::move(now);
+    later->finished.Notify();
+  }
+  return later;
+}
+
+TEST_F(PageStoreTest, ABusyTenantIsEvictedForANewcomerDownToItsShare) {
+  // Room for 60 frames; "vm" fills it all, then "vm-b" comes.
+  Make(StoreOptions{.max_memory_bytes = PageStore::MemoryFor(2, 60, 200)});
+  ScriptedWatcher b_watcher(&broker_);
+  b_watcher.WatchTenant("vm-b");
+  for (int key = 1; key <= 200; ++key) MustPut("vm", key, RandomPage(key));
+  const uint64_t a_evicted_alone = StatsOf("vm").evicted_pages;
+  EXPECT_GT(a_evicted_alone, 0u);  // it made room from its own LRU
+  for (int key = 1; key <= 25; ++key) {
+    MustPut("vm-b", key, RandomPage(1000 + key));
+  }
+  const PageStats a = StatsOf("vm"), b = StatsOf("vm-b");
+  EXPECT_EQ(b.stored_pages, 25u);
+  EXPECT_EQ(b.evicted_pages, 0u);  // below its share: never evicted
+  EXPECT_GE(a.evicted_pages - a_evicted_alone, 25u);
+  EXPECT_EQ(a.evicted_server_limit, a.evicted_pages);
+  // Nothing of A is lost: each page is readable or was acked to its watcher.
+  std::set<uint64_t> acked;
+  for (const Delivered& d : watcher_.delivered()) {
+    EXPECT_EQ(d.page, RandomPage(static_cast<int>(d.key)));
+    acked.insert(d.key);
+  }
+  for (int key = 1; key <= 200; ++key) {
+    absl::StatusOr<Page> page = GetPage("vm", key);
+    if (page.ok()) {
+      EXPECT_EQ(*page, RandomPage(key));
+    } else {
+      EXPECT_TRUE(acked.contains(key)) << key;
+    }
+  }
+}
+
+TEST_F(PageStoreTest, ATenantWithinItsShareIsNotEvictedForAnother) {
+  // 90 frames: "vm" takes 20, the hog fills the rest, a newcomer takes 20.
+  Make(StoreOptions{.max_memory_bytes = PageStore::MemoryFor(3, 90, 300)});
+  ScriptedWatcher hog(&broker_), newcomer(&broker_);
+  hog.WatchTenant("hog");
+  newcomer.WatchTenant("new");
+  for (int key = 1; key <= 20; ++key) MustPut("vm", key, RandomPage(key));
+  for (int key = 1; key <= 150; ++key) MustPut("hog", key, RandomPage(key));
+  for (int key = 1; key <= 20; ++key) MustPut("new", key, RandomPage(key));
+  EXPECT_EQ(StatsOf("vm").evicted_pages, 0u);
+  EXPECT_EQ(StatsOf("vm").stored_pages, 20u);
+  EXPECT_EQ(StatsOf("new").stored_pages, 20u);
+  EXPECT_GT(StatsOf("hog").evicted_server_limit, 0u);
+}
+
+TEST_F(PageStoreTest, AHogWithoutAWatcherIsPassedOverForTheNextAboveShare) {
+  Make(StoreOptions{.max_memory_bytes = PageStore::MemoryFor(3, 300, 600)});
+  watcher_.Unwatch();
+  ScriptedWatcher second(&broker_), newcomer(&broker_);
+  second.WatchTenant("second");
+  newcomer.WatchTenant("new");
+  for (int key = 1; key <= 250; ++key) MustPut("second", key, RandomPage(key));
+  // The hog takes room from "second" down to its share, then is refused:
+  // it has no watcher to evict to.
+  int hog_pages = 0;
+  while (Put("hog", hog_pages + 1, RandomPage(hog_pages + 1)).ok()) {
+    ++hog_pages;
+  }
+  ASSERT_GT(hog_pages, 20);
+  for (int key = 1; key <= 10; ++key) MustPut("new", key, RandomPage(key));
+  EXPECT_EQ(StatsOf("hog").stored_pages, uint64_t(hog_pages));  // untouched
+  EXPECT_GT(StatsOf("second").evicted_server_limit, 0u);
+  for (int key = 1; key <= hog_pages; ++key) {
+    EXPECT_EQ(*GetPage("hog", key), RandomPage(key));
+  }
+}
+
+TEST_F(PageStoreTest, WithNobodyAbleToGiveRoomAPutIsRefusedAndNothingLost) {
+  Make(StoreOptions{.max_memory_bytes = PageStore::MemoryFor(2, 10, 40)});
+  watcher_.Unwatch();
+  int a = 0, b = 0;
+  while (Put("a", a + 1, RandomPage(a + 1)).ok()) ++a;
+  absl::StatusOr<PutResult> refused = Put("b", 1, RandomPage(7));
+  EXPECT_TRUE(absl::IsResourceExhausted(refused.status()));
+  EXPECT_NE(refused.status().message().find("above its share"),
+            std::string::npos)
+      << refused.status();
+  while (Put("b", b + 1, RandomPage(b + 1)).ok()) ++b;
+  EXPECT_EQ(b, 0);
+  EXPECT_GE(store_->rejected_new_tenants(), 1u);
+  EXPECT_EQ(StatsOf("a").stored_pages, uint64_t(a));
+  for (int key = 1; key <= a; ++key) {
+    EXPECT_EQ(*GetPage("a", key), RandomPage(key));
+  }
+}
+
+// The zombie Put: a Put waits for room while its eviction's ack is held
+// back; a later write of the key comes; the held ack then lets room be
+// made. The old Put must store nothing.
+class ZombiePutTest : public PageStoreTest {
+ protected:
+  void SetUp() override {
+    // Two frames, each holding one incompressible page: a waiting Put
+    // takes one frame under reclaim, so two can wait at once.
+    Make(StoreOptions{.tenant_max_bytes = 2 * kPageSize});
+    watcher_.on_deliver = [this](absl::string_view, uint64_t) {
+      release_.WaitForNotification();
+      return absl::OkStatus();
+    };
+    watcher_.Watch();
+    MustPut("vm", 1, RandomPage(1));
+    MustPut("vm", 3, RandomPage(3));
+  }
+  void TearDown() override {
+    if (!release_.HasBeenNotified()) release_.Notify();
+    PageStoreTest::TearDown();
+  }
+  Notification release_;
+};
+
+TEST_F(ZombiePutTest, ADeleteWhileItWaitsWins) {
+  auto old_put = PutLater(*store_, "vm", 1, RandomPage(2));
+  ASSERT_FALSE(old_put->finished.HasBeenNotified());  // waiting for room
+  EXPECT_TRUE(*store_->Delete("vm", 1));
+  release_.Notify();
+  old_put->finished.WaitForNotification();
+  EXPECT_TRUE(absl::IsAborted(old_put->result->status()))
+      << old_put->result->status();
+  EXPECT_TRUE(absl::IsNotFound(GetPage("vm", 1).status()));
+  EXPECT_EQ(StatsOf("vm").rejected_puts_abandoned, 1u);
+}
+
+TEST_F(ZombiePutTest, DeleteAllWhileItWaitsWins) {
+  auto old_put = PutLater(*store_, "vm", 2, RandomPage(2));
+  ASSERT_FALSE(old_put->finished.HasBeenNotified());
+  EXPECT_EQ(*store_->DeleteAll("vm"), 2u);
+  release_.Notify();
+  old_put->finished.WaitForNotification();
+  EXPECT_TRUE(absl::IsAborted(old_put->result->status()));
+  EXPECT_TRUE(absl::IsNotFound(GetPage("vm", 2).status()));
+  EXPECT_EQ(StatsOf("vm").stored_pages, 0u);
+}
+
+TEST_F(ZombiePutTest, ANewerPutOfTheKeyWins) {
+  auto old_put = PutLater(*store_, "vm", 2, RandomPage(2));
+  auto new_put = PutLater(*store_, "vm", 2, RandomPage(3));
+  ASSERT_FALSE(old_put->finished.HasBeenNotified());
+  release_.Notify();
+  old_put->finished.WaitForNotification();
+  new_put->finished.WaitForNotification();
+  EXPECT_TRUE(absl::IsAborted(old_put->result->status()));
+  ASSERT_TRUE(new_put->result->ok()) << new_put->result->status();
+  EXPECT_EQ(*GetPage("vm", 2), RandomPage(3));
+}
+
+TEST_F(ZombiePutTest, APutWhoseDeadlinePassedWhileItWaitedNeverLands) {
+  auto old_put =
+      PutLater(*store_, "vm", 2, RandomPage(2),
+               PutOptions{.deadline = absl::Now() + absl::Milliseconds(50)});
+  absl::SleepFor(absl::Milliseconds(100));
+  release_.Notify();
+  old_put->finished.WaitForNotification();
+  EXPECT_TRUE(absl::IsDeadlineExceeded(old_put->result->status()))
+      << old_put->result->status();
+  EXPECT_TRUE(absl::IsNotFound(GetPage("vm", 2).status()));
+}
+
+TEST_F(ZombiePutTest, ACancelledPutNeverLands) {
+  std::atomic<bool> cancelled{false};
+  auto old_put = PutLater(
+      *store_, "vm", 2, RandomPage(2),
+      PutOptions{.cancelled = [&cancelled] { return cancelled.load(); }});
+  cancelled = true;
+  release_.Notify();
+  old_put->finished.WaitForNotification();
+  EXPECT_TRUE(absl::IsCancelled(old_put->result->status()));
+  EXPECT_TRUE(absl::IsNotFound(GetPage("vm", 2).status()));
 }
 
 }  // namespace

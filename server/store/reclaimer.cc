@@ -180,30 +180,35 @@ void Reclaimer::Reclaim(std::shared_ptr<ReclaimSource> source, uint32_t frames,
 }
 
 std::vector<std::shared_ptr<ReclaimSource>> Reclaimer::Victims(
-    uint64_t target_bytes) {
+    uint64_t target_bytes, const ReclaimSource* requester, bool newcomer) {
   std::vector<std::shared_ptr<ReclaimSource>> sources = sources_();
   std::vector<ShareClaim> claims;
-  claims.reserve(sources.size());
+  claims.reserve(sources.size() + 1);
   for (const std::shared_ptr<ReclaimSource>& s : sources) {
-    claims.push_back({s->UsedBytes(), s->HoldsPages()});
+    claims.push_back({s->UsedBytes(), s->HoldsPages() || s.get() == requester});
   }
+  if (newcomer) claims.push_back({0, true});
   std::vector<std::shared_ptr<ReclaimSource>> victims;
   for (size_t i : AboveShare(target_bytes, claims)) {
-    if (sink_->CanAccept(sources[i]->name())) victims.push_back(sources[i]);
+    if (i < sources.size() && sink_->CanAccept(sources[i]->name())) {
+      victims.push_back(sources[i]);
+    }
   }
   return victims;
 }
 
 bool Reclaimer::CanMakeRoom(const ReclaimSource& requester, bool at_own_limit) {
   return sink_->CanAccept(requester.name()) ||
-         (!at_own_limit && !Victims(budget_->limit_bytes()).empty());
+         (!at_own_limit &&
+          !Victims(budget_->limit_bytes(), &requester).empty());
 }
 
 void Reclaimer::MakeRoom(std::shared_ptr<ReclaimSource> requester,
                          bool at_own_limit, ReclaimDone done) {
   auto victims =
       std::make_shared<std::vector<std::shared_ptr<ReclaimSource>>>();
-  if (!at_own_limit) *victims = Victims(budget_->limit_bytes());
+  if (!at_own_limit)
+    *victims = Victims(budget_->limit_bytes(), requester.get());
   // A tenant may always make room for itself from its own LRU: last, when
   // others are above their share.
   if (std::find(victims->begin(), victims->end(), requester) ==
@@ -211,7 +216,18 @@ void Reclaimer::MakeRoom(std::shared_ptr<ReclaimSource> requester,
       sink_->CanAccept(requester->name())) {
     victims->push_back(std::move(requester));
   }
-  TryVictims(std::move(victims), 0,
+  // At the server limit, as many frames as the limit is passed by (a
+  // newcomer may be let in a tenant's cost past it), and one more page.
+  uint64_t frames = 1;
+  if (!at_own_limit) {
+    const uint64_t wanted = budget_->used_bytes() + kPageSize;
+    const uint64_t limit = budget_->limit_bytes();
+    if (wanted > limit) {
+      frames = std::min<uint64_t>((wanted - limit + kPageSize - 1) / kPageSize,
+                                  kMaxRoomFrames);
+    }
+  }
+  TryVictims(std::move(victims), 0, static_cast<uint32_t>(frames),
              at_own_limit ? EvictionReason::kTenantLimit
                           : EvictionReason::kServerLimit,
              std::move(done));
@@ -219,20 +235,21 @@ void Reclaimer::MakeRoom(std::shared_ptr<ReclaimSource> requester,
 
 void Reclaimer::TryVictims(
     std::shared_ptr<std::vector<std::shared_ptr<ReclaimSource>>> victims,
-    size_t next, EvictionReason reason, ReclaimDone done) {
+    size_t next, uint32_t frames, EvictionReason reason, ReclaimDone done) {
   if (next == victims->size()) {
     std::move(done)(ReclaimResult{});
     return;
   }
   std::shared_ptr<ReclaimSource> victim = (*victims)[next];
-  Reclaim(std::move(victim), 1, reason,
-          [this, victims, next, reason,
+  Reclaim(std::move(victim), frames, reason,
+          [this, victims, next, frames, reason,
            done = std::move(done)](ReclaimResult result) mutable {
             if (result.reclaimed_pool_pages > 0) {
               std::move(done)(result);
               return;
             }
-            TryVictims(std::move(victims), next + 1, reason, std::move(done));
+            TryVictims(std::move(victims), next + 1, frames, reason,
+                       std::move(done));
           });
 }
 
@@ -354,7 +371,7 @@ bool Reclaimer::RestoreHeadroom() {
   const uint32_t frames = static_cast<uint32_t>(
       std::min<uint64_t>(missing / kPageSize + 1, kHeadroomFramesPerRound));
   for (const std::shared_ptr<ReclaimSource>& victim :
-       Victims(limit - headroom_bytes_)) {
+       Victims(limit - headroom_bytes_, nullptr)) {
     // Every delivery has its outcome within the ack deadline, so the job
     // ends; the wait looks up now and then only so that Stop is not held up.
     auto wait = std::make_shared<Notification>();

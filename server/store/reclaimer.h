@@ -95,8 +95,9 @@ class Reclaimer {
                EvictionReason reason, ReclaimDone done);
 
   // Room for one page of `requester`: one frame released from the tenant
-  // itself when it is at its own limit (`at_own_limit`), else from the
-  // first tenant, in fair-share order, whose frame could be released.
+  // itself when it is at its own limit (`at_own_limit`), else, from the
+  // first tenant in fair-share order whose frames could be released, as
+  // many as the server is short of (up to kMaxRoomFrames).
   // `done` gets the frame released, or nothing released when nobody could.
   void MakeRoom(std::shared_ptr<ReclaimSource> requester, bool at_own_limit,
                 ReclaimDone done);
@@ -105,6 +106,12 @@ class Reclaimer {
   // itself, or (not at its own limit) a tenant above its share, with a
   // ready watcher.
   bool CanMakeRoom(const ReclaimSource& requester, bool at_own_limit);
+
+  // True if a tenant not created yet could be given room at the limit: a
+  // tenant is above its share counting the newcomer, with a ready watcher.
+  bool CanMakeRoomForNewcomer() {
+    return !Victims(budget_->limit_bytes(), nullptr, /*newcomer=*/true).empty();
+  }
 
   // Evicts every page of `source` and waits for the outcomes: the pool by
   // reclaim until it is empty or stops shrinking, then the same-filled
@@ -126,16 +133,21 @@ class Reclaimer {
   static constexpr uint32_t kTriesPerFrame = 8;
   // Frames one job has under eviction at once.
   static constexpr uint32_t kFramesInFlight = 16;
+  // Frames one MakeRoom asks of one tenant at most.
+  static constexpr uint32_t kMaxRoomFrames = 64;
 
  private:
   // The tenants that may give room towards `target_bytes` with a ready
-  // watcher, in fair-share order.
-  std::vector<std::shared_ptr<ReclaimSource>> Victims(uint64_t target_bytes);
-  // Reclaims one frame from victims[next], then the next, until one frame
-  // is released or none is left.
+  // watcher, in fair-share order. `requester` (may be null), and with
+  // `newcomer` one more tenant, count as holding pages: they are about to.
+  std::vector<std::shared_ptr<ReclaimSource>> Victims(
+      uint64_t target_bytes, const ReclaimSource* requester,
+      bool newcomer = false);
+  // Reclaims up to `frames` frames from victims[next], then the next, until
+  // a frame is released or none is left.
   void TryVictims(
       std::shared_ptr<std::vector<std::shared_ptr<ReclaimSource>>> victims,
-      size_t next, EvictionReason reason, ReclaimDone done);
+      size_t next, uint32_t frames, EvictionReason reason, ReclaimDone done);
   // Reclaim, waiting for the result until `deadline`; nullopt past it.
   std::optional<ReclaimResult> ReclaimAndWait(
       std::shared_ptr<ReclaimSource> source, uint32_t frames,
