@@ -230,13 +230,14 @@ TEST_F(ReclaimerTest, ATenantWithoutAWatcherIsPassedOver) {
   EXPECT_EQ(result.reclaimed_pool_pages, 1u);
   EXPECT_EQ(evicted, std::vector<std::string>({"new", "new"}));
   EXPECT_EQ(next->acked(EvictionReason::kServerLimit), 0u);
-  // Grown above its share with a watcher, "next" gives the room next time.
+  // Grown above its share with a watcher, "next" gives the room next time:
+  // the three frames the server is short of with one page more.
   next->AddFrame();
   next->AddFrame();
   newcomer->AddFrame();
   auto [evicted2, result2] = MakeRoom(newcomer, false);
-  EXPECT_EQ(result2.reclaimed_pool_pages, 1u);
-  EXPECT_EQ(evicted2, std::vector<std::string>({"next", "next"}));
+  EXPECT_EQ(result2.reclaimed_pool_pages, 3u);
+  EXPECT_EQ(evicted2, std::vector<std::string>(6, "next"));
   EXPECT_EQ(above->acked(EvictionReason::kServerLimit), 0u);
 }
 
@@ -263,13 +264,13 @@ TEST_F(ReclaimerTest, WhenNoAckComesNothingIsReleasedAndTheNextIsTried) {
   EXPECT_EQ(second->UsedBytes(), 12 * kPageSize);
   EXPECT_EQ(requester->UsedBytes(), 5 * kPageSize);
   // In order: "first" and "second" (above 32 / 3), then the requester
-  // itself, each for kTriesPerFrame frames of two pages.
+  // itself, each for at least kTriesPerFrame frames of two pages.
   std::vector<std::string> order;
   for (const std::string& t : evicted) {
     if (order.empty() || order.back() != t) order.push_back(t);
   }
   EXPECT_EQ(order, std::vector<std::string>({"first", "second", "req"}));
-  EXPECT_EQ(std::count(evicted.begin(), evicted.end(), "first"),
+  EXPECT_GE(std::count(evicted.begin(), evicted.end(), "first"),
             2 * Reclaimer::kTriesPerFrame);
 }
 
