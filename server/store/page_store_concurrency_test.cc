@@ -1,6 +1,8 @@
-// Threads Put, Get and Delete their own keys in two small tenants while the
-// limits force evictions through the broker to a watcher that acks from a
-// thread of its own.
+// Threads Put, Get and Delete their own keys while limits force evictions
+// through the broker to a watcher that acks from a thread of its own: two
+// small tenants at their own limits, and sixteen tenants at the server's
+// limit, where the reclaimer evicts tenants for each other and its headroom
+// thread evicts in the background.
 // Every read must return the last version written, unless the page was
 // evicted, and then the sink must have received exactly that version. Runs
 // under ThreadSanitizer without gRPC, so the store's own locking is checked.
@@ -8,6 +10,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <random>
@@ -52,14 +55,15 @@ Page MakePage(uint64_t key, uint32_t version) {
   return page;
 }
 
-// A watcher of both tenants whose client writes every page to a backing
+// A watcher of every tenant whose client writes every page to a backing
 // store that keeps the latest copy of each (tenant, key), then acks, in the
 // order the pages came, on a thread of its own.
 class RecordingWatcher : public WatcherChannel {
  public:
-  explicit RecordingWatcher(EvictionBroker* broker)
+  RecordingWatcher(EvictionBroker* broker,
+                   const std::vector<std::string>& tenants)
       : broker_(broker), client_([this] { Run(); }) {
-    for (const char* tenant : {"even", "odd"}) {
+    for (const std::string& tenant : tenants) {
       ids_[tenant] = *broker_->Attach(tenant, this);
     }
   }
@@ -141,19 +145,28 @@ class RecordingWatcher : public WatcherChannel {
   std::thread client_;
 };
 
-TEST(PageStoreConcurrencyTest, NothingIsLostOrMixedUpUnderEvictionPressure) {
-  constexpr int kThreads = 4;
-  constexpr int kKeysPerThread = 150;
-  constexpr int kOpsPerThread = 6000;
+struct ChurnShape {
+  int tenants;
+  int threads;  // thread t writes in tenant t % tenants
+  int keys_per_thread;
+  int ops_per_thread;
+  StoreOptions store;
+};
+
+// Churns as the file comment says and checks every read against the model;
+// returns the store's counters at the end.
+PageStats ChurnAndCheck(const ChurnShape& shape) {
+  const int kThreads = shape.threads;
+  const int kKeysPerThread = shape.keys_per_thread;
   BrokerOptions options;
   options.log = [](const std::string&) {};
   EvictionBroker broker(std::move(options));
-  // Small enough that the working set does not fit: reclaim runs all along.
-  PageStore store(StoreOptions{.tenant_max_bytes = 16 * kPageSize,
-                               .max_memory_bytes = PageStore::MemoryFor(
-                                   2, 28, kThreads * kKeysPerThread)},
-                  &broker);
-  RecordingWatcher sink(&broker);
+  PageStore store(shape.store, &broker);
+  std::vector<std::string> tenants;
+  for (int i = 0; i < shape.tenants; ++i) {
+    tenants.push_back("tenant-" + std::to_string(i));
+  }
+  RecordingWatcher sink(&broker, tenants);
   std::atomic<uint64_t> wrong_reads{0}, lost{0}, reads{0};
 
   // Reads `key`, which should hold `version` (0 = none), and counts what is
@@ -175,7 +188,7 @@ TEST(PageStoreConcurrencyTest, NothingIsLostOrMixedUpUnderEvictionPressure) {
     }
     return false;
   };
-  auto tenant_of = [](int thread) { return thread % 2 == 0 ? "even" : "odd"; };
+  auto tenant_of = [&](int thread) { return tenants[thread % tenants.size()]; };
   auto key_of = [](int thread, int slot) {
     return uint64_t(thread) << 32 | slot;
   };
@@ -189,7 +202,7 @@ TEST(PageStoreConcurrencyTest, NothingIsLostOrMixedUpUnderEvictionPressure) {
       const std::string tenant = tenant_of(t);
       std::mt19937 rng(t);
       std::vector<uint32_t>& version = versions[t];
-      for (int op = 0; op < kOpsPerThread; ++op) {
+      for (int op = 0; op < shape.ops_per_thread; ++op) {
         const int slot = rng() % kKeysPerThread;
         const uint64_t key = key_of(t, slot);
         const int roll = rng() % 10;
@@ -225,11 +238,40 @@ TEST(PageStoreConcurrencyTest, NothingIsLostOrMixedUpUnderEvictionPressure) {
   EXPECT_EQ(lost.load(), 0u);
   EXPECT_GT(sink.delivered(), 100u) << "the test did not force evictions";
   EXPECT_GT(reads.load(), 1000u);
-  for (const char* tenant : {"even", "odd"}) {
+  for (const std::string& tenant : tenants) {
     PageStats stats = store.Stats(tenant).value();
-    EXPECT_LE(stats.pool_pages, 16u);
+    EXPECT_LE(stats.pool_pages * kPageSize, shape.store.tenant_max_bytes);
     EXPECT_GE(stats.density(), stats.pool_pages == 0 ? 0.0 : 1.0);
   }
+  PageStats all = store.Stats("").value();
+  EXPECT_LE(all.used_bytes, shape.store.max_memory_bytes);
+  return all;
+}
+
+TEST(PageStoreConcurrencyTest, NothingIsLostOrMixedUpAtTenantLimits) {
+  // Small enough that the working set does not fit: reclaim runs all along.
+  ChurnAndCheck(
+      {.tenants = 2,
+       .threads = 4,
+       .keys_per_thread = 150,
+       .ops_per_thread = 6000,
+       .store = {.tenant_max_bytes = 16 * kPageSize,
+                 .max_memory_bytes = PageStore::MemoryFor(2, 28, 4 * 150)}});
+}
+
+TEST(PageStoreConcurrencyTest, NothingIsLostOrMixedUpAtTheServerLimit) {
+  // Sixteen tenants share room for a third of their keys; no tenant limit.
+  const PageStats all = ChurnAndCheck(
+      {.tenants = 16,
+       .threads = 16,
+       .keys_per_thread = 60,
+       .ops_per_thread = 1500,
+       .store = {.max_memory_bytes = PageStore::MemoryFor(16, 16 * 20, 16 * 60),
+                 .reclaim_headroom_bytes = 8 * kPageSize}});
+  std::printf("server limit: %lu evictions at the limit, %lu ahead of time\n",
+              all.evicted_server_limit, all.evicted_headroom);
+  EXPECT_GT(all.evicted_server_limit + all.evicted_headroom, 100u);
+  EXPECT_GT(all.evicted_headroom, 0u);
 }
 
 }  // namespace
