@@ -43,14 +43,13 @@
 //
 // Beyond the slotted page: RAW pages get whole frames (AllocateWholeFrame),
 // as with zbud, so incompressible pages are reclaimed like the rest. The
-// per-frame state every frame needs (LRU and fit-list links, the live-slot
-// bitmap, pins, the whole frame's tag) lives in a 40-byte side table entry.
+// state every frame has in any driver (kind, LRU links, the whole frame's
+// tag, the under-reclaim mark) is in the shared frame table (frame_table.h);
+// this driver's own (fit-list links, the live-slot bitmap, the data start,
+// pins) is in a 24-byte table of its own beside it.
 //
-// Handles are 64 bits: frame index (bits 0-31), slot (32-37; 63 names a
-// whole frame) and a 26-bit tag (38-63) from a per-pool counter that starts
-// at a random value. A handle is accepted only if its slot is live and holds
-// the same tag, so freed, foreign and garbage handles are rejected and never
-// dereferenced outside the arena.
+// Handles are the frame table's, with six slot bits (slot 63 names a whole
+// frame) and a 26-bit tag.
 
 #ifndef ZPAGED_SERVER_CORE_DENSE_POOL_H_
 #define ZPAGED_SERVER_CORE_DENSE_POOL_H_
@@ -65,6 +64,7 @@
 #include "contract/page.h"
 #include "server/core/arena.h"
 #include "server/core/frame_list.h"
+#include "server/core/frame_table.h"
 #include "server/core/mutex.h"
 #include "server/core/zpool.h"
 
@@ -101,8 +101,7 @@ class DensePool final : public Zpool {
 
  private:
   static constexpr int kFitLists = kPageSize / kDenseGranule;  // 512
-
-  enum class FrameKind : uint8_t { kFree, kPacked, kWhole };
+  static constexpr int kSlotBits = 6;  // slots 0-62, and the whole slot
 
   // One entry of a frame's slot table; length 0 marks a free slot.
   struct SlotEntry {
@@ -112,39 +111,25 @@ class DensePool final : public Zpool {
   };
   static_assert(sizeof(SlotEntry) == kDenseSlotBytes);
 
-  // Side table entry, one per arena frame.
-  struct FrameState {
-    FrameIndex lru_prev = kNoFrame;
-    FrameIndex lru_next = kNoFrame;
+  // This driver's part of a frame's state, indexed as the frame table.
+  struct DenseFrame {
     FrameIndex fit_prev = kNoFrame;
     FrameIndex fit_next = kNoFrame;
     uint64_t live_slots = 0;          // bit i: slot i holds an allocation
-    uint32_t whole_tag = 0;           // live tag of a whole frame, 0 once freed
     uint16_t data_start = kPageSize;  // lowest byte of the packed data
     uint16_t pins = 0;                // Maps not yet Unmapped
     uint16_t fit_list = 0;            // the list it is on, while it is on one
-    FrameKind kind = FrameKind::kFree;
     // Freed while pinned: the live allocations no longer end-to-end.
     bool holed = false;
-    bool under_reclaim = false;
   };
-  static_assert(sizeof(FrameState) == 40);
-
-  struct Decoded {
-    FrameIndex frame;
-    uint32_t slot;
-    uint32_t tag;
-  };
-
-  static ZpoolHandle Encode(FrameIndex frame, uint32_t slot, uint32_t tag);
+  static_assert(sizeof(DenseFrame) == 24);
 
   SlotEntry* SlotTable(FrameIndex frame) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  uint32_t NextTag() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<Decoded> Validate(ZpoolHandle handle) const
+  absl::StatusOr<HandleFields> Validate(ZpoolHandle handle) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<FrameIndex> NewFrame(FrameKind kind)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives a frame fresh from the table its dense state.
+  void Track(FrameIndex frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseFrame(FrameIndex frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool IsEmpty(FrameIndex frame) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Bytes the largest allocation the frame can take now would use.
@@ -155,6 +140,9 @@ class DensePool final : public Zpool {
   // True when the frame belongs on the LRU and, if packed, a fit list: it
   // holds something and is not under reclaim.
   bool Listed(FrameIndex frame) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool IsPacked(FrameIndex frame) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return table_.entry(frame).kind == FrameKind::kPacked;
+  }
   // On and off the fit list a packed frame's room calls for. The room must
   // not change while the frame is on a list.
   void FitInsert(FrameIndex frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -166,22 +154,15 @@ class DensePool final : public Zpool {
   int FirstFitList(int granules) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable Mutex mu_;
-  Arena arena_ ABSL_GUARDED_BY(mu_);
-  std::vector<FrameState> frames_ ABSL_GUARDED_BY(mu_);
-  // Head: most recently allocated in; tail: next to reclaim.
-  FrameList<FrameState, &FrameState::lru_prev, &FrameState::lru_next> lru_
-      ABSL_GUARDED_BY(mu_);
+  FrameTable table_ ABSL_GUARDED_BY(mu_);
+  std::vector<DenseFrame> dense_ ABSL_GUARDED_BY(mu_);
   using FitList =
-      FrameList<FrameState, &FrameState::fit_prev, &FrameState::fit_next>;
+      FrameList<DenseFrame, &DenseFrame::fit_prev, &DenseFrame::fit_next>;
   // fit_lists_[g]: packed frames with room for g granules and not g + 1.
   std::array<FitList, kFitLists> fit_lists_ ABSL_GUARDED_BY(mu_);
   std::array<uint64_t, kFitLists / 64> fit_nonempty_ ABSL_GUARDED_BY(mu_) = {};
-  uint32_t next_tag_ ABSL_GUARDED_BY(mu_);
-  uint64_t pool_frames_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t packed_allocations_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t whole_allocations_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t packed_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t frames_under_reclaim_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace zpaged

@@ -1,34 +1,11 @@
 #include "server/core/zbud_pool.h"
 
-#include <utility>
-
-#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 
 namespace zpaged {
-namespace {
 
-constexpr uint32_t kTagBits = 30;
-constexpr uint32_t kTagMask = (uint32_t{1} << kTagBits) - 1;
-constexpr int kSlotShift = 32;
-constexpr int kTagShift = 34;
-
-absl::Status StaleHandle(ZpoolHandle handle) {
-  return absl::NotFoundError(absl::StrCat("handle 0x", absl::Hex(handle),
-                                          " does not name a live allocation"));
-}
-
-}  // namespace
-
-ZbudPool::ZbudPool(ZpoolOptions options)
-    : arena_(options.arena, options.shared_budget),
-      next_tag_(absl::Uniform<uint32_t>(absl::BitGen())) {
+ZbudPool::ZbudPool(ZpoolOptions options) : table_(options, kSlotBits) {
   unbuddied_.fill(kNoFrame);
-}
-
-ZpoolHandle ZbudPool::Encode(FrameIndex frame, Slot slot, uint32_t tag) {
-  return uint64_t{frame} | (uint64_t{slot} << kSlotShift) |
-         (uint64_t{tag} << kTagShift);
 }
 
 int ZbudPool::SizeToChunks(size_t size) {
@@ -41,62 +18,23 @@ int ZbudPool::FreeChunks(const Header& header) {
 }
 
 ZbudPool::Header& ZbudPool::HeaderOf(FrameIndex frame) const {
-  return *reinterpret_cast<Header*>(arena_.FrameAddress(frame));
+  return *reinterpret_cast<Header*>(table_.Address(frame));
 }
 
-uint32_t ZbudPool::NextTag() {
-  uint32_t tag;
-  do {
-    tag = next_tag_++ & kTagMask;
-  } while (tag == 0);
-  return tag;
-}
-
-absl::StatusOr<ZbudPool::Decoded> ZbudPool::Validate(ZpoolHandle handle) const {
-  const Decoded decoded{static_cast<FrameIndex>(handle),
-                        static_cast<Slot>((handle >> kSlotShift) & 3),
-                        static_cast<uint32_t>(handle >> kTagShift)};
-  if (decoded.frame >= frames_.size() || decoded.tag == 0) {
-    return StaleHandle(handle);
-  }
-  const FrameState& state = frames_[decoded.frame];
-  switch (decoded.slot) {
-    case kWholeSlot:
-      if (state.kind == FrameKind::kWhole && state.whole_tag == decoded.tag) {
-        return decoded;
-      }
-      break;
-    case kFirst:
-    case kLast:
-      if (state.kind == FrameKind::kBuddies) {
-        const Header& header = HeaderOf(decoded.frame);
-        const uint32_t tag =
-            decoded.slot == kFirst ? header.first_tag : header.last_tag;
-        if (tag == decoded.tag) return decoded;
-      }
-      break;
-  }
-  return StaleHandle(handle);
-}
-
-absl::StatusOr<FrameIndex> ZbudPool::NewFrame(FrameKind kind) {
-  absl::StatusOr<FrameIndex> frame = arena_.AllocateFrame();
-  if (!frame.ok()) return frame.status();
-  if (*frame >= frames_.size()) frames_.resize(*frame + 1);
-  frames_[*frame] = FrameState{.kind = kind};
-  ++pool_frames_;
-  return *frame;
-}
-
-void ZbudPool::ReleaseFrame(FrameIndex frame) {
-  frames_[frame] = FrameState{};
-  arena_.FreeFrame(frame);
-  --pool_frames_;
+absl::StatusOr<HandleFields> ZbudPool::Validate(ZpoolHandle handle) const {
+  absl::StatusOr<HandleFields> fields = table_.Decode(handle);
+  if (!fields.ok() || fields->slot == table_.whole_slot()) return fields;
+  const Header& header = HeaderOf(fields->frame);
+  const uint32_t tag = fields->slot == kFirst  ? header.first_tag
+                       : fields->slot == kLast ? header.last_tag
+                                               : 0;
+  if (tag != fields->tag) return StaleHandle(handle);
+  return fields;
 }
 
 bool ZbudPool::IsEmpty(FrameIndex frame) const {
-  const FrameState& state = frames_[frame];
-  if (state.kind == FrameKind::kWhole) return state.whole_tag == 0;
+  const FrameEntry& entry = table_.entry(frame);
+  if (entry.kind == FrameKind::kWhole) return entry.whole_tag == 0;
   const Header& header = HeaderOf(frame);
   return header.first_chunks == 0 && header.last_chunks == 0;
 }
@@ -143,12 +81,12 @@ absl::StatusOr<ZpoolHandle> ZbudPool::Allocate(size_t size) {
     if (unbuddied_[free_chunks] != kNoFrame) {
       frame = unbuddied_[free_chunks];
       RemoveFromBuddyList(frame);
-      lru_.Remove(frames_, frame);
+      table_.RemoveLru(frame);
       break;
     }
   }
   if (frame == kNoFrame) {
-    absl::StatusOr<FrameIndex> fresh = NewFrame(FrameKind::kBuddies);
+    absl::StatusOr<FrameIndex> fresh = table_.NewFrame(FrameKind::kPacked);
     if (!fresh.ok()) return fresh.status();
     frame = *fresh;
     HeaderOf(frame) = Header{.buddy_prev = kNoFrame,
@@ -161,7 +99,7 @@ absl::StatusOr<ZpoolHandle> ZbudPool::Allocate(size_t size) {
 
   Header& header = HeaderOf(frame);
   const Slot slot = header.first_chunks == 0 ? kFirst : kLast;
-  const uint32_t tag = NextTag();
+  const uint32_t tag = table_.NextTag();
   if (slot == kFirst) {
     header.first_chunks = static_cast<uint8_t>(chunks);
     header.first_tag = tag;
@@ -170,45 +108,39 @@ absl::StatusOr<ZpoolHandle> ZbudPool::Allocate(size_t size) {
     header.last_tag = tag;
   }
   AddToBuddyList(frame);
-  lru_.PushHead(frames_, frame);
+  table_.PushLru(frame);
   ++buddy_allocations_;
   allocated_chunks_ += chunks;
-  return Encode(frame, slot, tag);
+  return table_.Encode(frame, slot, tag);
 }
 
 absl::StatusOr<ZpoolHandle> ZbudPool::AllocateWholeFrame() {
   MutexLock lock(&mu_);
-  absl::StatusOr<FrameIndex> frame = NewFrame(FrameKind::kWhole);
-  if (!frame.ok()) return frame.status();
-  const uint32_t tag = NextTag();
-  frames_[*frame].whole_tag = tag;
-  lru_.PushHead(frames_, *frame);
-  ++whole_allocations_;
-  return Encode(*frame, kWholeSlot, tag);
+  return table_.AllocateWhole();
 }
 
 absl::Status ZbudPool::Free(ZpoolHandle handle) {
   MutexLock lock(&mu_);
-  absl::StatusOr<Decoded> decoded = Validate(handle);
-  if (!decoded.ok()) return decoded.status();
-  const FrameIndex frame = decoded->frame;
-  FrameState& state = frames_[frame];
+  absl::StatusOr<HandleFields> fields = Validate(handle);
+  if (!fields.ok()) return fields.status();
+  const FrameIndex frame = fields->frame;
+  // Under reclaim the reclaimer owns the frame, off every list, and
+  // releases it.
+  const bool under_reclaim = table_.entry(frame).under_reclaim;
 
-  if (decoded->slot == kWholeSlot) {
-    state.whole_tag = 0;
-    --whole_allocations_;
-    // Under reclaim the reclaimer owns the frame and releases it.
-    if (state.under_reclaim) return absl::OkStatus();
-    lru_.Remove(frames_, frame);
-    ReleaseFrame(frame);
+  if (fields->slot == table_.whole_slot()) {
+    table_.FreeWhole(frame);
+    if (under_reclaim) return absl::OkStatus();
+    table_.RemoveLru(frame);
+    table_.ReleaseFrame(frame);
     return absl::OkStatus();
   }
 
   Header& header = HeaderOf(frame);
   // Unlink before the geometry changes: the list a frame is on follows from
   // its chunk counts.
-  if (!state.under_reclaim) RemoveFromBuddyList(frame);
-  if (decoded->slot == kFirst) {
+  if (!under_reclaim) RemoveFromBuddyList(frame);
+  if (fields->slot == kFirst) {
     allocated_chunks_ -= header.first_chunks;
     header.first_chunks = 0;
     header.first_tag = 0;
@@ -218,11 +150,11 @@ absl::Status ZbudPool::Free(ZpoolHandle handle) {
     header.last_tag = 0;
   }
   --buddy_allocations_;
-  if (state.under_reclaim) return absl::OkStatus();
+  if (under_reclaim) return absl::OkStatus();
 
   if (IsEmpty(frame)) {
-    lru_.Remove(frames_, frame);
-    ReleaseFrame(frame);
+    table_.RemoveLru(frame);
+    table_.ReleaseFrame(frame);
   } else {
     AddToBuddyList(frame);
   }
@@ -231,66 +163,52 @@ absl::Status ZbudPool::Free(ZpoolHandle handle) {
 
 absl::StatusOr<FrameReclaim> ZbudPool::StartReclaim() {
   MutexLock lock(&mu_);
-  const FrameIndex frame = lru_.tail();
-  if (frame == kNoFrame) return absl::NotFoundError("no frame to reclaim");
-  FrameState& state = frames_[frame];
-  lru_.Remove(frames_, frame);
-  FrameReclaim reclaim;
-  reclaim.frame = frame;
-  if (state.kind == FrameKind::kWhole) {
-    reclaim.handles.push_back(Encode(frame, kWholeSlot, state.whole_tag));
-  } else {
-    // Off the buddy lists too, so nothing is allocated in it meanwhile.
-    RemoveFromBuddyList(frame);
-    const Header& header = HeaderOf(frame);
-    if (header.first_chunks != 0) {
-      reclaim.handles.push_back(Encode(frame, kFirst, header.first_tag));
-    }
-    if (header.last_chunks != 0) {
-      reclaim.handles.push_back(Encode(frame, kLast, header.last_tag));
-    }
+  absl::StatusOr<FrameReclaim> reclaim = table_.StartReclaim();
+  if (!reclaim.ok() || table_.entry(reclaim->frame).kind == FrameKind::kWhole) {
+    return reclaim;
   }
-  state.under_reclaim = true;
-  ++frames_under_reclaim_;
+  // A buddy frame: off the buddy lists too, so nothing is allocated in it
+  // meanwhile.
+  const FrameIndex frame = reclaim->frame;
+  RemoveFromBuddyList(frame);
+  const Header& header = HeaderOf(frame);
+  if (header.first_chunks != 0) {
+    reclaim->handles.push_back(table_.Encode(frame, kFirst, header.first_tag));
+  }
+  if (header.last_chunks != 0) {
+    reclaim->handles.push_back(table_.Encode(frame, kLast, header.last_tag));
+  }
   return reclaim;
 }
 
 bool ZbudPool::EndReclaim(const FrameReclaim& reclaim) {
   MutexLock lock(&mu_);
   const FrameIndex frame = reclaim.frame;
-  FrameState& state = frames_[frame];
-  ABSL_ASSERT(state.under_reclaim);
-  state.under_reclaim = false;
-  --frames_under_reclaim_;
+  table_.EndReclaim(frame);
   if (IsEmpty(frame)) {
-    ReleaseFrame(frame);
+    table_.ReleaseFrame(frame);
     return true;
   }
-  if (state.kind == FrameKind::kBuddies) AddToBuddyList(frame);
-  lru_.PushHead(frames_, frame);
+  if (table_.entry(frame).kind == FrameKind::kPacked) AddToBuddyList(frame);
+  table_.PushLru(frame);
   return false;
 }
 
 absl::StatusOr<MappedAllocation> ZbudPool::Map(ZpoolHandle handle) {
   MutexLock lock(&mu_);
-  absl::StatusOr<Decoded> decoded = Validate(handle);
-  if (!decoded.ok()) return decoded.status();
-  uint8_t* frame = arena_.FrameAddress(decoded->frame);
-  switch (decoded->slot) {
-    case kWholeSlot:
-      return MappedAllocation{frame, kPageSize};
-    case kFirst: {
-      const size_t capacity =
-          HeaderOf(decoded->frame).first_chunks * kZbudChunkSize;
-      return MappedAllocation{frame + kZbudHeaderSize, capacity};
-    }
-    case kLast: {
-      const size_t capacity =
-          HeaderOf(decoded->frame).last_chunks * kZbudChunkSize;
-      return MappedAllocation{frame + kPageSize - capacity, capacity};
-    }
+  absl::StatusOr<HandleFields> fields = Validate(handle);
+  if (!fields.ok()) return fields.status();
+  uint8_t* frame = table_.Address(fields->frame);
+  if (fields->slot == table_.whole_slot()) {
+    return MappedAllocation{frame, kPageSize, /*whole_frame=*/true};
   }
-  return StaleHandle(handle);
+  const Header& header = HeaderOf(fields->frame);
+  if (fields->slot == kFirst) {
+    return MappedAllocation{frame + kZbudHeaderSize,
+                            header.first_chunks * kZbudChunkSize};
+  }
+  const size_t capacity = header.last_chunks * kZbudChunkSize;
+  return MappedAllocation{frame + kPageSize - capacity, capacity};
 }
 
 void ZbudPool::Unmap(ZpoolHandle) {
@@ -300,19 +218,15 @@ void ZbudPool::Unmap(ZpoolHandle) {
 
 uint64_t ZbudPool::TotalSizeBytes() const {
   MutexLock lock(&mu_);
-  return pool_frames_ * kPageSize;
+  return table_.pool_frames() * kPageSize;
 }
 
 ZpoolStats ZbudPool::Stats() const {
   MutexLock lock(&mu_);
-  ZpoolStats stats;
-  stats.pool_frames = pool_frames_;
-  stats.allocations = buddy_allocations_ + whole_allocations_;
-  stats.whole_frame_allocations = whole_allocations_;
-  stats.allocated_bytes =
-      allocated_chunks_ * kZbudChunkSize + whole_allocations_ * kPageSize;
-  stats.frames_under_reclaim = frames_under_reclaim_;
-  stats.arena = arena_.Stats();
+  ZpoolStats stats = table_.Stats();
+  stats.allocations = buddy_allocations_ + table_.whole_allocations();
+  stats.allocated_bytes = allocated_chunks_ * kZbudChunkSize +
+                          table_.whole_allocations() * kPageSize;
   return stats;
 }
 
@@ -321,18 +235,21 @@ absl::Status ZbudPool::CheckConsistency() const {
   auto fail = [](auto&&... parts) {
     return absl::InternalError(absl::StrCat(parts...));
   };
+  // A zbud frame is released the moment it empties, unless under reclaim,
+  // so every frame not under reclaim belongs on the LRU.
+  if (absl::Status frames =
+          table_.CheckConsistency([](FrameIndex) { return true; });
+      !frames.ok()) {
+    return frames;
+  }
 
-  uint64_t frames = 0, buddies = 0, wholes = 0, chunks = 0, on_lru = 0;
+  uint64_t buddies = 0, chunks = 0, buddy_frames = 0;
   uint64_t buddy_frames_off_lists = 0;  // buddy frames under reclaim
-  for (FrameIndex f = 0; f < frames_.size(); ++f) {
-    const FrameState& state = frames_[f];
-    if (state.kind == FrameKind::kFree) continue;
-    ++frames;
-    if (state.kind == FrameKind::kWhole) {
-      wholes += state.whole_tag != 0;
-      continue;
-    }
-    buddy_frames_off_lists += state.under_reclaim;
+  for (FrameIndex f = 0; f < table_.size(); ++f) {
+    const FrameEntry& entry = table_.entry(f);
+    if (entry.kind != FrameKind::kPacked) continue;
+    ++buddy_frames;
+    buddy_frames_off_lists += entry.under_reclaim;
     const Header& h = HeaderOf(f);
     if (h.first_chunks + h.last_chunks > kZbudChunks) {
       return fail("frame ", f, " holds ", h.first_chunks, "+", h.last_chunks,
@@ -345,28 +262,8 @@ absl::Status ZbudPool::CheckConsistency() const {
     buddies += (h.first_chunks != 0) + (h.last_chunks != 0);
     chunks += h.first_chunks + h.last_chunks;
   }
-  if (frames != pool_frames_ || frames != arena_.Stats().frames_in_use) {
-    return fail("frames counted ", frames, ", pool says ", pool_frames_,
-                ", arena says ", arena_.Stats().frames_in_use);
-  }
-  if (buddies != buddy_allocations_ || wholes != whole_allocations_ ||
-      chunks != allocated_chunks_) {
+  if (buddies != buddy_allocations_ || chunks != allocated_chunks_) {
     return fail("allocation counters disagree with the frames");
-  }
-
-  FrameIndex prev = kNoFrame;
-  for (FrameIndex f = lru_.head(); f != kNoFrame; f = frames_[f].lru_next) {
-    if (frames_[f].lru_prev != prev) return fail("LRU back link broken at ", f);
-    if (frames_[f].kind == FrameKind::kFree || frames_[f].under_reclaim) {
-      return fail("free or reclaimed frame ", f, " on the LRU");
-    }
-    if (++on_lru > frames) return fail("LRU has a cycle");
-    prev = f;
-  }
-  if (prev != lru_.tail()) return fail("LRU tail is not the last frame");
-  if (on_lru + frames_under_reclaim_ != frames) {
-    return fail(on_lru, " frames on the LRU and ", frames_under_reclaim_,
-                " under reclaim, of ", frames);
   }
 
   uint64_t on_buddy_lists = 0;
@@ -374,7 +271,7 @@ absl::Status ZbudPool::CheckConsistency() const {
     FrameIndex back = kNoFrame;
     for (FrameIndex f = head; f != kNoFrame; f = HeaderOf(f).buddy_next) {
       const Header& h = HeaderOf(f);
-      if (frames_[f].kind != FrameKind::kBuddies || h.buddy_prev != back) {
+      if (table_.entry(f).kind != FrameKind::kPacked || h.buddy_prev != back) {
         return fail("buddy list broken at frame ", f);
       }
       const bool both = h.first_chunks != 0 && h.last_chunks != 0;
@@ -383,7 +280,9 @@ absl::Status ZbudPool::CheckConsistency() const {
               : (both || IsEmpty(f) || FreeChunks(h) != free_chunks)) {
         return fail("frame ", f, " is on the wrong buddy list");
       }
-      if (++on_buddy_lists > frames) return fail("buddy list has a cycle");
+      if (++on_buddy_lists > buddy_frames) {
+        return fail("buddy list has a cycle");
+      }
       back = f;
     }
     return absl::OkStatus();
@@ -392,10 +291,6 @@ absl::Status ZbudPool::CheckConsistency() const {
     if (absl::Status s = walk(unbuddied_[i], i); !s.ok()) return s;
   }
   if (absl::Status s = walk(buddied_, -1); !s.ok()) return s;
-  uint64_t buddy_frames = 0;
-  for (const FrameState& state : frames_) {
-    buddy_frames += state.kind == FrameKind::kBuddies;
-  }
   if (on_buddy_lists + buddy_frames_off_lists != buddy_frames) {
     return fail("a buddy frame is on no list, or on two");
   }

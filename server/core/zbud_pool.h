@@ -37,33 +37,30 @@
 // a whole frame (AllocateWholeFrame), on the same LRU, so incompressible pages
 // are reclaimed like the rest instead of pinning memory. A whole frame has no
 // room for a header, so the per-frame state every frame needs (LRU links,
-// kind, under-reclaim flag, the whole frame's tag) lives in a side table of
-// 16 bytes a frame; the zbud geometry (chunk counts, buddy list links, buddy
-// tags) stays in the header in the frame's first chunk.
+// kind, under-reclaim mark, the whole frame's tag) lives in the shared frame
+// table (frame_table.h), 16 bytes a frame; the zbud geometry (chunk counts,
+// buddy list links, buddy tags) stays in the header in the frame's first
+// chunk. zbud memory is never moved, so Map pins nothing.
 //
-// Handles are 64 bits: frame index (bits 0-31), slot (32-33: first, last or
-// whole) and a 30-bit tag (34-63) drawn from a per-pool counter that starts at
-// a random value. A handle is accepted only if its slot is live and holds the
-// same tag, so freed, foreign and garbage handles are rejected (a foreign one
-// passes only by matching a 30-bit tag exactly) and never dereferenced
-// outside the arena.
+// Handles are the frame table's, with two slot bits (first, last, whole)
+// and a 30-bit tag: a foreign handle passes only by matching a 30-bit tag
+// exactly.
 //
-// Locking: one mutex per pool (mutex.h) guards every field below and the
-// headers of all its frames. No method calls out of the pool.
+// Locking: one mutex per pool (mutex.h) guards the frame table, every field
+// below and the headers of all its frames. No method calls out of the pool.
 
 #ifndef ZPAGED_SERVER_CORE_ZBUD_POOL_H_
 #define ZPAGED_SERVER_CORE_ZBUD_POOL_H_
 
 #include <array>
 #include <cstdint>
-#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "contract/page.h"
 #include "server/core/arena.h"
-#include "server/core/frame_list.h"
+#include "server/core/frame_table.h"
 #include "server/core/mutex.h"
 #include "server/core/zpool.h"
 
@@ -102,8 +99,8 @@ class ZbudPool final : public Zpool {
   absl::Status CheckConsistency() const override;
 
  private:
-  enum class FrameKind : uint8_t { kFree, kBuddies, kWhole };
-  enum Slot : uint32_t { kFirst = 1, kLast = 2, kWholeSlot = 3 };
+  enum Slot : uint32_t { kFirst = 1, kLast = 2 };
+  static constexpr int kSlotBits = 2;  // kFirst, kLast and the whole slot
 
   // Lives in the first chunk of every buddy frame.
   struct Header {
@@ -117,34 +114,13 @@ class ZbudPool final : public Zpool {
   static_assert(sizeof(Header) <= kZbudHeaderSize,
                 "the zbud header must fit in one chunk");
 
-  // Side table entry, one per arena frame.
-  struct FrameState {
-    FrameIndex lru_prev = kNoFrame;
-    FrameIndex lru_next = kNoFrame;
-    uint32_t whole_tag = 0;  // live tag of a whole frame, 0 once freed
-    FrameKind kind = FrameKind::kFree;
-    bool under_reclaim = false;
-  };
-  static_assert(sizeof(FrameState) == 16);
-
-  struct Decoded {
-    FrameIndex frame;
-    Slot slot;
-    uint32_t tag;
-  };
-
-  static ZpoolHandle Encode(FrameIndex frame, Slot slot, uint32_t tag);
   static int SizeToChunks(size_t size);
   static int FreeChunks(const Header& header);
 
   Header& HeaderOf(FrameIndex frame) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  uint32_t NextTag() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Decodes `handle` and checks that it names a live allocation.
-  absl::StatusOr<Decoded> Validate(ZpoolHandle handle) const
+  absl::StatusOr<HandleFields> Validate(ZpoolHandle handle) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<FrameIndex> NewFrame(FrameKind kind)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReleaseFrame(FrameIndex frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True when no allocation is left in the frame.
   bool IsEmpty(FrameIndex frame) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts a buddy frame on the unbuddied or buddied list its geometry calls
@@ -155,19 +131,11 @@ class ZbudPool final : public Zpool {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable Mutex mu_;
-  Arena arena_ ABSL_GUARDED_BY(mu_);
-  std::vector<FrameState> frames_ ABSL_GUARDED_BY(mu_);
+  FrameTable table_ ABSL_GUARDED_BY(mu_);
   std::array<FrameIndex, kZbudChunks> unbuddied_ ABSL_GUARDED_BY(mu_);
   FrameIndex buddied_ ABSL_GUARDED_BY(mu_) = kNoFrame;
-  // Head: most recently allocated in; tail: next to reclaim.
-  FrameList<FrameState, &FrameState::lru_prev, &FrameState::lru_next> lru_
-      ABSL_GUARDED_BY(mu_);
-  uint32_t next_tag_ ABSL_GUARDED_BY(mu_);
-  uint64_t pool_frames_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t buddy_allocations_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t whole_allocations_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t allocated_chunks_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t frames_under_reclaim_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace zpaged

@@ -55,6 +55,8 @@ struct FrameReclaim {
 struct MappedAllocation {
   uint8_t* data = nullptr;
   size_t capacity = 0;  // bytes usable at data: the size rounded up
+  // From AllocateWholeFrame: a page kept whole (RAW), capacity kPageSize.
+  bool whole_frame = false;
 };
 
 struct ZpoolStats {

@@ -111,6 +111,8 @@ class ZpoolModelTest : public ::testing::TestWithParam<DriverBounds> {
     ASSERT_FALSE(live_.contains(*handle)) << "handle handed out twice";
     absl::StatusOr<MappedAllocation> m = pool_->Map(*handle);
     ASSERT_TRUE(m.ok());
+    // The pool says which pages it keeps whole; a Get relies on it.
+    ASSERT_EQ(m->whole_frame, whole);
     Fill(m->data, size, *handle);
     pool_->Unmap(*handle);
     live_[*handle] = Live{size, handles_.size()};

@@ -440,9 +440,9 @@ OfferOutcome Tenant::OfferPooled(ZpoolHandle handle, HandOver hand_over) {
     stale_++;
     return OfferOutcome::kStale;
   }
-  // Only a whole frame is a page long: no driver allocates more than 3968.
+  // A whole frame holds the page alone, with no record header to name it.
   std::optional<uint64_t> key =
-      mapped->capacity == kPageSize
+      mapped->whole_frame
           ? raw_keys_.Find(handle)
           : std::optional<uint64_t>(PageRecord::DecodeKey(mapped->data));
   pool_->Unmap(handle);
