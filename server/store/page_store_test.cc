@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "contract/page.h"
 #include "gtest/gtest.h"
 #include "server/core/notification.h"
@@ -419,6 +421,47 @@ TEST_F(PageStoreTest, ServerWideLimitIsSharedByTenants) {
             absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(*store_->Delete("a", 1));
   EXPECT_TRUE(Put("b", 2, RandomPage(4)).ok());
+}
+
+// The headroom takes eviction off the Puts' own path: once the background
+// thread has made room, Puts near the limit store without waiting, where
+// without a headroom each one waits for an eviction of its own.
+class HeadroomTest : public PageStoreTest {
+ protected:
+  static constexpr uint64_t kHeadroomFrames = 8;
+  static constexpr uint64_t kLimit = PageStore::MemoryFor(1, 32, 128);
+
+  // Fills the store to its limit, lets the headroom thread (if any) make
+  // its room, then Puts half a headroom's worth of pages; returns how many
+  // of those had to wait for room.
+  uint64_t RoomWaitsAtTheLimit(uint64_t headroom) {
+    Make(StoreOptions{.max_memory_bytes = kLimit,
+                      .reclaim_headroom_bytes = headroom});
+    // Random pages are RAW: one frame each, so the limit is reached.
+    for (uint64_t key = 0; key < 64; ++key) MustPut("vm", key, RandomPage(key));
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (StatsOf("vm").used_bytes + headroom > kLimit &&
+           absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    EXPECT_LE(StatsOf("vm").used_bytes + headroom, kLimit)
+        << "the headroom thread did not make room";
+    const uint64_t waits_before = StatsOf("vm").room_waits;
+    for (uint64_t key = 64; key < 64 + kHeadroomFrames / 2; ++key) {
+      MustPut("vm", key, RandomPage(key));
+    }
+    return StatsOf("vm").room_waits - waits_before;
+  }
+};
+
+TEST_F(HeadroomTest, WithoutOneEveryPutAtTheLimitWaits) {
+  EXPECT_EQ(RoomWaitsAtTheLimit(0), kHeadroomFrames / 2);
+  EXPECT_EQ(StatsOf("vm").evicted_headroom, 0u);
+}
+
+TEST_F(HeadroomTest, WithOnePutsAtTheLimitStoreWithoutWaiting) {
+  EXPECT_EQ(RoomWaitsAtTheLimit(kHeadroomFrames * kPageSize), 0u);
+  EXPECT_GT(StatsOf("vm").evicted_headroom, 0u);
 }
 
 TEST_F(PageStoreTest, TenantCapRefusesNewTenantsOnly) {
