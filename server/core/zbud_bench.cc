@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "server/core/testing/zpool_shrink.h"
 #include "server/core/zbud_pool.h"
 #include "tests/corpus/page_corpus.h"
 

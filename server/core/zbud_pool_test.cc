@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "server/core/testing/zpool_shrink.h"
 
 namespace zpaged {
 namespace {

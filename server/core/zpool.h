@@ -15,8 +15,9 @@
 // off the LRU and names the allocations in it; the caller evicts them in its
 // own time (writes each back somewhere safe, then Frees it), from any
 // thread; EndReclaim then releases the frame if it emptied, or puts it back
-// at the LRU head. Shrink below is the kernel's synchronous loop, for
-// callers that can write back on the spot.
+// at the LRU head. The store's one reclaim loop is its Reclaimer
+// (server/store/reclaimer.h); the kernel's synchronous loop is kept for
+// tests and benchmarks only (testing/zpool_shrink.h).
 //
 // Every method is thread-safe.
 
@@ -28,7 +29,6 @@
 #include <memory>
 
 #include "absl/container/inlined_vector.h"
-#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -132,27 +132,6 @@ absl::Status ValidateZpoolDriver(absl::string_view driver);
 // unknown name, INVALID_ARGUMENT for bad arena options.
 absl::StatusOr<std::unique_ptr<Zpool>> CreateZpool(absl::string_view driver,
                                                    ZpoolOptions options);
-
-// Writes one allocation back for Shrink: to let its frame go, it must store
-// the data somewhere safe, Free(handle) and return OK; any other status
-// refuses, and the allocation stays stored. It is called with no pool lock
-// held, and may be offered a handle freed meanwhile (Map and Free answer
-// NOT_FOUND; it should decline).
-using EvictFunction = absl::FunctionRef<absl::Status(ZpoolHandle)>;
-
-// The kernel's zbud_reclaim_page on top of StartReclaim/EndReclaim: takes
-// frames from the LRU tail, `evict`s their allocations in order and stops
-// at a frame's first refusal, until one frame is released or `retries`
-// frames were tried. OK once one is released; NOT_FOUND when no frame is on
-// the LRU; ABORTED when every try was refused; INVALID_ARGUMENT for
-// retries 0.
-absl::Status ReclaimOneFrame(Zpool& pool, uint32_t retries,
-                             EvictFunction evict);
-
-// ReclaimOneFrame until `frames` are released or one fails; returns how many
-// were released.
-uint32_t Shrink(Zpool& pool, uint32_t frames, EvictFunction evict,
-                uint32_t retries = 8);
 
 }  // namespace zpaged
 

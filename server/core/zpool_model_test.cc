@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "gtest/gtest.h"
 #include "server/core/dense_pool.h"
+#include "server/core/testing/zpool_shrink.h"
 #include "server/core/zpool.h"
 
 namespace zpaged {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <vector>
 
+#include "server/core/testing/zpool_shrink.h"
 #include "server/core/zpool.h"
 
 namespace {
