@@ -6,15 +6,6 @@
 // nothing of A's is lost: each page is readable byte-exact or was acked by
 // A's watcher with its bytes.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
@@ -30,23 +21,10 @@
 #include "contract/page.h"
 #include "gtest/gtest.h"
 #include "tests/corpus/page_corpus.h"
-
-extern char** environ;
+#include "tests/testing/zpaged_process.h"
 
 namespace zpaged {
 namespace {
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
 
 // What one tenant's watcher was handed and acked, by key: the last copy.
 class AckedPages {
@@ -71,30 +49,12 @@ class AckedPages {
 class FairShareTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* binary = std::getenv("ZPAGED_BINARY");
-    ASSERT_NE(binary, nullptr) << "set ZPAGED_BINARY to the zpaged binary";
-    const std::string address = absl::StrCat("127.0.0.1:", FreePort());
-    std::vector<std::string> args = {
-        binary, "--listen=" + address,
-        "--metrics_listen=", "--max_memory_bytes=8M", "--tenant_max_bytes=1G"};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ASSERT_EQ(
-        posix_spawn(&pid_, binary, nullptr, nullptr, argv.data(), environ), 0);
-    client_ = Client::Connect(address);
-    for (int i = 0; i < 100; ++i) {
-      absl::StatusOr<bool> serving = client_->Serving();
-      if (serving.ok() && *serving) break;
-      absl::SleepFor(absl::Milliseconds(100));
-    }
-  }
-  void TearDown() override {
-    client_.reset();
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
+    absl::StatusOr<std::unique_ptr<ZpagedProcess>> server =
+        ZpagedProcess::Start(
+            {"--max_memory_bytes=8M", "--tenant_max_bytes=1G"});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    client_ = Client::Connect(server_->address());
   }
 
   // Puts corpus pages [first, first + count) under keys 0.. in batches;
@@ -121,7 +81,7 @@ class FairShareTest : public ::testing::Test {
     return stored;
   }
 
-  pid_t pid_ = 0;
+  std::unique_ptr<ZpagedProcess> server_;
   std::unique_ptr<Client> client_;
   int refusals_ = 0;
 };

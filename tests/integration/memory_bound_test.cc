@@ -12,28 +12,20 @@
 //
 // ZPAGED_BINARY names the zpaged binary (ctest sets it).
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <sys/types.h>
 
-#include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "client/zpaged_client.h"
 #include "contract/page.h"
 #include "gtest/gtest.h"
-
-extern char** environ;
+#include "tests/testing/zpaged_process.h"
 
 namespace zpaged {
 namespace {
@@ -56,55 +48,22 @@ uint64_t ResidentBytes(pid_t pid) {
   return 0;
 }
 
-// A port free a moment ago, for the server to listen on.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
 class MemoryBoundTest : public ::testing::Test {
  protected:
   // Starts zpaged with the limit and the given extra flags; waits until it
   // serves.
   void Start(std::vector<std::string> flags) {
-    const char* binary = std::getenv("ZPAGED_BINARY");
-    ASSERT_NE(binary, nullptr) << "set ZPAGED_BINARY to the zpaged binary";
-    const std::string address = absl::StrCat("127.0.0.1:", FreePort());
-    std::vector<std::string> args = {
-        binary, "--listen=" + address,
-        "--metrics_listen=", absl::StrCat("--max_memory_bytes=", kLimit),
-        absl::StrCat("--grpc_memory_bytes=", kGrpcMemory)};
-    args.insert(args.end(), flags.begin(), flags.end());
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ASSERT_EQ(
-        posix_spawn(&pid_, binary, nullptr, nullptr, argv.data(), environ), 0);
-    client_ = Client::Connect(address);
-    for (int i = 0; i < 100; ++i) {
-      absl::StatusOr<bool> serving = client_->Serving();
-      if (serving.ok() && *serving) break;
-      absl::SleepFor(absl::Milliseconds(100));
-    }
+    flags.push_back(absl::StrCat("--max_memory_bytes=", kLimit));
+    flags.push_back(absl::StrCat("--grpc_memory_bytes=", kGrpcMemory));
+    absl::StatusOr<std::unique_ptr<ZpagedProcess>> server =
+        ZpagedProcess::Start(flags);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    client_ = Client::Connect(server_->address());
     // Warm the connection and one call path before the baseline.
     ASSERT_TRUE(client_->Put("warm-up", 1, std::string(kPageSize, 'w')).ok());
     ASSERT_TRUE(*client_->Delete("warm-up", 1));
-    baseline_ = ResidentBytes(pid_);
-  }
-
-  void TearDown() override {
-    client_.reset();
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
+    baseline_ = ResidentBytes(server_->pid());
   }
 
   // Puts `count` copies of `page` under keys from 1 in PutBatch calls;
@@ -140,13 +99,13 @@ class MemoryBoundTest : public ::testing::Test {
   }
 
   void ExpectWithinTheBound(const std::string& what) {
-    const uint64_t grown = ResidentBytes(pid_) - baseline_;
+    const uint64_t grown = ResidentBytes(server_->pid()) - baseline_;
     std::printf("%s: resident memory grew %.1f MiB (limit %.0f MiB)\n",
                 what.c_str(), grown / double(kMiB), kLimit / double(kMiB));
     EXPECT_LE(grown, kLimit + kGrpcMemory + kBaseOverhead) << what;
   }
 
-  pid_t pid_ = 0;
+  std::unique_ptr<ZpagedProcess> server_;
   std::unique_ptr<Client> client_;
   uint64_t baseline_ = 0;
 };
