@@ -21,15 +21,16 @@ struct PutOptions {
   // RESOURCE_EXHAUSTED. Without a watcher a full pool always fails at once.
   bool wait_for_room = true;
 
-  // A Put waiting for room starts no new round of reclaim after this time
-  // (a round in progress ends by its own ack deadline), and is never
-  // stored after it: it fails with DEADLINE_EXCEEDED. The RPC layer passes
+  // A Put is never stored after this time: one that starts past it, or
+  // waits for room past it, fails with DEADLINE_EXCEEDED and changes
+  // nothing (a waiting Put starts no new round of reclaim after it; a
+  // round in progress ends by its own ack deadline). The RPC layer passes
   // the call's deadline.
   absl::Time deadline = absl::InfiniteFuture();
 
-  // True once the caller has gone (the call was cancelled): a Put waiting
-  // for room then stores nothing and fails with CANCELLED. Empty: never.
-  // Called from any thread, while the Put waits.
+  // True once the caller has gone (the call was cancelled): a Put then
+  // stores nothing and fails with CANCELLED. Empty: never. Called from any
+  // thread, before the Put and while it waits.
   std::function<bool()> cancelled;
 };
 

@@ -18,6 +18,24 @@ namespace {
 // tenant's Put may take the frame just given back.
 constexpr int kMaxRoomRounds = 16;
 
+// Why a Put's caller can no longer be answered with "stored" (its deadline
+// passed, or it left), `when` saying at which point; OK while it can. Past
+// this point the client has seen the call fail and may have written the
+// key again, so storing the page would bring back an older write.
+absl::Status CallerGone(absl::Time deadline,
+                        const std::function<bool()>& cancelled,
+                        absl::string_view when) {
+  if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "the Put's deadline passed ", when, "; nothing was stored"));
+  }
+  if (cancelled && cancelled()) {
+    return absl::CancelledError(
+        absl::StrCat("the Put was cancelled ", when, "; nothing was stored"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 // A Put waiting for room: what it needs to finish after Put returned.
@@ -57,6 +75,14 @@ Tenant::Tenant(std::string name, const StoreOptions& options,
 std::optional<absl::StatusOr<PutResult>> Tenant::Put(
     uint64_t key, absl::Span<const uint8_t> page, const PutOptions& options,
     absl::FunctionRef<PutDone()> later) {
+  // A batch's later items run after its earlier ones waited, perhaps past
+  // the call's end.
+  if (absl::Status gone = CallerGone(options.deadline, options.cancelled,
+                                     "before it was stored");
+      !gone.ok()) {
+    rejected_abandoned_++;
+    return gone;
+  }
   thread_local std::array<uint8_t, kPageSize> compressed;
   EncodedPage encoded;
   if (std::optional<uint64_t> word = SameFilledWord(page)) {
@@ -90,12 +116,6 @@ std::optional<absl::StatusOr<PutResult>> Tenant::Put(
                            name_,
                            "' itself, has a watcher to take pages "
                            "out")));
-  }
-  if (absl::Now() >= options.deadline) {
-    rejected_abandoned_++;
-    return absl::DeadlineExceededError(
-        absl::StrCat(room.status().message(),
-                     "; the Put's deadline passed before room could be made"));
   }
   auto* waiting =
       new WaitingPut{key,
@@ -136,16 +156,8 @@ absl::Status Tenant::Abandoned(const WaitingPut& waiting) {
         "a later write of key ", waiting.key,
         " came while this Put waited for room; nothing was stored"));
   }
-  if (absl::Now() >= waiting.deadline) {
-    return absl::DeadlineExceededError(
-        "the Put's deadline passed while it waited for room; nothing was "
-        "stored");
-  }
-  if (waiting.cancelled && waiting.cancelled()) {
-    return absl::CancelledError(
-        "the Put was cancelled while it waited for room; nothing was stored");
-  }
-  return absl::OkStatus();
+  return CallerGone(waiting.deadline, waiting.cancelled,
+                    "while it waited for room");
 }
 
 void Tenant::RetryPut(WaitingPut* put, const ReclaimResult& reclaimed) {

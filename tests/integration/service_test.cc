@@ -958,6 +958,77 @@ TEST_P(ServiceTest, ABatchWaitsForEvictionsToMakeRoom) {
   EXPECT_EQ(backing_store.size(), 3u);
 }
 
+// The zombie Put over RPC: a client's call times out while the server waits
+// for room (the watcher holds its acks back); the client then deletes or
+// rewrites the keys. When the acks come, nothing the timed-out call carried
+// may land: not the item that waited, nor the items after it.
+class ZombiePutServiceTest : public ServiceTest {
+ protected:
+  void SetUp() override {
+    // Two frames, each holding one incompressible page; an ack deadline
+    // longer than the test, so that the waiting item's round ends only
+    // when the acks are let go.
+    ServerOptions options =
+        Options(StoreOptions{.tenant_max_bytes = 2 * kPageSize});
+    options.ack_deadline = absl::Seconds(30);
+    Start(options);
+    impatient_ = Client::Connect(server_->address(),
+                                 {.timeout = absl::Milliseconds(300)});
+    watcher_ = *client_->Watch("vm", [this](uint64_t, absl::string_view) {
+      release_.WaitForNotification();
+      return true;
+    });
+    ASSERT_TRUE(client_->Put("vm", 1, RandomPage(1)).ok());
+    ASSERT_TRUE(client_->Put("vm", 3, RandomPage(3)).ok());
+  }
+  void TearDown() override {
+    if (!release_.HasBeenNotified()) release_.Notify();
+  }
+  // Lets the held acks go and waits until the server has given up on
+  // `pages` Puts (the timed-out call's items).
+  void ReleaseAndAwaitAbandoned(uint64_t pages) {
+    release_.Notify();
+    for (int attempt = 0; attempt < 500; ++attempt) {
+      if (client_->Stats("vm")->rejected_puts() >= pages) return;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    ADD_FAILURE() << "the server never gave up on " << pages << " Puts";
+  }
+
+  std::unique_ptr<Client> impatient_;
+  absl::Notification release_;
+  std::unique_ptr<EvictionWatcher> watcher_;
+};
+
+TEST_P(ZombiePutServiceTest, ATimedOutPutDoesNotOverwriteALaterDelete) {
+  EXPECT_TRUE(absl::IsDeadlineExceeded(
+      impatient_->Put("vm", 2, RandomPage(2)).status()));
+  ASSERT_TRUE(client_->Delete("vm", 2).ok());
+  ReleaseAndAwaitAbandoned(1);
+  EXPECT_TRUE(absl::IsNotFound(client_->Get("vm", 2).status()));
+}
+
+TEST_P(ZombiePutServiceTest, NoItemOfATimedOutBatchLandsAfterADelete) {
+  const std::vector<uint64_t> keys = {2, 4};
+  EXPECT_TRUE(absl::IsDeadlineExceeded(
+      impatient_->PutBatch("vm", keys, PagesOf(keys, RandomPage)).status()));
+  // The second item needed no room of its own once the first had its frame.
+  ASSERT_TRUE(client_->DeleteBatch("vm", keys).ok());
+  ReleaseAndAwaitAbandoned(2);
+  for (uint64_t key : keys) {
+    EXPECT_TRUE(absl::IsNotFound(client_->Get("vm", key).status())) << key;
+  }
+}
+
+TEST_P(ZombiePutServiceTest, NoItemOfATimedOutBatchLandsAfterDeleteAll) {
+  const std::vector<uint64_t> keys = {2, 4};
+  EXPECT_TRUE(absl::IsDeadlineExceeded(
+      impatient_->PutBatch("vm", keys, PagesOf(keys, RandomPage)).status()));
+  ASSERT_TRUE(client_->DeleteAll("vm").ok());
+  ReleaseAndAwaitAbandoned(2);
+  EXPECT_EQ(client_->Stats("vm")->stored_pages(), 0u);
+}
+
 TEST_P(ServiceTest, ManyPagesGoInBatchesWithSeveralInFlight) {
   std::vector<std::pair<uint64_t, std::string>> pages;
   std::vector<uint64_t> keys;
@@ -989,6 +1060,8 @@ TEST_P(ServiceTest, ManyPagesGoInBatchesWithSeveralInFlight) {
 INSTANTIATE_TEST_SUITE_P(Flavours, ServiceTest, AllStoreFlavours(),
                          StoreFlavourName);
 INSTANTIATE_TEST_SUITE_P(Flavours, AuthTest, AllStoreFlavours(),
+                         StoreFlavourName);
+INSTANTIATE_TEST_SUITE_P(Flavours, ZombiePutServiceTest, AllStoreFlavours(),
                          StoreFlavourName);
 INSTANTIATE_TEST_SUITE_P(Flavours, WatchStreamTest, AllStoreFlavours(),
                          StoreFlavourName);
