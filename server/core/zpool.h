@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
@@ -120,6 +121,41 @@ class Zpool {
   // Walks every list and frame and checks that the pool's bookkeeping agrees
   // with itself. For tests, with no allocation mapped; O(frames).
   virtual absl::Status CheckConsistency() const = 0;
+};
+
+// A live allocation mapped for the guard's lifetime: Map on creation, Unmap
+// on destruction, so that no path out of a reader can leave a frame pinned.
+//
+//   absl::StatusOr<ZpoolMapping> mapped = ZpoolMapping::Map(pool, handle);
+//   if (!mapped.ok()) return mapped.status();
+//   std::memcpy(out, mapped->data(), n);
+class ZpoolMapping {
+ public:
+  // NOT_FOUND as Zpool::Map.
+  static absl::StatusOr<ZpoolMapping> Map(Zpool* pool, ZpoolHandle handle) {
+    absl::StatusOr<MappedAllocation> mapped = pool->Map(handle);
+    if (!mapped.ok()) return mapped.status();
+    return ZpoolMapping(pool, handle, *mapped);
+  }
+  ZpoolMapping(ZpoolMapping&& other)
+      : pool_(std::exchange(other.pool_, nullptr)),
+        handle_(other.handle_),
+        allocation_(other.allocation_) {}
+  ZpoolMapping& operator=(ZpoolMapping&&) = delete;
+  ~ZpoolMapping() {
+    if (pool_ != nullptr) pool_->Unmap(handle_);
+  }
+
+  uint8_t* data() const { return allocation_.data; }
+  const MappedAllocation& allocation() const { return allocation_; }
+
+ private:
+  ZpoolMapping(Zpool* pool, ZpoolHandle handle, MappedAllocation allocation)
+      : pool_(pool), handle_(handle), allocation_(allocation) {}
+
+  Zpool* pool_;
+  ZpoolHandle handle_;
+  MappedAllocation allocation_;
 };
 
 // The drivers CreateZpool knows, the default first.

@@ -266,17 +266,17 @@ absl::StatusOr<PutResult> Tenant::Install(uint64_t key, const Reservation& room,
     if (waiting != nullptr) abandoned = Abandoned(*waiting);
     if (abandoned.ok()) {
       if (pooled) {
-        absl::StatusOr<MappedAllocation> mapped = pool_->Map(room.handle);
+        absl::StatusOr<ZpoolMapping> mapped =
+            ZpoolMapping::Map(pool_.get(), room.handle);
         ABSL_ASSERT(mapped.ok());
-        capacity = mapped->capacity;
+        capacity = mapped->allocation().capacity;
         if (page.encoding == PageEncoding::kRaw) {
-          std::memcpy(mapped->data, page.payload.data(), kPageSize);
+          std::memcpy(mapped->data(), page.payload.data(), kPageSize);
           raw_keys_.Insert(room.handle, key);
         } else {
-          PageRecord::EncodeTo(key, page.payload, mapped->data);
+          PageRecord::EncodeTo(key, page.payload, mapped->data());
           entry.stored_bytes = static_cast<uint32_t>(page.payload.size());
         }
-        pool_->Unmap(room.handle);
         entry.value = room.handle;
       }
       Supersede(key);
@@ -353,18 +353,16 @@ absl::Status Tenant::Read(const IndexEntry& entry,
     FillWithWord(entry.value, out);
     return absl::OkStatus();
   }
-  absl::StatusOr<MappedAllocation> mapped = pool_->Map(entry.value);
+  absl::StatusOr<ZpoolMapping> mapped =
+      ZpoolMapping::Map(pool_.get(), entry.value);
   if (!mapped.ok()) return mapped.status();
-  absl::Status read = absl::OkStatus();
   if (entry.encoding == PageEncoding::kRaw) {
-    std::memcpy(out.data(), mapped->data, kPageSize);
-  } else {
-    read = DecompressPage(
-        entry.encoding,
-        PageRecord::DecodePayload(mapped->data, entry.stored_bytes), out);
+    std::memcpy(out.data(), mapped->data(), kPageSize);
+    return absl::OkStatus();
   }
-  pool_->Unmap(entry.value);
-  return read;
+  return DecompressPage(
+      entry.encoding,
+      PageRecord::DecodePayload(mapped->data(), entry.stored_bytes), out);
 }
 
 bool Tenant::Delete(uint64_t key) {
@@ -447,17 +445,19 @@ OfferOutcome Tenant::OfferPooled(ZpoolHandle handle, HandOver hand_over) {
   // Shared, and held across the hand-over: a Put cannot replace the copy
   // between reading it and handing it over.
   ReaderLock lock(&index_mu_);
-  absl::StatusOr<MappedAllocation> mapped = pool_->Map(handle);
-  if (!mapped.ok()) {
-    stale_++;
-    return OfferOutcome::kStale;
+  std::optional<uint64_t> key;
+  {
+    absl::StatusOr<ZpoolMapping> mapped =
+        ZpoolMapping::Map(pool_.get(), handle);
+    if (!mapped.ok()) {
+      stale_++;
+      return OfferOutcome::kStale;
+    }
+    // A whole frame holds the page alone, with no record header to name it.
+    key = mapped->allocation().whole_frame
+              ? raw_keys_.Find(handle)
+              : std::optional<uint64_t>(PageRecord::DecodeKey(mapped->data()));
   }
-  // A whole frame holds the page alone, with no record header to name it.
-  std::optional<uint64_t> key =
-      mapped->whole_frame
-          ? raw_keys_.Find(handle)
-          : std::optional<uint64_t>(PageRecord::DecodeKey(mapped->data));
-  pool_->Unmap(handle);
   auto it = key.has_value() ? index_.find(*key) : index_.end();
   // Not indexed: a Put not installed yet, or a page replaced or deleted
   // since the frame was taken.

@@ -13,7 +13,8 @@
 //   - every page a watcher receives belongs to the watcher's own tenant and
 //     carries the bytes that were written;
 //   - at the server limit, the server's use never passes the limit by more
-//     than one newcomer's fixed cost.//
+//     than one newcomer's fixed cost.
+//
 // ZPAGED_STRESS_SECONDS sets the duration (default 4, the CI run); for a
 // long run: ZPAGED_STRESS_SECONDS=600 build/tests/consistency_stress_test
 
