@@ -31,6 +31,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "client/zpaged_client.h"
 #include "gtest/gtest.h"
@@ -109,18 +110,35 @@ int TenantOf(absl::string_view page) {
   return tenant;
 }
 
-// What watchers acked, per (tenant, key): the latest page.
+// What watchers acked, per (tenant, key), as a versioned application keeps
+// it (the NBD bridge by its generations): the newest page it was handed.
+// Not the last one handed: a watcher's callback that stalls may return
+// after its stream was cancelled, when the server has already kept that
+// copy and evicted a newer one to another watcher; the late callback's ack
+// never reached the server, and its older page must not count as the
+// newest. The order of the callbacks is kept for failure messages.
 class AckedLog {
  public:
   void Record(int tenant, uint64_t key, absl::string_view page) {
     MutexLock lock(&mu_);
-    pages_[{tenant, key}] = std::string(page);
+    const uint32_t version = PageVersion(page);
+    Acked& acked = pages_[{tenant, key}];
+    if (acked.history.empty() || version > PageVersion(acked.newest)) {
+      acked.newest = std::string(page);
+    }
+    acked.history.push_back(version);
     ++acked_;
   }
-  bool LatestIs(int tenant, uint64_t key, const std::string& page) {
+  bool NewestIs(int tenant, uint64_t key, const std::string& page) {
     MutexLock lock(&mu_);
     auto it = pages_.find({tenant, key});
-    return it != pages_.end() && it->second == page;
+    return it != pages_.end() && it->second.newest == page;
+  }
+  // The versions acked, in the order of the callbacks.
+  std::string History(int tenant, uint64_t key) {
+    MutexLock lock(&mu_);
+    auto it = pages_.find({tenant, key});
+    return it == pages_.end() ? "none" : absl::StrJoin(it->second.history, ",");
   }
   uint64_t acked() {
     MutexLock lock(&mu_);
@@ -128,8 +146,12 @@ class AckedLog {
   }
 
  private:
+  struct Acked {
+    std::string newest;
+    std::vector<uint32_t> history;
+  };
   Mutex mu_;
-  absl::flat_hash_map<std::pair<int, uint64_t>, std::string> pages_
+  absl::flat_hash_map<std::pair<int, uint64_t>, Acked> pages_
       ABSL_GUARDED_BY(mu_);
   uint64_t acked_ ABSL_GUARDED_BY(mu_) = 0;
 };
@@ -297,9 +319,13 @@ TEST_P(ConsistencyStressTest, NothingLostNothingStaleNothingMisrouted) {
             }
           } else if (absl::IsNotFound(got.status())) {
             if (!m.AllowsEvicted([&](uint32_t version) {
-                  return acked.LatestIs(t, key, MakePage(t, key, version));
+                  return acked.NewestIs(t, key, MakePage(t, key, version));
                 })) {
               counters.lost++;
+              ADD_FAILURE()
+                  << "lost: tenant " << t << " key " << key
+                  << ", possible versions " << absl::StrJoin(m.possible(), ",")
+                  << ", versions acked " << acked.History(t, key);
             }
             if (m.possible().size() == 1) m.Landed(0);
           } else if (!absl::IsDeadlineExceeded(got.status())) {
