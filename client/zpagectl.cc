@@ -117,21 +117,25 @@ bool WriteDurably(const std::string& dir, const std::string& name,
 void PrintStats(const std::string& tenant, const v1::StatsResponse& s) {
   if (absl::GetFlag(FLAGS_json)) {
     std::printf(
-        "{\"tenant\":\"%s\",\"stored_pages\":%lu,\"pool_pages\":%lu,"
+        "{\"node\":\"%s\",\"max_memory_bytes\":%lu,"
+        "\"tenant\":\"%s\",\"stored_pages\":%lu,\"pool_pages\":%lu,"
         "\"density\":%.6f,\"same_filled_pages\":%lu,\"raw_pages\":%lu,"
         "\"compressed_bytes\":%lu,\"evicted_pages\":%lu,"
         "\"reclaimed_pool_pages\":%lu,\"rejected_puts\":%lu,\"tenants\":%lu}"
         "\n",
-        tenant.c_str(), s.stored_pages(), s.pool_pages(), s.density(),
-        s.same_filled_pages(), s.raw_pages(), s.compressed_bytes(),
-        s.evicted_pages(), s.reclaimed_pool_pages(), s.rejected_puts(),
-        s.tenants());
+        s.node_name().c_str(), s.max_memory_bytes(), tenant.c_str(),
+        s.stored_pages(), s.pool_pages(), s.density(), s.same_filled_pages(),
+        s.raw_pages(), s.compressed_bytes(), s.evicted_pages(),
+        s.reclaimed_pool_pages(), s.rejected_puts(), s.tenants());
     return;
   }
   const double ratio =
       s.pool_pages() == 0
           ? 0
           : static_cast<double>(s.stored_pages()) / s.pool_pages();
+  std::printf("%-22s %s\n", "node", s.node_name().c_str());
+  std::printf("%-22s %.1f MiB\n", "server memory limit",
+              s.max_memory_bytes() / 1048576.0);
   std::printf("%-22s %s\n", "tenant",
               tenant.empty() ? "(all)" : tenant.c_str());
   std::printf("%-22s %lu\n", "tenants", s.tenants());

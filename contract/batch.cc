@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "contract/page.h"
-#include "contract/tenant_name.h"
+#include "contract/names.h"
 
 namespace zpaged {
 

@@ -25,6 +25,11 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "Address for the gRPC service, host:port. Loopback by default; "
           "0.0.0.0:PORT to serve other machines.");
+ABSL_FLAG(std::string, node_name, "",
+          "This server's stable name, [A-Za-z0-9._-], reported to clients "
+          "in every Stats answer: a tier's clients place pages by it, so it "
+          "must stay the same across restarts and address changes (a "
+          "StatefulSet pod name, zpaged-0). Empty: the host name.");
 ABSL_FLAG(std::string, auth_tokens_file, "",
           "File of 'TOKEN TENANT[,TENANT...]' lines. With it, every call needs "
           "'authorization: Bearer TOKEN' metadata and may use only the token's "
@@ -158,6 +163,7 @@ int Run() {
 
   ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
+  options.node_name = absl::GetFlag(FLAGS_node_name);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.metrics_auth_file = absl::GetFlag(FLAGS_metrics_auth_file);
   options.metrics_per_tenant = absl::GetFlag(FLAGS_metrics_per_tenant);
@@ -202,7 +208,8 @@ int Run() {
     Log(std::string(server.status().message()));
     return 1;
   }
-  Log(absl::StrCat("serving zpaged.v1.PageStore on ", (*server)->address(),
+  Log(absl::StrCat("serving zpaged.v1.PageStore as node '",
+                   (*server)->node_name(), "' on ", (*server)->address(),
                    options.metrics_listen.empty()
                        ? ""
                        : absl::StrCat(", metrics on http://",

@@ -1,10 +1,13 @@
 #include "server/zpaged_server.h"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <fstream>
 #include <iterator>
@@ -14,8 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "contract/names.h"
 #include "contract/page.h"
-#include "contract/tenant_name.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
@@ -26,6 +29,25 @@
 namespace zpaged {
 
 namespace {
+
+// The name to report: `configured`, or the host name when it is empty.
+absl::StatusOr<std::string> ResolveNodeName(const std::string& configured) {
+  std::string name = configured;
+  if (name.empty()) {
+    char host[256] = {};  // Linux host names are at most 64 bytes
+    if (gethostname(host, sizeof(host) - 1) != 0) {
+      return absl::InternalError(absl::StrCat(
+          "cannot read the host name for --node_name: ", std::strerror(errno)));
+    }
+    name = host;
+  }
+  if (absl::Status valid = ValidateNodeName(name); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--node_name '", name, "': ", valid.message(),
+        configured.empty() ? " (it is the host name; give --node_name)" : ""));
+  }
+  return name;
+}
 
 // The largest legal request is a PutBatch of kMaxBatchPages pages with a
 // tenant name at its longest: 1 MiB of pages, up to 10 bytes a key and
@@ -139,9 +161,10 @@ StoreOptions WithRoomWaitMetrics(StoreOptions options,
 
 }  // namespace
 
-ZpagedServer::ZpagedServer(const ServerOptions& options,
+ZpagedServer::ZpagedServer(const ServerOptions& options, std::string node_name,
                            std::unique_ptr<Authorizer> authorizer)
-    : authorizer_(std::move(authorizer)),
+    : node_name_(std::move(node_name)),
+      authorizer_(std::move(authorizer)),
       registry_(std::make_shared<prometheus::Registry>()),
       eviction_metrics_(*registry_),
       broker_(BrokerOptions{
@@ -155,7 +178,7 @@ ZpagedServer::ZpagedServer(const ServerOptions& options,
       store_collector_(std::make_shared<StoreCollector>(
           &store_, &broker_, options.metrics_per_tenant)),
       service_(&store_, &broker_, authorizer_.get(), &request_metrics_,
-               options.stream_buffer_bytes),
+               options.stream_buffer_bytes, node_name_),
       drain_on_shutdown_(options.drain_on_shutdown),
       drain_deadline_(options.drain_deadline) {}
 
@@ -172,6 +195,8 @@ absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
       !pool.ok()) {
     return pool;
   }
+  absl::StatusOr<std::string> node_name = ResolveNodeName(options.node_name);
+  if (!node_name.ok()) return node_name.status();
   std::unique_ptr<Authorizer> authorizer = std::make_unique<Authorizer>();
   if (!options.auth_tokens_file.empty()) {
     absl::StatusOr<std::unique_ptr<Authorizer>> loaded =
@@ -188,7 +213,7 @@ absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
         "loopback, or pass --allow_unauthenticated_remote"));
   }
   std::unique_ptr<ZpagedServer> server(
-      new ZpagedServer(options, std::move(authorizer)));
+      new ZpagedServer(options, *std::move(node_name), std::move(authorizer)));
 
   if (!options.metrics_listen.empty()) {
     try {

@@ -37,7 +37,11 @@ namespace zpaged {
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  // port 0: the kernel picks
-  std::string metrics_listen;              // empty: no metrics endpoint
+  // The server's stable name, reported in every Stats answer: clients of a
+  // tier of servers place pages by it, so that a new address (a rescheduled
+  // pod) moves no data. Empty: the host name. Must pass ValidateNodeName.
+  std::string node_name;
+  std::string metrics_listen;  // empty: no metrics endpoint
   // One line USER:PASSWORD; with it /metrics wants HTTP basic auth.
   std::string metrics_auth_file;
   // false: every store and watcher series is summed over tenants and has no
@@ -102,6 +106,8 @@ class ZpagedServer {
 
   // The address the gRPC service listens on, with the real port.
   const std::string& address() const { return address_; }
+  // --node_name, or the host name.
+  const std::string& node_name() const { return node_name_; }
 
   // The port /metrics is served on (the real one when asked for port 0);
   // 0 without a metrics endpoint.
@@ -125,9 +131,10 @@ class ZpagedServer {
   PageStore& store() { return store_; }
 
  private:
-  ZpagedServer(const ServerOptions& options,
+  ZpagedServer(const ServerOptions& options, std::string node_name,
                std::unique_ptr<Authorizer> authorizer);
 
+  const std::string node_name_;
   const std::unique_ptr<Authorizer> authorizer_;
   std::shared_ptr<prometheus::Registry> registry_;
   EvictionMetrics eviction_metrics_;

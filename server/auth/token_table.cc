@@ -6,7 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "contract/tenant_name.h"
+#include "contract/names.h"
 
 namespace zpaged {
 

@@ -101,12 +101,14 @@ constexpr size_t kGetBatchArena = 8 * 1024;
 PageStoreService::PageStoreService(PageStore* store, EvictionBroker* broker,
                                    const Authorizer* authorizer,
                                    CallObserver* observer,
-                                   uint64_t stream_buffer_bytes)
+                                   uint64_t stream_buffer_bytes,
+                                   std::string node_name)
     : store_(store),
       broker_(broker),
       authorizer_(authorizer),
       observer_(observer),
-      stream_buffers_(stream_buffer_bytes, "stream buffer limit") {}
+      stream_buffers_(stream_buffer_bytes, "stream buffer limit"),
+      node_name_(std::move(node_name)) {}
 
 template <typename Call>
 grpc::ServerUnaryReactor* PageStoreService::Serve(
@@ -248,7 +250,11 @@ void PageStoreService::ServeStats(grpc::CallbackServerContext* context,
       stats = store_->Stats("");
     }
   }
-  if (stats.ok()) FillStatsResponse(*stats, call->response());
+  if (stats.ok()) {
+    FillStatsResponse(*stats, call->response());
+    call->response()->set_node_name(node_name_);
+    call->response()->set_max_memory_bytes(store_->options().max_memory_bytes);
+  }
   call->Reply(ToGrpcStatus(stats.status()));
 }
 

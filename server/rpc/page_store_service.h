@@ -10,6 +10,7 @@
 #define ZPAGED_SERVER_RPC_PAGE_STORE_SERVICE_H_
 
 #include <optional>
+#include <string>
 
 #include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
@@ -47,9 +48,10 @@ class PageStoreService final : public RawPageStoreService {
   // `stream_buffer_bytes` bounds the responses and evicted pages that
   // streams hold serialized and unwritten, all streams together
   // (ItemStreamReactor, WatchReactor).
+  // `node_name` is reported in every Stats answer.
   PageStoreService(PageStore* store, EvictionBroker* broker,
                    const Authorizer* authorizer, CallObserver* observer,
-                   uint64_t stream_buffer_bytes);
+                   uint64_t stream_buffer_bytes, std::string node_name);
 
   using RawRequest = const grpc::ByteBuffer*;
   using RawResponse = grpc::ByteBuffer*;
@@ -145,6 +147,7 @@ class PageStoreService final : public RawPageStoreService {
   const Authorizer* const authorizer_;
   CallObserver* const observer_;
   MemoryBudget stream_buffers_;
+  const std::string node_name_;
 };
 
 }  // namespace zpaged

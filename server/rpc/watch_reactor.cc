@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "contract/grpc_status.h"
 #include "contract/metadata.h"
-#include "contract/tenant_name.h"
+#include "contract/names.h"
 #include "server/rpc/authorization_metadata.h"
 #include "server/rpc/raw_message.h"
 

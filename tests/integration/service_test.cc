@@ -14,8 +14,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/notification.h"
 #include "client/zpaged_client.h"
+#include "contract/names.h"
 #include "contract/page.h"
-#include "contract/tenant_name.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
@@ -213,6 +213,32 @@ TEST_P(ServiceTest, StatsPerTenantAndTotal) {
   EXPECT_DOUBLE_EQ(all.density(), 1.5);
   EXPECT_EQ(all.tenants(), 2u);
   EXPECT_EQ(client_->Stats("nobody")->stored_pages(), 0u);
+}
+
+TEST_P(ServiceTest, EveryStatsAnswerNamesTheNodeAndItsLimit) {
+  ServerOptions options = Options(StoreOptions{.max_memory_bytes = 64 << 20});
+  options.node_name = "zpaged-2";
+  Start(options);
+  for (const char* tenant : {"", "a"}) {
+    absl::StatusOr<v1::StatsResponse> stats = client_->Stats(tenant);
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_EQ(stats->node_name(), "zpaged-2") << tenant;
+    EXPECT_EQ(stats->max_memory_bytes(), 64u << 20) << tenant;
+  }
+}
+
+TEST_P(ServiceTest, TheNodeNameDefaultsToTheHostName) {
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof(host) - 1), 0);
+  EXPECT_EQ(client_->Stats("")->node_name(), host);
+}
+
+TEST_P(ServiceTest, ABadNodeNameIsRefusedAtStart) {
+  ServerOptions options = Options();
+  options.node_name = "zpaged 0";
+  absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
+      ZpagedServer::Start(options);
+  EXPECT_TRUE(absl::IsInvalidArgument(server.status())) << server.status();
 }
 
 TEST_P(ServiceTest, TenantsNeverSeeEachOthersPages) {

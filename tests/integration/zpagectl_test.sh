@@ -45,7 +45,8 @@ PY
 
 # No metrics listener: the default port 9464 may be taken on this machine.
 ZPAGED_ACK_DEADLINE=2s "$zpaged" --listen="127.0.0.1:$port" --metrics_listen= \
-  --tenant_max_bytes=64M >"$work/server.log" 2>&1 &
+  --tenant_max_bytes=64M --max_memory_bytes=1G --node_name=zpaged-7 \
+  >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 50); do
   "$zpagectl" stats >/dev/null 2>&1 && break
@@ -73,8 +74,16 @@ if "$zpagectl" get 1 >/dev/null 2>&1; then fail "usage error accepted"; else
 expect "stats --json" "$zpagectl" --tenant=vm stats --json
 python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["stored_pages"]==3 and s["same_filled_pages"]==1 and s["raw_pages"]==1, s' "$work/out" \
   && pass "stats counts" || fail "stats counts: $(cat "$work/out")"
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["node"]=="zpaged-7" and s["max_memory_bytes"]==1<<30, s' "$work/out" \
+  && pass "stats name the node and its limit" || fail "stats node: $(cat "$work/out")"
 expect "stats table" "$zpagectl" stats
 grep -q "stored pages" "$work/out" && pass "stats table readable" || fail "stats table"
+grep -qE "^node +zpaged-7$" "$work/out" && pass "stats table names the node" || fail "stats table node: $(cat "$work/out")"
+if "$zpaged" --listen=127.0.0.1:0 --metrics_listen= --node_name='bad/name' >"$work/bad.log" 2>&1; then
+  fail "a bad --node_name was accepted"
+else
+  grep -q "node name may hold only" "$work/bad.log" && pass "bad --node_name refused" || fail "bad --node_name: $(cat "$work/bad.log")"
+fi
 
 mkdir "$work/evicted"
 "$zpagectl" --tenant=vm watch "$work/evicted" >"$work/watch.log" 2>&1 &
