@@ -14,7 +14,7 @@
 #include "absl/flags/usage.h"
 #include "absl/synchronization/mutex.h"
 #include "client/bench/latency_histogram.h"
-#include "client/zpaged_client.h"
+#include "client/lib/zpaged_client.h"
 #include "contract/page.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "zpaged address");

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/bench/in_flight_window.h"
 #include "client/bench/process_sample.h"
-#include "client/zpaged_client.h"
+#include "client/lib/zpaged_client.h"
 #include "contract/grpc_status.h"
 #include "contract/metadata.h"
 #include "contract/page.h"

@@ -79,7 +79,7 @@ class BlockStore::WriteLocks {
   std::vector<size_t> stripes_;
 };
 
-BlockStore::BlockStore(SpillFile* spill, Client* client, std::string tenant,
+BlockStore::BlockStore(SpillFile* spill, PageClient* client, std::string tenant,
                        LogFunction log)
     : spill_(spill),
       client_(client),
@@ -108,10 +108,9 @@ absl::Status BlockStore::Recover() {
       pending.push_back(BlockKey(b, NextGeneration(entry.generation)));
     }
   }
-  for (size_t i = 0; i < pending.size(); i += kMaxBatch) {
-    const size_t n = std::min(kMaxBatch, pending.size() - i);
-    absl::StatusOr<v1::DeleteBatchResponse> deleted = client_->DeleteBatch(
-        tenant_, absl::MakeConstSpan(pending.data() + i, n));
+  if (!pending.empty()) {
+    absl::StatusOr<std::vector<bool>> deleted =
+        client_->DeleteMany(tenant_, pending);
     if (!deleted.ok()) {
       return absl::UnavailableError(absl::StrCat(
           "cannot delete the copies of writes cut short by the last stop: ",
@@ -161,15 +160,15 @@ absl::Status BlockStore::ReadBlocks(uint64_t first, uint64_t count,
     if (!keys.empty()) {
       std::vector<uint8_t*> outs;
       for (uint64_t i : key_blocks) outs.push_back(out + i * kBlockSize);
-      std::vector<int32_t> codes(keys.size());
+      std::vector<absl::Status> found(keys.size());
       if (absl::Status got =
-              coalescer_.Fetch(keys, outs, absl::MakeSpan(codes));
+              coalescer_.Fetch(keys, outs, absl::MakeSpan(found));
           !got.ok()) {
         return absl::UnavailableError(
             absl::StrCat("cannot read blocks from zpaged: ", got.message()));
       }
       for (size_t k = 0; k < keys.size(); ++k) {
-        if (codes[k] == 0) continue;
+        if (found[k].ok()) continue;
         if (absl::Status read = ReadBlock(first + key_blocks[k], outs[k]);
             !read.ok()) {
           return read;
@@ -283,7 +282,7 @@ absl::Status BlockStore::WriteBlocks(uint64_t first, uint64_t count,
   for (uint64_t done = 0; done < count;) {
     const uint64_t n = std::min<uint64_t>(kMaxBatch, count - done);
     std::vector<InFlight> puts;
-    std::vector<std::pair<uint64_t, std::string>> pages;
+    std::vector<KeyedPage> pages;
     for (uint64_t i = done; i < done + n; ++i) {
       const uint64_t block = first + i;
       const uint8_t* page = data + i * kBlockSize;
@@ -302,19 +301,19 @@ absl::Status BlockStore::WriteBlocks(uint64_t first, uint64_t count,
       const uint32_t generation = NextGeneration(entry.generation);
       puts.push_back({block, generation, entry});
       entry.put_pending = 1;
-      pages.emplace_back(
-          BlockKey(block, generation),
-          std::string(reinterpret_cast<const char*>(page), kBlockSize));
+      pages.push_back(
+          {BlockKey(block, generation),
+           absl::string_view(reinterpret_cast<const char*>(page), kBlockSize)});
     }
-    // Several batches in flight, so that zpaged compresses them on several
-    // threads; driven on a completion queue this thread polls.
-    absl::StatusOr<std::vector<v1::PutStreamResponse>> stored =
-        pages.empty() ? absl::StatusOr<std::vector<v1::PutStreamResponse>>()
-                      : client_->PutMany(tenant_, pages, kPutCallsInFlight,
-                                         kPutBatchBlocks);
+    // Several batches in flight (the client's options), so that zpaged
+    // compresses them on several threads.
+    using PutResults = std::vector<absl::StatusOr<PutReply>>;
+    absl::StatusOr<PutResults> stored = pages.empty()
+                                            ? absl::StatusOr<PutResults>()
+                                            : client_->PutMany(tenant_, pages);
     for (size_t k = 0; k < puts.size(); ++k) {
       const InFlight& put = puts[k];
-      const bool in_zpaged = stored.ok() && (*stored)[k].code() == 0;
+      const bool in_zpaged = stored.ok() && (*stored)[k].ok();
       if (!stored.ok()) {
         // The call may have stored it before it failed.
         obsolete.push_back(BlockKey(put.block, put.generation));
@@ -411,16 +410,14 @@ absl::Status BlockStore::Free(uint64_t first, uint64_t count) {
 }
 
 void BlockStore::DeleteCopies(const std::vector<uint64_t>& keys) {
-  for (size_t i = 0; i < keys.size(); i += kMaxBatch) {
-    const size_t n = std::min(kMaxBatch, keys.size() - i);
-    absl::StatusOr<v1::DeleteBatchResponse> deleted =
-        client_->DeleteBatch(tenant_, absl::MakeConstSpan(keys.data() + i, n));
-    if (!deleted.ok()) {
-      log_(absl::StrCat("could not delete ", n,
-                        " replaced copies from zpaged (they stay until the "
-                        "tenant is cleared): ",
-                        deleted.status().message()));
-    }
+  if (keys.empty()) return;
+  absl::StatusOr<std::vector<bool>> deleted =
+      client_->DeleteMany(tenant_, keys);
+  if (!deleted.ok()) {
+    log_(absl::StrCat("could not delete ", keys.size(),
+                      " replaced copies from zpaged (they stay until the "
+                      "tenant is cleared): ",
+                      deleted.status().message()));
   }
 }
 

@@ -7,8 +7,9 @@
 // same-filled (the word is in the entry, nothing crosses the network), in
 // zpaged under BlockKey(block, generation), or spilled to its slot.
 //
-// Writes go to zpaged in PutBatch calls of up to 256 blocks. A block zpaged
-// refuses (RESOURCE_EXHAUSTED, or zpaged unreachable) is written to its
+// Writes go to zpaged in PutMany calls of up to 256 blocks, which the
+// client splits into batch calls several in flight (its options). A block
+// zpaged refuses (RESOURCE_EXHAUSTED, or zpaged unreachable) is written to its
 // slot instead, so a write fails only when the local disk does. Each write
 // to zpaged takes the block's next generation, and the copy it replaced is
 // deleted afterwards.
@@ -49,9 +50,9 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "client/lib/page_client.h"
 #include "client/nbd/get_coalescer.h"
 #include "client/nbd/spill_file.h"
-#include "client/zpaged_client.h"
 
 namespace zpaged::nbd {
 
@@ -71,7 +72,7 @@ using LogFunction = std::function<void(const std::string& message)>;
 class BlockStore {
  public:
   // `spill` and `client` must outlive the store.
-  BlockStore(SpillFile* spill, Client* client, std::string tenant,
+  BlockStore(SpillFile* spill, PageClient* client, std::string tenant,
              LogFunction log);
 
   BlockStore(const BlockStore&) = delete;
@@ -108,10 +109,6 @@ class BlockStore {
  private:
   static constexpr size_t kStripes = 1024;
   static constexpr size_t kMaxBatch = 256;
-  // A write's blocks go in PutBatch calls of kPutBatchBlocks, this many at
-  // once.
-  static constexpr int kPutCallsInFlight = 4;
-  static constexpr int kPutBatchBlocks = 64;
 
   // Holds the write locks of blocks [first, first + count) until destroyed.
   class WriteLocks;
@@ -140,7 +137,7 @@ class BlockStore {
   void DeleteCopies(const std::vector<uint64_t>& keys);
 
   SpillFile* const spill_;
-  Client* const client_;
+  PageClient* const client_;
   const std::string tenant_;
   const LogFunction log_;
   GetCoalescer coalescer_;

@@ -3,6 +3,7 @@
 // keep outdated copies out, lost pages as errors, trims and zeroes freeing
 // zpaged's memory, and a restart on the same spill file.
 
+#include "client/lib/zpaged_client.h"
 #include "client/nbd/block_store.h"
 
 #include <stdlib.h>

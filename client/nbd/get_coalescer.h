@@ -1,5 +1,5 @@
 // GetCoalescer: turns concurrent reads of a few blocks each into shared
-// GetBatch calls.
+// GetMany calls.
 //
 // nbdkit serves each NBD request on its own thread, and a 4 KiB random read
 // is one block: alone, each would pay a whole gRPC call. Here a reader that
@@ -9,8 +9,8 @@
 // queue on its behalf. So one reader alone is never delayed, and under load
 // the calls carry many keys each. One call at a time measured best on two
 // cores: more overlap only made each call carry fewer keys. The calls run
-// on one completion queue the issuing reader polls, so no gRPC thread hands
-// the answer over.
+// on the issuing reader's thread (PageClient::GetMany), so no other thread
+// hands the answer over.
 //
 // Thread-safe. Fetch blocks its caller until its keys are answered.
 
@@ -26,8 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
-#include "client/zpaged_client.h"
-#include "grpcpp/completion_queue.h"
+#include "client/lib/page_client.h"
 
 namespace zpaged::nbd {
 
@@ -37,22 +36,22 @@ class GetCoalescer {
   static constexpr size_t kMaxKeysPerCall = 256;
 
   // `client` must outlive the coalescer.
-  GetCoalescer(Client* client, std::string tenant);
-  ~GetCoalescer();
+  GetCoalescer(PageClient* client, std::string tenant);
 
   // Fetches `keys` (at most kMaxKeysPerCall) of the tenant: each found page
-  // into its 4096 bytes at outs[i] with codes[i] = 0, else codes[i] = the
-  // item's google.rpc.Code. An error when the call carrying them failed.
+  // into its 4096 bytes at outs[i] with found[i] OK, else found[i] the
+  // item's status (NOT_FOUND, ...). An error when the call carrying them
+  // failed.
   absl::Status Fetch(absl::Span<const uint64_t> keys,
                      absl::Span<uint8_t* const> outs,
-                     absl::Span<int32_t> codes);
+                     absl::Span<absl::Status> found);
 
  private:
   // One caller's keys, waiting for or riding on a call.
   struct Request {
     absl::Span<const uint64_t> keys;
     absl::Span<uint8_t* const> outs;
-    absl::Span<int32_t> codes;
+    absl::Span<absl::Status> found;
     absl::Status status;
     bool done = false;
     // Woken when the request is answered, or when it heads the queue and a
@@ -65,10 +64,8 @@ class GetCoalescer {
   // Takes queued requests up to kMaxKeysPerCall keys. Requires mu_.
   std::vector<Request*> TakeQueued();
 
-  Client* const client_;
+  PageClient* const client_;
   const std::string tenant_;
-  // Used by the one call in flight, polled by the reader that issued it.
-  grpc::CompletionQueue cq_;
   std::mutex mu_;
   std::deque<Request*> queue_;  // guarded by mu_
   int calls_in_flight_ = 0;     // guarded by mu_

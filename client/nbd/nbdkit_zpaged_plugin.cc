@@ -32,9 +32,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "client/lib/zpaged_client.h"
 #include "client/nbd/block_store.h"
 #include "client/nbd/spill_file.h"
-#include "client/zpaged_client.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
@@ -46,14 +46,17 @@ struct Config {
   std::string tenant;
   int64_t size = -1;
   std::string spill;
-  ClientOptions client;
+  // A write's blocks go in PutBatch calls of 64, four at once, so that
+  // zpaged compresses them on several threads (measured: 273 MB/s for
+  // 1 MiB writes against 173 as one call); reads likewise.
+  ClientOptions client{.pages_per_call = 64, .calls_in_flight = 4};
   std::string tls_ca, tls_cert, tls_key;  // paths
 };
 
 struct Bridge {
   Config config;
   std::unique_ptr<SpillFile> spill;
-  std::unique_ptr<Client> client;
+  std::unique_ptr<PageClient> client;
   std::unique_ptr<BlockStore> store;
   std::thread watcher;
   std::atomic<bool> stopping{false};

@@ -11,20 +11,6 @@
 
 namespace zpaged {
 
-const char* PageEncodingName(PageEncoding encoding) {
-  switch (encoding) {
-    case PageEncoding::kSameFilled:
-      return "same_filled";
-    case PageEncoding::kLz4:
-      return "lz4";
-    case PageEncoding::kRaw:
-      return "raw";
-    case PageEncoding::kZstd:
-      return "zstd";
-  }
-  return "unknown";
-}
-
 const char* PageCompressorName(PageCompressor compressor) {
   return compressor == PageCompressor::kZstd ? "zstd" : "lz4";
 }

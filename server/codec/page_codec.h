@@ -22,13 +22,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "contract/page_encoding.h"
 
 namespace zpaged {
-
-enum class PageEncoding : uint8_t { kSameFilled, kLz4, kRaw, kZstd };
-
-// "same_filled", "lz4", "raw" or "zstd".
-const char* PageEncodingName(PageEncoding encoding);
 
 enum class PageCompressor { kLz4, kZstd };
 

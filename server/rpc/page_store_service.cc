@@ -6,6 +6,7 @@
 #include "contract/batch.h"
 #include "contract/grpc_status.h"
 #include "contract/page.h"
+#include "contract/wire_encoding.h"
 #include "server/rpc/authorization_metadata.h"
 #include "server/rpc/item_stream_reactor.h"
 #include "server/rpc/stats_response.h"
@@ -13,20 +14,6 @@
 
 namespace zpaged {
 namespace {
-
-v1::Encoding ToProto(PageEncoding encoding) {
-  switch (encoding) {
-    case PageEncoding::kSameFilled:
-      return v1::SAME_FILLED;
-    case PageEncoding::kLz4:
-      return v1::LZ4;
-    case PageEncoding::kRaw:
-      return v1::RAW;
-    case PageEncoding::kZstd:
-      return v1::ZSTD;
-  }
-  return v1::ENCODING_UNSPECIFIED;
-}
 
 absl::Span<const uint8_t> Bytes(const std::string& s) {
   return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(s.data()),
@@ -36,7 +23,7 @@ absl::Span<const uint8_t> Bytes(const std::string& s) {
 // Fills a PutResponse or PutStreamResponse from a stored page.
 template <typename Response>
 void SetPutResult(const PutResult& result, Response* response) {
-  response->set_encoding(ToProto(result.encoding));
+  response->set_encoding(ToWireEncoding(result.encoding));
   response->set_stored_bytes(result.stored_bytes);
 }
 

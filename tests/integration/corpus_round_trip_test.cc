@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "client/zpaged_client.h"
+#include "client/lib/zpaged_client.h"
 #include "gtest/gtest.h"
 #include "server/store/page_record.h"
 #include "server/zpaged_server.h"
@@ -81,8 +81,9 @@ TEST_P(CorpusRoundTripTest, EveryPageComesBackByteExactWithTheRightEncoding) {
   ServerOptions options;
   options.listen = "127.0.0.1:0";
   GetParam().ApplyTo(options.store);
-  const v1::Encoding compressed =
-      GetParam().compressor == PageCompressor::kZstd ? v1::ZSTD : v1::LZ4;
+  const PageEncoding compressed = GetParam().compressor == PageCompressor::kZstd
+                                      ? PageEncoding::kZstd
+                                      : PageEncoding::kLz4;
   absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
       ZpagedServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
@@ -98,10 +99,10 @@ TEST_P(CorpusRoundTripTest, EveryPageComesBackByteExactWithTheRightEncoding) {
     ASSERT_TRUE(put.ok()) << "page " << i << ": " << put.status();
     const std::string& kind = corpus->kind(i);
     if (kind == "zero" || kind == "same") {
-      EXPECT_EQ(put->encoding, v1::SAME_FILLED) << "page " << i;
+      EXPECT_EQ(put->encoding, PageEncoding::kSameFilled) << "page " << i;
       (kind == "zero" ? zero : same)++;
     } else if (kind == "random") {
-      EXPECT_EQ(put->encoding, v1::RAW) << "page " << i;
+      EXPECT_EQ(put->encoding, PageEncoding::kRaw) << "page " << i;
       ++random;
     } else if (kind == "text") {
       EXPECT_EQ(put->encoding, compressed) << "page " << i;

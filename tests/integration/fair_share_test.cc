@@ -17,10 +17,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "client/zpaged_client.h"
+#include "client/lib/zpaged_client.h"
 #include "contract/page.h"
 #include "gtest/gtest.h"
 #include "tests/corpus/page_corpus.h"
+#include "tests/testing/many_pages.h"
 #include "tests/testing/zpaged_process.h"
 
 namespace zpaged {
@@ -66,16 +67,17 @@ class FairShareTest : public ::testing::Test {
       absl::Span<const uint8_t> page = corpus.page((first + i) % corpus.size());
       pages.emplace_back(i, std::string(page.begin(), page.end()));
     }
-    absl::StatusOr<std::vector<v1::PutStreamResponse>> put =
-        client_->PutMany(tenant, pages);
+    absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> put =
+        PutPairs(*client_, tenant, pages);
     EXPECT_TRUE(put.ok()) << put.status();
     if (!put.ok()) return 0;
     uint64_t stored = 0;
-    for (const v1::PutStreamResponse& r : *put) {
-      if (r.code() == 0) {
+    for (size_t i = 0; i < put->size(); ++i) {
+      if ((*put)[i].ok()) {
         ++stored;
       } else if (refusals_++ < 3) {
-        ADD_FAILURE() << tenant << " key " << r.key() << ": " << r.message();
+        ADD_FAILURE() << tenant << " key " << pages[i].first << ": "
+                      << (*put)[i].status();
       }
     }
     return stored;

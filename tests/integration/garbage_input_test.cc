@@ -11,7 +11,7 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
-#include "client/zpaged_client.h"
+#include "client/lib/zpaged_client.h"
 #include "gtest/gtest.h"
 #include "server/zpaged_server.h"
 

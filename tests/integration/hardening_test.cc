@@ -18,12 +18,13 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/time/clock.h"
-#include "client/zpaged_client.h"
+#include "client/lib/zpaged_client.h"
 #include "contract/page.h"
 #include "grpcpp/client_context.h"
 #include "gtest/gtest.h"
 #include "server/rpc/watch_reactor.h"
 #include "server/zpaged_server.h"
+#include "tests/testing/many_pages.h"
 
 namespace zpaged {
 namespace {
@@ -83,7 +84,7 @@ TEST_F(HardeningTest, AWatcherThatDoesNotReadHoldsABoundedOutbox) {
   std::vector<std::pair<uint64_t, std::string>> pages;
   for (int key = 0; key < kPages; ++key)
     pages.emplace_back(key, RandomPage(key));
-  ASSERT_TRUE(client_->PutMany("vm", pages).ok());
+  ASSERT_TRUE(PutPairs(*client_, "vm", pages).ok());
 
   grpc::ClientContext watch;
   auto stream = client_->stub().WatchEvictions(&watch);

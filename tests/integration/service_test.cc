@@ -13,7 +13,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/notification.h"
-#include "client/zpaged_client.h"
+#include "client/lib/zpaged_client.h"
 #include "contract/names.h"
 #include "contract/page.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "server/core/mutex.h"
 #include "server/zpaged_server.h"
+#include "tests/testing/many_pages.h"
 #include "tests/testing/store_flavour.h"
 
 namespace zpaged {
@@ -88,6 +89,10 @@ class ServiceTest : public ::testing::TestWithParam<StoreFlavour> {
   v1::Encoding Compressed() const {
     return GetParam().compressor == PageCompressor::kZstd ? v1::ZSTD : v1::LZ4;
   }
+  PageEncoding CompressedEncoding() const {
+    return GetParam().compressor == PageCompressor::kZstd ? PageEncoding::kZstd
+                                                          : PageEncoding::kLz4;
+  }
 
   void Start(const ServerOptions& options) {
     client_.reset();
@@ -107,15 +112,15 @@ class ServiceTest : public ::testing::TestWithParam<StoreFlavour> {
 TEST_P(ServiceTest, PutGetDeleteRoundTrip) {
   absl::StatusOr<PutReply> put = client_->Put("vm-1", 1, TextPage(1));
   ASSERT_TRUE(put.ok()) << put.status();
-  EXPECT_EQ(put->encoding, Compressed());
+  EXPECT_EQ(put->encoding, CompressedEncoding());
   EXPECT_GT(put->stored_bytes, 0u);
   EXPECT_EQ(*client_->Get("vm-1", 1), TextPage(1));
 
   put = client_->Put("vm-1", 2, std::string(4096, '\0'));
-  EXPECT_EQ(put->encoding, v1::SAME_FILLED);
+  EXPECT_EQ(put->encoding, PageEncoding::kSameFilled);
   EXPECT_EQ(put->stored_bytes, 0u);
   put = client_->Put("vm-1", 3, RandomPage(3));
-  EXPECT_EQ(put->encoding, v1::RAW);
+  EXPECT_EQ(put->encoding, PageEncoding::kRaw);
   EXPECT_EQ(put->stored_bytes, 4096u);
   EXPECT_EQ(*client_->Get("vm-1", 3), RandomPage(3));
 
@@ -573,7 +578,7 @@ TEST_P(AuthTest, ATokenReachesOnlyItsOwnTenants) {
             absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(beta->GetBatch("alpha", {&five, 1}).status().code(),
             absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(beta->PutMany("alpha", {{5, TextPage(5)}}).status().code(),
+  EXPECT_EQ(PutPairs(*beta, "alpha", {{5, TextPage(5)}}).status().code(),
             absl::StatusCode::kPermissionDenied);
   const uint64_t one = 1;
   EXPECT_EQ(beta->DeleteBatch("alpha", {&one, 1}).status().code(),
@@ -639,44 +644,41 @@ TEST_P(ServiceTest, StreamsAnswerInOrderWithPerItemOutcomes) {
     if (key % 50 == 7) page.resize(4095);  // a bad item mid-stream
     pages.emplace_back(key * 11, std::move(page));
   }
-  absl::StatusOr<std::vector<v1::PutStreamResponse>> put =
-      client_->PutMany("vm", pages, /*max_in_flight=*/16);
+  absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> put =
+      PutPairs(*client_, "vm", pages);
   ASSERT_TRUE(put.ok()) << put.status();
   ASSERT_EQ(put->size(), pages.size());
   for (size_t i = 0; i < pages.size(); ++i) {
-    const v1::PutStreamResponse& r = (*put)[i];
-    EXPECT_EQ(r.key(), pages[i].first);
+    const absl::StatusOr<PutReply>& r = (*put)[i];
     if (pages[i].second.size() != 4096) {
-      EXPECT_EQ(r.code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
-      EXPECT_NE(r.message().find("4096"), std::string::npos);
+      EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+      EXPECT_NE(r.status().message().find("4096"), std::string::npos);
       continue;
     }
-    EXPECT_EQ(r.code(), 0) << r.message();
-    const v1::Encoding want = i % 3 == 0   ? Compressed()
-                              : i % 3 == 1 ? v1::RAW
-                                           : v1::SAME_FILLED;
-    EXPECT_EQ(r.encoding(), want) << i;
+    ASSERT_TRUE(r.ok()) << r.status();
+    const PageEncoding want = i % 3 == 0   ? CompressedEncoding()
+                              : i % 3 == 1 ? PageEncoding::kRaw
+                                           : PageEncoding::kSameFilled;
+    EXPECT_EQ(r->encoding, want) << i;
   }
 
   std::vector<uint64_t> keys;
   for (const auto& [key, page] : pages) keys.push_back(key);
   keys.push_back(999999);  // never stored
-  absl::StatusOr<std::vector<v1::GetStreamResponse>> got =
-      client_->GetMany("vm", keys);
+  absl::StatusOr<std::vector<absl::StatusOr<std::string>>> got =
+      GetPages(*client_, "vm", keys);
   ASSERT_TRUE(got.ok()) << got.status();
   ASSERT_EQ(got->size(), keys.size());
   for (size_t i = 0; i < pages.size(); ++i) {
-    const v1::GetStreamResponse& r = (*got)[i];
-    EXPECT_EQ(r.key(), keys[i]);
+    const absl::StatusOr<std::string>& r = (*got)[i];
     if (pages[i].second.size() != 4096) {
-      EXPECT_EQ(r.code(), static_cast<int>(absl::StatusCode::kNotFound));
+      EXPECT_TRUE(absl::IsNotFound(r.status())) << r.status();
     } else {
-      ASSERT_EQ(r.code(), 0) << r.message();
-      EXPECT_EQ(r.data(), pages[i].second) << i;
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_EQ(*r, pages[i].second) << i;
     }
   }
-  EXPECT_EQ(got->back().code(), static_cast<int>(absl::StatusCode::kNotFound));
-  EXPECT_TRUE(got->back().data().empty());
+  EXPECT_TRUE(absl::IsNotFound(got->back().status()));
 }
 
 TEST_P(ServiceTest, StreamsCarryLargeBatches) {
@@ -684,14 +686,17 @@ TEST_P(ServiceTest, StreamsCarryLargeBatches) {
   for (uint64_t key = 0; key < 2000; ++key) {
     pages.emplace_back(key, TextPage(key));
   }
-  auto put = client_->PutMany("bulk", pages, /*max_in_flight=*/64);
+  std::unique_ptr<Client> wide = Client::Connect(
+      server_->address(), {.pages_per_call = 16, .calls_in_flight = 64});
+  auto put = PutPairs(*wide, "bulk", pages);
   ASSERT_TRUE(put.ok()) << put.status();
   std::vector<uint64_t> keys;
   for (uint64_t key = 0; key < 2000; ++key) keys.push_back(key);
-  auto got = client_->GetMany("bulk", keys, /*max_in_flight=*/64);
+  auto got = GetPages(*wide, "bulk", keys);
   ASSERT_TRUE(got.ok()) << got.status();
   for (uint64_t key = 0; key < 2000; ++key) {
-    ASSERT_EQ((*got)[key].data(), TextPage(key)) << key;
+    ASSERT_TRUE((*got)[key].ok()) << key << ": " << (*got)[key].status();
+    ASSERT_EQ(*(*got)[key], TextPage(key)) << key;
   }
 }
 
@@ -704,10 +709,10 @@ TEST_P(ServiceTest, StreamPutOnAFullTenantEvictsToTheWatcher) {
   for (uint64_t key = 1; key <= 10; ++key) {
     pages.emplace_back(key, RandomPage(key));
   }
-  auto put = client_->PutMany("vm", pages);
+  auto put = PutPairs(*client_, "vm", pages);
   ASSERT_TRUE(put.ok()) << put.status();
-  for (const v1::PutStreamResponse& r : *put) {
-    EXPECT_EQ(r.code(), 0) << r.key() << ": " << r.message();
+  for (size_t i = 0; i < put->size(); ++i) {
+    EXPECT_TRUE((*put)[i].ok()) << pages[i].first << ": " << (*put)[i].status();
   }
   EXPECT_EQ(received.size(), 6u);
   EXPECT_EQ(received.At(1), RandomPage(1));
@@ -1062,24 +1067,25 @@ TEST_P(ServiceTest, ManyPagesGoInBatchesWithSeveralInFlight) {
     pages.emplace_back(key, key % 3 == 0 ? RandomPage(key) : TextPage(key));
     keys.push_back(key);
   }
-  auto put = client_->PutMany("vm", pages, /*max_in_flight=*/3,
-                              /*batch_pages=*/7);
+  std::unique_ptr<Client> putter = Client::Connect(
+      server_->address(), {.pages_per_call = 7, .calls_in_flight = 3});
+  auto put = PutPairs(*putter, "vm", pages);
   ASSERT_TRUE(put.ok()) << put.status();
   ASSERT_EQ(put->size(), pages.size());
   for (size_t i = 0; i < pages.size(); ++i) {
-    EXPECT_EQ((*put)[i].key(), pages[i].first);
-    EXPECT_EQ((*put)[i].code(), 0);
+    EXPECT_TRUE((*put)[i].ok()) << i << ": " << (*put)[i].status();
   }
   keys.push_back(5000);  // never put
-  auto got = client_->GetMany("vm", keys, /*max_in_flight=*/5,
-                              /*batch_pages=*/64);
+  std::unique_ptr<Client> getter = Client::Connect(
+      server_->address(), {.pages_per_call = 64, .calls_in_flight = 5});
+  auto got = GetPages(*getter, "vm", keys);
   ASSERT_TRUE(got.ok()) << got.status();
   ASSERT_EQ(got->size(), keys.size());
   for (size_t i = 0; i < pages.size(); ++i) {
-    EXPECT_EQ((*got)[i].key(), keys[i]);
-    EXPECT_EQ((*got)[i].data(), pages[i].second) << i;
+    ASSERT_TRUE((*got)[i].ok()) << i << ": " << (*got)[i].status();
+    EXPECT_EQ(*(*got)[i], pages[i].second) << i;
   }
-  EXPECT_EQ(got->back().code(), static_cast<int>(absl::StatusCode::kNotFound));
+  EXPECT_TRUE(absl::IsNotFound(got->back().status()));
   EXPECT_EQ(client_->Stats("vm")->stored_pages(), 1000u);
 }
 

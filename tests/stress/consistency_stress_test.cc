@@ -33,7 +33,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "client/zpaged_client.h"
+#include "client/lib/zpaged_client.h"
 #include "gtest/gtest.h"
 #include "server/core/mutex.h"
 #include "server/zpaged_server.h"

@@ -16,7 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "client/zpaged_client.h"
+#include "client/lib/zpaged_client.h"
 
 extern char** environ;
 

@@ -1,13 +1,18 @@
-#include "client/zpaged_client.h"
+#include "client/lib/zpaged_client.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstring>
 #include <future>
+#include <mutex>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "contract/grpc_status.h"
 #include "contract/metadata.h"
 #include "contract/page.h"
+#include "contract/wire_encoding.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/completion_queue.h"
 #include "grpcpp/create_channel.h"
@@ -16,13 +21,89 @@
 namespace zpaged {
 namespace {
 
-// Marks an item a batch response left out: never a silent OK.
-template <typename Item>
-void SetMissing(size_t asked, int answered, Item* out) {
-  out->set_code(static_cast<int32_t>(absl::StatusCode::kInternal));
-  out->set_message(absl::StrCat("the server answered ", answered, " of ", asked,
-                                " items of a batch"));
+// An item a batch response left out: never a silent OK.
+absl::Status Missing(size_t asked, int answered) {
+  return absl::InternalError(absl::StrCat("the server answered ", answered,
+                                          " of ", asked, " items of a batch"));
 }
+
+// One item's outcome in a batch response: its google.rpc.Code and message.
+absl::Status ItemStatus(int32_t code, absl::string_view message) {
+  return absl::Status(static_cast<absl::StatusCode>(code), message);
+}
+
+// One WatchEvictions stream, run on its own thread until Stop or the end of
+// the stream.
+class StreamWatcher final : public EvictionWatcher {
+ public:
+  explicit StreamWatcher(std::unique_ptr<grpc::ClientContext> context)
+      : context_(std::move(context)) {}
+  ~StreamWatcher() override { Stop(); }
+
+  void Stop() override {
+    if (!thread_.joinable()) return;
+    context_->TryCancel();
+    thread_.join();
+  }
+
+  absl::Status Wait() override {
+    std::unique_lock<std::mutex> lock(mu_);
+    ended_changed_.wait(lock, [this] { return ended_; });
+    return final_status_;
+  }
+
+  bool WaitFor(absl::Duration timeout) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    return ended_changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                                   [this] { return ended_; });
+  }
+
+  // Runs the stream on the watcher's thread: subscribes to `tenant`, says
+  // through `subscribed` whether the server took the subscription, then
+  // hands each page to `on_page` and acks it when that returns true.
+  void Start(v1::PageStore::Stub* stub, std::string tenant,
+             EvictionCallback on_page, std::promise<bool> subscribed) {
+    thread_ = std::thread([this, stub, tenant = std::move(tenant),
+                           on_page = std::move(on_page),
+                           subscribed = std::move(subscribed)]() mutable {
+      auto stream = stub->WatchEvictions(context_.get());
+      v1::EvictionAck subscribe;
+      subscribe.set_tenant(tenant);
+      stream->Write(subscribe);
+      stream->WaitForInitialMetadata();
+      const auto& metadata = context_->GetServerInitialMetadata();
+      const bool ok = metadata.find(kSubscribedMetadata) != metadata.end();
+      subscribed.set_value(ok);
+      if (ok) {
+        v1::EvictedPage page;
+        while (stream->Read(&page)) {
+          if (!on_page(page.key(), page.data())) continue;
+          v1::EvictionAck ack;
+          ack.set_sequence(page.sequence());
+          if (!stream->Write(ack)) break;
+        }
+      }
+      stream->WritesDone();
+      SetEnded(FromGrpcStatus(stream->Finish()));
+    });
+  }
+
+ private:
+  void SetEnded(absl::Status status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ended_ = true;
+    final_status_ = std::move(status);
+    ended_changed_.notify_all();
+  }
+
+  const std::unique_ptr<grpc::ClientContext> context_;
+  std::thread thread_;
+
+  std::mutex mu_;
+  std::condition_variable ended_changed_;
+  bool ended_ = false;         // guarded by mu_
+  absl::Status final_status_;  // guarded by mu_
+};
 
 }  // namespace
 
@@ -89,7 +170,10 @@ absl::StatusOr<PutReply> Client::Put(absl::string_view tenant, uint64_t key,
   absl::StatusOr<v1::PutResponse> response =
       Call(&v1::PageStore::Stub::Put, request);
   if (!response.ok()) return response.status();
-  return PutReply{response->encoding(), response->stored_bytes()};
+  absl::StatusOr<PageEncoding> encoding =
+      FromWireEncoding(response->encoding());
+  if (!encoding.ok()) return encoding.status();
+  return PutReply{*encoding, response->stored_bytes()};
 }
 
 absl::StatusOr<std::string> Client::Get(absl::string_view tenant,
@@ -167,7 +251,7 @@ absl::Status Client::RunBatches(
     std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> (
         v1::PageStore::Stub::*prepare)(grpc::ClientContext*, const Request&,
                                        grpc::CompletionQueue*),
-    size_t count, int batch_pages, int max_in_flight,
+    size_t count,
     absl::FunctionRef<Request(size_t first, size_t n)> make_request,
     absl::FunctionRef<void(size_t first, size_t n, const Response&)> take) {
   struct Call {
@@ -179,8 +263,9 @@ absl::Status Client::RunBatches(
     size_t n = 0;
   };
   const size_t per_call = static_cast<size_t>(
-      std::clamp(batch_pages, 1, static_cast<int>(kMaxBatchPages)));
-  const size_t window = static_cast<size_t>(std::clamp(max_in_flight, 1, 64));
+      std::clamp(options_.pages_per_call, 1, static_cast<int>(kMaxBatchPages)));
+  const size_t window =
+      static_cast<size_t>(std::clamp(options_.calls_in_flight, 1, 64));
   grpc::CompletionQueue queue;
   std::vector<Call> calls(window);
   size_t next = 0;
@@ -220,67 +305,72 @@ absl::Status Client::RunBatches(
   return failure;
 }
 
-absl::StatusOr<std::vector<v1::PutStreamResponse>> Client::PutMany(
-    absl::string_view tenant,
-    const std::vector<std::pair<uint64_t, std::string>>& pages,
-    int max_in_flight, int batch_pages) {
-  std::vector<v1::PutStreamResponse> responses(pages.size());
+absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> Client::PutMany(
+    absl::string_view tenant, absl::Span<const KeyedPage> pages) {
+  std::vector<absl::StatusOr<PutReply>> results(
+      pages.size(), absl::InternalError("never answered"));
   // A page of the wrong size would make its whole batch invalid: it gets its
   // own INVALID_ARGUMENT, as the server would give it, and stays home.
   std::vector<size_t> sendable;
   sendable.reserve(pages.size());
   for (size_t i = 0; i < pages.size(); ++i) {
-    if (pages[i].second.size() == kPageSize) {
+    if (pages[i].page.size() == kPageSize) {
       sendable.push_back(i);
       continue;
     }
-    responses[i].set_key(pages[i].first);
-    responses[i].set_code(
-        static_cast<int32_t>(absl::StatusCode::kInvalidArgument));
-    responses[i].set_message(
-        absl::StrCat("page data is ", pages[i].second.size(),
+    results[i] = absl::InvalidArgumentError(
+        absl::StrCat("page data is ", pages[i].page.size(),
                      " bytes; it must be exactly ", kPageSize));
   }
   absl::Status status = RunBatches<v1::PutBatchRequest, v1::PutBatchResponse>(
-      &v1::PageStore::Stub::PrepareAsyncPutBatch, sendable.size(), batch_pages,
-      max_in_flight,
+      &v1::PageStore::Stub::PrepareAsyncPutBatch, sendable.size(),
       [&](size_t first, size_t n) {
         v1::PutBatchRequest request;
         request.set_tenant(std::string(tenant));
         std::string* data = request.mutable_pages();
         data->reserve(n * kPageSize);
         for (size_t i = first; i < first + n; ++i) {
-          request.add_keys(pages[sendable[i]].first);
-          data->append(pages[sendable[i]].second);
+          request.add_keys(pages[sendable[i]].key);
+          data->append(pages[sendable[i]].page.data(),
+                       pages[sendable[i]].page.size());
         }
         return request;
       },
       [&](size_t first, size_t n, const v1::PutBatchResponse& response) {
         for (size_t i = 0; i < n; ++i) {
-          v1::PutStreamResponse& out = responses[sendable[first + i]];
-          out.set_key(pages[sendable[first + i]].first);
+          absl::StatusOr<PutReply>& out = results[sendable[first + i]];
           if (i >= size_t(response.results_size())) {
-            SetMissing(n, response.results_size(), &out);
+            out = Missing(n, response.results_size());
             continue;
           }
           const v1::PutItemResult& result = response.results(i);
-          out.set_code(result.code());
-          out.set_message(result.message());
-          out.set_encoding(result.encoding());
-          out.set_stored_bytes(result.stored_bytes());
+          if (result.code() != 0) {
+            out = ItemStatus(result.code(), result.message());
+            continue;
+          }
+          absl::StatusOr<PageEncoding> encoding =
+              FromWireEncoding(result.encoding());
+          if (!encoding.ok()) {
+            out = encoding.status();
+            continue;
+          }
+          out = PutReply{*encoding, result.stored_bytes()};
         }
       });
   if (!status.ok()) return status;
-  return responses;
+  return results;
 }
 
-absl::StatusOr<std::vector<v1::GetStreamResponse>> Client::GetMany(
-    absl::string_view tenant, const std::vector<uint64_t>& keys,
-    int max_in_flight, int batch_pages) {
-  std::vector<v1::GetStreamResponse> responses(keys.size());
+absl::StatusOr<std::vector<absl::Status>> Client::GetMany(
+    absl::string_view tenant, absl::Span<const uint64_t> keys,
+    absl::Span<uint8_t* const> outs) {
+  if (outs.size() != keys.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "GetMany: ", keys.size(), " keys but ", outs.size(), " outputs"));
+  }
+  std::vector<absl::Status> results(keys.size());
   absl::Status status = RunBatches<v1::GetBatchRequest, v1::GetBatchResponse>(
-      &v1::PageStore::Stub::PrepareAsyncGetBatch, keys.size(), batch_pages,
-      max_in_flight,
+      &v1::PageStore::Stub::PrepareAsyncGetBatch, keys.size(),
       [&](size_t first, size_t n) {
         v1::GetBatchRequest request;
         request.set_tenant(std::string(tenant));
@@ -289,92 +379,67 @@ absl::StatusOr<std::vector<v1::GetStreamResponse>> Client::GetMany(
         return request;
       },
       [&](size_t first, size_t n, const v1::GetBatchResponse& response) {
-        const bool whole = response.pages().size() == n * kPageSize;
+        const bool whole = response.pages().size() == n * kPageSize &&
+                           size_t(response.codes_size()) == n;
         for (size_t i = 0; i < n; ++i) {
-          v1::GetStreamResponse& out = responses[first + i];
-          out.set_key(keys[first + i]);
-          if (i >= size_t(response.codes_size()) || !whole) {
-            SetMissing(n, response.codes_size(), &out);
+          absl::Status& out = results[first + i];
+          if (!whole) {
+            out = Missing(n, response.codes_size());
             continue;
           }
-          const auto code = static_cast<absl::StatusCode>(response.codes(i));
-          out.set_code(response.codes(i));
-          if (code == absl::StatusCode::kOk) {
-            out.set_data(response.pages().substr(i * kPageSize, kPageSize));
-          } else {
-            out.set_message(absl::StatusCodeToString(code));
+          out = ItemStatus(response.codes(i), "");
+          if (out.ok()) {
+            std::memcpy(outs[first + i],
+                        response.pages().data() + i * kPageSize, kPageSize);
           }
         }
       });
   if (!status.ok()) return status;
-  return responses;
+  return results;
+}
+
+absl::StatusOr<std::vector<bool>> Client::DeleteMany(
+    absl::string_view tenant, absl::Span<const uint64_t> keys) {
+  std::vector<bool> existed(keys.size());
+  absl::Status missing;
+  absl::Status status =
+      RunBatches<v1::DeleteBatchRequest, v1::DeleteBatchResponse>(
+          &v1::PageStore::Stub::PrepareAsyncDeleteBatch, keys.size(),
+          [&](size_t first, size_t n) {
+            v1::DeleteBatchRequest request;
+            request.set_tenant(std::string(tenant));
+            request.mutable_keys()->Add(keys.begin() + first,
+                                        keys.begin() + first + n);
+            return request;
+          },
+          [&](size_t first, size_t n, const v1::DeleteBatchResponse& response) {
+            if (size_t(response.existed_size()) != n) {
+              missing = Missing(n, response.existed_size());
+              return;
+            }
+            for (size_t i = 0; i < n; ++i) {
+              existed[first + i] = response.existed(i);
+            }
+          });
+  if (!status.ok()) return status;
+  if (!missing.ok()) return missing;
+  return existed;
 }
 
 absl::StatusOr<std::unique_ptr<EvictionWatcher>> Client::Watch(
     absl::string_view tenant, EvictionCallback on_page) {
-  std::unique_ptr<EvictionWatcher> watcher(new EvictionWatcher);
-  watcher->context_ = NewContext(/*streaming=*/true);
+  auto watcher =
+      std::make_unique<StreamWatcher>(NewContext(/*streaming=*/true));
   std::promise<bool> subscribed;
   std::future<bool> subscribed_future = subscribed.get_future();
-
-  watcher->thread_ =
-      std::thread([this, w = watcher.get(), tenant = std::string(tenant),
-                   on_page = std::move(on_page),
-                   subscribed = std::move(subscribed)]() mutable {
-        auto stream = stub_->WatchEvictions(w->context_.get());
-        v1::EvictionAck subscribe;
-        subscribe.set_tenant(tenant);
-        stream->Write(subscribe);
-        stream->WaitForInitialMetadata();
-        const auto& metadata = w->context_->GetServerInitialMetadata();
-        const bool ok = metadata.find(kSubscribedMetadata) != metadata.end();
-        subscribed.set_value(ok);
-        if (ok) {
-          v1::EvictedPage page;
-          while (stream->Read(&page)) {
-            if (!on_page(page.key(), page.data())) continue;
-            v1::EvictionAck ack;
-            ack.set_sequence(page.sequence());
-            if (!stream->Write(ack)) break;
-          }
-        }
-        stream->WritesDone();
-        w->SetEnded(FromGrpcStatus(stream->Finish()));
-      });
-
+  watcher->Start(stub_.get(), std::string(tenant), std::move(on_page),
+                 std::move(subscribed));
   if (!subscribed_future.get()) {
     absl::Status refused = watcher->Wait();
     return refused.ok() ? absl::UnavailableError("the server did not subscribe")
                         : refused;
   }
   return watcher;
-}
-
-EvictionWatcher::~EvictionWatcher() { Stop(); }
-
-void EvictionWatcher::Stop() {
-  if (!thread_.joinable()) return;
-  context_->TryCancel();
-  thread_.join();
-}
-
-void EvictionWatcher::SetEnded(absl::Status status) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ended_ = true;
-  final_status_ = std::move(status);
-  ended_changed_.notify_all();
-}
-
-absl::Status EvictionWatcher::Wait() {
-  std::unique_lock<std::mutex> lock(mu_);
-  ended_changed_.wait(lock, [this] { return ended_; });
-  return final_status_;
-}
-
-bool EvictionWatcher::WaitFor(absl::Duration timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return ended_changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                                 [this] { return ended_; });
 }
 
 }  // namespace zpaged

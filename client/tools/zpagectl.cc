@@ -26,9 +26,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "client/zpaged_client.h"
+#include "client/lib/zpaged_client.h"
 #include "contract/page.h"
 
 ABSL_FLAG(std::string, server, "",
@@ -269,7 +270,8 @@ int Run(const std::vector<char*>& args) {
     absl::StatusOr<PutReply> r = client->Put(tenant, key, *page);
     if (!r.ok()) return Failed(command, r.status());
     std::fprintf(stderr, "put %lu: %s, %u bytes in the pool\n", key,
-                 v1::Encoding_Name(r->encoding).c_str(), r->stored_bytes);
+                 absl::AsciiStrToUpper(PageEncodingName(r->encoding)).c_str(),
+                 r->stored_bytes);
     return 0;
   }
   if (command == "get") {

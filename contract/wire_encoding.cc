@@ -1,0 +1,38 @@
+#include "contract/wire_encoding.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace zpaged {
+
+v1::Encoding ToWireEncoding(PageEncoding encoding) {
+  switch (encoding) {
+    case PageEncoding::kSameFilled:
+      return v1::SAME_FILLED;
+    case PageEncoding::kLz4:
+      return v1::LZ4;
+    case PageEncoding::kRaw:
+      return v1::RAW;
+    case PageEncoding::kZstd:
+      return v1::ZSTD;
+  }
+  return v1::ENCODING_UNSPECIFIED;
+}
+
+absl::StatusOr<PageEncoding> FromWireEncoding(v1::Encoding encoding) {
+  switch (encoding) {
+    case v1::SAME_FILLED:
+      return PageEncoding::kSameFilled;
+    case v1::LZ4:
+      return PageEncoding::kLz4;
+    case v1::RAW:
+      return PageEncoding::kRaw;
+    case v1::ZSTD:
+      return PageEncoding::kZstd;
+    default:
+      return absl::InternalError(absl::StrCat(
+          "the server named page encoding ", static_cast<int>(encoding),
+          ", which this client does not know"));
+  }
+}
+
+}  // namespace zpaged
