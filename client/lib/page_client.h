@@ -31,11 +31,13 @@
 
 namespace zpaged {
 
-// How a stored page is kept, and what it costs in the pool (0 for
-// SAME_FILLED).
+// How a stored page is kept, what it costs in the pool (0 for
+// SAME_FILLED), and on how many servers it is: 1 for one server, up to the
+// replicas asked for on a tier.
 struct PutReply {
   PageEncoding encoding;
   uint32_t stored_bytes;
+  uint32_t copies = 1;
 };
 
 // One page of PutMany: its key and its 4096 bytes, which the caller keeps

@@ -1,0 +1,481 @@
+#include "client/tier/tier_client.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "contract/names.h"
+#include "contract/page.h"
+
+namespace zpaged {
+namespace {
+
+// An error of the member (down, hung past its deadline, full, shutting
+// down), after which another member may do better; not one of the request,
+// which every member would give alike.
+bool MemberFault(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kOutOfRange:
+      return false;
+    default:
+      return true;
+  }
+}
+
+// The items of one call to one member: indexes into the caller's arrays.
+using Buckets = std::map<size_t, std::vector<size_t>>;
+
+// Runs `call(member, items)` for every bucket at once, one thread per
+// member beyond the first, and returns when all have.
+void ForEachMember(
+    const Buckets& buckets,
+    const std::function<void(size_t member, const std::vector<size_t>& items)>&
+        call) {
+  std::vector<std::thread> threads;
+  auto it = buckets.begin();
+  if (it == buckets.end()) return;
+  for (auto other = std::next(it); other != buckets.end(); ++other) {
+    threads.emplace_back([&call, other] { call(other->first, other->second); });
+  }
+  call(it->first, it->second);
+  for (std::thread& thread : threads) thread.join();
+}
+
+absl::Status WithMember(const absl::Status& status, absl::string_view name) {
+  return absl::Status(status.code(),
+                      absl::StrCat("zpaged '", name, "': ", status.message()));
+}
+
+// The tier's subscription: one watcher per member, and a thread that
+// subscribes again to members that were down or whose stream ended.
+class TierWatcher final : public EvictionWatcher {
+ public:
+  TierWatcher(const std::vector<TierMember>* members, std::string tenant,
+              EvictionCallback on_page)
+      : members_(members),
+        tenant_(std::move(tenant)),
+        on_page_(std::move(on_page)),
+        watchers_(members->size()) {}
+  ~TierWatcher() override { Stop(); }
+
+  // Subscribes on every member it can; OK if one took it.
+  absl::Status Start() {
+    absl::Status last = absl::UnavailableError("no member");
+    bool any = false;
+    for (size_t m = 0; m < members_->size(); ++m) {
+      absl::Status subscribed = Subscribe(m);
+      any |= subscribed.ok();
+      if (!subscribed.ok()) last = subscribed;
+    }
+    if (!any) return last;
+    retry_ = std::thread([this] { Retry(); });
+    return absl::OkStatus();
+  }
+
+  void Stop() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+      changed_.notify_all();
+    }
+    if (retry_.joinable()) retry_.join();
+    for (std::unique_ptr<EvictionWatcher>& watcher : watchers_) {
+      if (watcher != nullptr) watcher->Stop();
+    }
+  }
+
+  absl::Status Wait() override {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait(lock, [this] { return stopped_; });
+    return absl::CancelledError("the watcher was stopped");
+  }
+
+  bool WaitFor(absl::Duration timeout) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    return changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                             [this] { return stopped_; });
+  }
+
+ private:
+  static constexpr absl::Duration kRetryEvery = absl::Seconds(1);
+
+  // Only the retry thread (or Start, before it runs) touches watchers_[m].
+  absl::Status Subscribe(size_t m) {
+    const TierMember& member = (*members_)[m];
+    absl::StatusOr<std::unique_ptr<EvictionWatcher>> watcher =
+        member.client->Watch(tenant_,
+                             [this](uint64_t key, absl::string_view page) {
+                               // One page at a time, as one server's watcher
+                               // delivers them.
+                               std::lock_guard<std::mutex> lock(deliver_mu_);
+                               return on_page_(key, page);
+                             });
+    if (!watcher.ok()) return WithMember(watcher.status(), member.name);
+    watchers_[m] = *std::move(watcher);
+    return absl::OkStatus();
+  }
+
+  void Retry() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!changed_.wait_for(lock, absl::ToChronoNanoseconds(kRetryEvery),
+                              [this] { return stopped_; })) {
+      lock.unlock();
+      for (size_t m = 0; m < members_->size(); ++m) {
+        if (watchers_[m] == nullptr ||
+            watchers_[m]->WaitFor(absl::ZeroDuration())) {
+          watchers_[m].reset();
+          Subscribe(m).IgnoreError();  // tried again next round
+        }
+      }
+      lock.lock();
+    }
+  }
+
+  const std::vector<TierMember>* const members_;
+  const std::string tenant_;
+  const EvictionCallback on_page_;
+  std::vector<std::unique_ptr<EvictionWatcher>> watchers_;
+  std::mutex deliver_mu_;
+  std::thread retry_;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  bool stopped_ = false;  // guarded by mu_
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TierClient>> TierClient::Create(
+    std::vector<TierMember> members, const TierOptions& options) {
+  if (members.empty()) {
+    return absl::InvalidArgumentError("a tier needs at least one server");
+  }
+  if (options.replicas < 1 || options.replicas > 3) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("replicas must be 1 to 3, not ", options.replicas));
+  }
+  if (options.group_shift < 0 || options.group_shift > 63) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("group_shift must be 0 to 63, not ", options.group_shift));
+  }
+  std::set<std::string> names;
+  for (const TierMember& member : members) {
+    if (absl::Status valid = ValidateNodeName(member.name); !valid.ok()) {
+      return valid;
+    }
+    if (!names.insert(member.name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("two servers are named '", member.name, "'"));
+    }
+    if (!(member.weight > 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("server '", member.name, "' has weight ", member.weight,
+                       "; weights must be above 0"));
+    }
+  }
+  const int replicas =
+      std::min(options.replicas, static_cast<int>(members.size()));
+  return std::unique_ptr<TierClient>(
+      new TierClient(std::move(members), replicas, options.group_shift));
+}
+
+absl::StatusOr<std::unique_ptr<TierClient>> TierClient::Connect(
+    absl::Span<const std::string> servers, const ClientOptions& client,
+    const TierOptions& options) {
+  std::vector<TierMember> members;
+  for (const std::string& server : servers) {
+    std::vector<std::string> parts =
+        absl::StrSplit(server, absl::MaxSplits('=', 1));
+    const bool named = parts.size() == 2;
+    const std::string& address = named ? parts[1] : parts[0];
+    std::unique_ptr<Client> connection = Client::Connect(address, client);
+    absl::StatusOr<v1::StatsResponse> stats = connection->Stats("");
+    std::string name = named ? parts[0] : "";
+    if (!named) {
+      if (!stats.ok()) {
+        return absl::UnavailableError(absl::StrCat(
+            "cannot ask ", address, " its node name (",
+            stats.status().message(), "); give the server as NAME=", address));
+      }
+      name = stats->node_name();
+    } else if (stats.ok() && stats->node_name() != name) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          address, " is zpaged '", stats->node_name(), "', not '", name,
+          "': refusing to place '", name, "''s pages on it"));
+    }
+    members.push_back({std::move(name), std::move(connection), 1.0});
+  }
+  return Create(std::move(members), options);
+}
+
+TierClient::TierClient(std::vector<TierMember> members, int replicas,
+                       int group_shift)
+    : members_(std::move(members)),
+      names_([this] {
+        std::vector<std::string> names;
+        for (const TierMember& m : members_) names.push_back(m.name);
+        return names;
+      }()),
+      ranked_([this] {
+        std::vector<RankedMember> ranked;
+        for (const TierMember& m : members_)
+          ranked.push_back({m.name, m.weight});
+        return ranked;
+      }()),
+      replicas_(replicas),
+      group_shift_(group_shift),
+      depth_(std::min(members_.size(),
+                      static_cast<size_t>(replicas + kSpareCandidates))) {}
+
+std::vector<size_t> TierClient::Candidates(absl::string_view tenant,
+                                           uint64_t key) const {
+  std::vector<size_t> rank = RankMembers(ranked_, tenant, key >> group_shift_);
+  rank.resize(depth_);
+  return rank;
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> TierClient::PutMany(
+    absl::string_view tenant, absl::Span<const KeyedPage> pages) {
+  const size_t n = pages.size();
+  std::vector<std::vector<size_t>> candidates(n);
+  std::vector<size_t> next(n, 0);
+  std::vector<uint32_t> copies(n, 0);
+  std::vector<PutReply> replies(n);
+  std::vector<absl::Status> errors(n,
+                                   absl::UnavailableError("no member tried"));
+  std::vector<bool> refused(n, false);  // an error of the request itself
+  for (size_t i = 0; i < n; ++i)
+    candidates[i] = Candidates(tenant, pages[i].key);
+  absl::Status whole_call;
+  std::mutex mu;
+  for (;;) {
+    // This round: each page short of copies goes to as many more
+    // candidates as it lacks.
+    Buckets buckets;
+    for (size_t i = 0; i < n; ++i) {
+      if (refused[i]) continue;
+      for (uint32_t want = replicas_ - copies[i]; want > 0 && next[i] < depth_;
+           --want) {
+        buckets[candidates[i][next[i]++]].push_back(i);
+      }
+    }
+    if (buckets.empty()) break;
+    ForEachMember(buckets, [&](size_t m, const std::vector<size_t>& items) {
+      std::vector<KeyedPage> mine;
+      mine.reserve(items.size());
+      for (size_t i : items) mine.push_back(pages[i]);
+      absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> stored =
+          members_[m].client->PutMany(tenant, mine);
+      std::lock_guard<std::mutex> lock(mu);
+      for (size_t k = 0; k < items.size(); ++k) {
+        const size_t i = items[k];
+        const absl::Status status =
+            stored.ok() ? (*stored)[k].status() : stored.status();
+        if (status.ok()) {
+          if (copies[i]++ == 0) replies[i] = *(*stored)[k];
+          continue;
+        }
+        errors[i] = WithMember(status, members_[m].name);
+        if (MemberFault(status)) {
+          write_failovers_++;
+        } else {
+          refused[i] = true;
+          if (!stored.ok()) whole_call = errors[i];
+        }
+      }
+    });
+  }
+  if (!whole_call.ok()) return whole_call;
+  std::vector<absl::StatusOr<PutReply>> results;
+  results.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (copies[i] == 0) {
+      results.push_back(errors[i]);
+      continue;
+    }
+    if (copies[i] < static_cast<uint32_t>(replicas_))
+      under_replicated_writes_++;
+    replies[i].copies = copies[i];
+    results.push_back(replies[i]);
+  }
+  return results;
+}
+
+absl::StatusOr<std::vector<absl::Status>> TierClient::GetMany(
+    absl::string_view tenant, absl::Span<const uint64_t> keys,
+    absl::Span<uint8_t* const> outs) {
+  if (outs.size() != keys.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "GetMany: ", keys.size(), " keys but ", outs.size(), " outputs"));
+  }
+  const size_t n = keys.size();
+  std::vector<std::vector<size_t>> candidates(n);
+  std::vector<size_t> next(n, 0);
+  // Per key: OK once read; an error of the request; or, while unresolved,
+  // NOT_FOUND or the last member's fault.
+  std::vector<absl::Status> results(n, absl::NotFoundError("no such page"));
+  std::vector<bool> resolved(n, false);
+  std::vector<bool> member_failed(n, false);
+  for (size_t i = 0; i < n; ++i) candidates[i] = Candidates(tenant, keys[i]);
+  absl::Status whole_call;
+  std::mutex mu;
+  for (;;) {
+    Buckets buckets;
+    for (size_t i = 0; i < n; ++i) {
+      if (!resolved[i] && next[i] < depth_) {
+        buckets[candidates[i][next[i]++]].push_back(i);
+      }
+    }
+    if (buckets.empty()) break;
+    ForEachMember(buckets, [&](size_t m, const std::vector<size_t>& items) {
+      std::vector<uint64_t> my_keys;
+      std::vector<uint8_t*> my_outs;
+      for (size_t i : items) {
+        my_keys.push_back(keys[i]);
+        my_outs.push_back(outs[i]);
+      }
+      absl::StatusOr<std::vector<absl::Status>> got =
+          members_[m].client->GetMany(tenant, my_keys, my_outs);
+      std::lock_guard<std::mutex> lock(mu);
+      for (size_t k = 0; k < items.size(); ++k) {
+        const size_t i = items[k];
+        const absl::Status status = got.ok() ? (*got)[k] : got.status();
+        if (absl::IsNotFound(status)) continue;  // the next candidate may
+        if (status.ok() || !MemberFault(status)) {
+          results[i] =
+              status.ok() ? status : WithMember(status, members_[m].name);
+          resolved[i] = true;
+          if (!got.ok()) whole_call = results[i];
+          continue;
+        }
+        read_failovers_++;
+        member_failed[i] = true;
+        results[i] = WithMember(status, members_[m].name);
+      }
+    });
+  }
+  if (!whole_call.ok()) return whole_call;
+  // A page that no member had is NOT_FOUND only if every candidate could
+  // say so; results[i] holds a failed member's error otherwise.
+  for (size_t i = 0; i < n; ++i) {
+    if (!resolved[i] && !member_failed[i]) {
+      results[i] =
+          absl::NotFoundError(absl::StrCat("no page under key ", keys[i]));
+    }
+  }
+  return results;
+}
+
+absl::StatusOr<std::vector<bool>> TierClient::DeleteMany(
+    absl::string_view tenant, absl::Span<const uint64_t> keys) {
+  Buckets buckets;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    for (size_t m : Candidates(tenant, keys[i])) buckets[m].push_back(i);
+  }
+  std::vector<bool> existed(keys.size(), false);
+  absl::Status whole_call;
+  std::mutex mu;
+  ForEachMember(buckets, [&](size_t m, const std::vector<size_t>& items) {
+    std::vector<uint64_t> my_keys;
+    for (size_t i : items) my_keys.push_back(keys[i]);
+    absl::StatusOr<std::vector<bool>> deleted =
+        members_[m].client->DeleteMany(tenant, my_keys);
+    std::lock_guard<std::mutex> lock(mu);
+    if (!deleted.ok()) {
+      if (MemberFault(deleted.status())) {
+        failed_deletes_ += items.size();
+      } else {
+        whole_call = WithMember(deleted.status(), members_[m].name);
+      }
+      return;
+    }
+    for (size_t k = 0; k < items.size(); ++k) {
+      if ((*deleted)[k]) existed[items[k]] = true;
+    }
+  });
+  if (!whole_call.ok()) return whole_call;
+  return existed;
+}
+
+absl::StatusOr<PutReply> TierClient::Put(absl::string_view tenant, uint64_t key,
+                                         absl::string_view page) {
+  const KeyedPage one{key, page};
+  absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> put =
+      PutMany(tenant, absl::MakeConstSpan(&one, 1));
+  if (!put.ok()) return put.status();
+  return std::move((*put)[0]);
+}
+
+absl::StatusOr<std::string> TierClient::Get(absl::string_view tenant,
+                                            uint64_t key) {
+  std::string page(kPageSize, '\0');
+  uint8_t* out = reinterpret_cast<uint8_t*>(page.data());
+  absl::StatusOr<std::vector<absl::Status>> got = GetMany(
+      tenant, absl::MakeConstSpan(&key, 1), absl::MakeConstSpan(&out, 1));
+  if (!got.ok()) return got.status();
+  if (!(*got)[0].ok()) return (*got)[0];
+  return page;
+}
+
+absl::StatusOr<bool> TierClient::Delete(absl::string_view tenant,
+                                        uint64_t key) {
+  absl::StatusOr<std::vector<bool>> deleted =
+      DeleteMany(tenant, absl::MakeConstSpan(&key, 1));
+  if (!deleted.ok()) return deleted.status();
+  return (*deleted)[0];
+}
+
+absl::StatusOr<uint64_t> TierClient::DeleteAll(absl::string_view tenant) {
+  Buckets everyone;
+  for (size_t m = 0; m < members_.size(); ++m) everyone[m];
+  uint64_t total = 0;
+  absl::Status failed;
+  std::mutex mu;
+  ForEachMember(everyone, [&](size_t m, const std::vector<size_t>&) {
+    absl::StatusOr<uint64_t> deleted = members_[m].client->DeleteAll(tenant);
+    std::lock_guard<std::mutex> lock(mu);
+    if (deleted.ok()) {
+      total += *deleted;
+    } else if (failed.ok()) {
+      failed = WithMember(deleted.status(), members_[m].name);
+    }
+  });
+  if (!failed.ok()) return failed;
+  return total;
+}
+
+absl::StatusOr<std::unique_ptr<EvictionWatcher>> TierClient::Watch(
+    absl::string_view tenant, EvictionCallback on_page) {
+  auto watcher = std::make_unique<TierWatcher>(&members_, std::string(tenant),
+                                               std::move(on_page));
+  if (absl::Status started = watcher->Start(); !started.ok()) return started;
+  return watcher;
+}
+
+absl::StatusOr<bool> TierClient::Serving() {
+  bool all = true;
+  for (const TierMember& member : members_) {
+    absl::StatusOr<bool> serving = member.client->Serving();
+    if (!serving.ok()) return WithMember(serving.status(), member.name);
+    all &= *serving;
+  }
+  return all;
+}
+
+TierClient::Counters TierClient::counters() const {
+  return Counters{under_replicated_writes_.load(), write_failovers_.load(),
+                  read_failovers_.load(), failed_deletes_.load()};
+}
+
+}  // namespace zpaged

@@ -1,0 +1,144 @@
+// TierClient: one PageClient over several zpaged servers (members), with
+// each page copied to `replicas` of them, so that no page dies with one
+// server and the tier grows by adding servers.
+//
+// Placement (rendezvous.h): keys that share key >> group_shift form a group,
+// and each (tenant, group) ranks the members by name. A page's copies go to
+// the first `replicas` members of its group's rank; a copy that a member
+// cannot store (down, hung past its deadline, RESOURCE_EXHAUSTED) goes to
+// the next member in rank. Members are tried no further than
+// `replicas + kSpareCandidates` deep, by writes and reads alike, so a read
+// always looks wherever a write may have put a copy.
+//
+// Writes (Put, PutMany) go to the members of a round in parallel, one batch
+// call per member; a page is stored (OK) once at least one copy is, and its
+// PutReply says how many copies there are: fewer than `replicas` means the
+// page is under-replicated, which the caller may make up for (the NBD
+// bridge keeps it in its spill file as well). Reads (Get, GetMany) try the
+// candidates in rank order: a member that has no copy (NOT_FOUND) or fails
+// passes the read to the next. A page no candidate has is NOT_FOUND only if
+// every candidate said so; if one could not answer, the read fails with its
+// error, never a false NOT_FOUND. Deletes go to every candidate.
+//
+// Keys should be written once per value, as the bridge's keys carry the
+// block's generation: a key rewritten in place while one of its members was
+// unreachable may be read from that member's older copy once it is back,
+// until that copy is deleted. Bringing every group back to `replicas`
+// copies and deleting such copies (repair) is not done here yet.
+//
+// Evictions: Watch subscribes on every member and hands each evicted copy
+// to the callback, from the member's watcher thread; a member that cannot
+// be subscribed to (down) is tried again every second until Stop. A copy
+// evicted from one member may still be held by another: the callback sees
+// it either way, and must keep the newest version (the bridge does, by
+// generation).
+//
+// Thread-safe.
+
+#ifndef ZPAGED_CLIENT_TIER_TIER_CLIENT_H_
+#define ZPAGED_CLIENT_TIER_TIER_CLIENT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "client/lib/page_client.h"
+#include "client/lib/zpaged_client.h"
+#include "client/tier/rendezvous.h"
+
+namespace zpaged {
+
+struct TierOptions {
+  // Copies of each page, 1 to 3 (and at most the members).
+  int replicas = 2;
+  // Keys that share key >> group_shift share their members, so that a
+  // batch of neighbouring keys goes to each member in one call. The NBD
+  // bridge's keys are block << 24 | generation: 30 groups 64 blocks.
+  int group_shift = 6;
+};
+
+// One server of the tier: its --node_name and a client connected to it.
+struct TierMember {
+  std::string name;
+  std::unique_ptr<PageClient> client;
+  double weight = 1.0;
+};
+
+// Members a read or write tries beyond the first `replicas`.
+inline constexpr int kSpareCandidates = 2;
+
+class TierClient final : public PageClient {
+ public:
+  // INVALID_ARGUMENT for no member, two members of one name, a name that
+  // breaks the node-name rule, or replicas outside 1 to 3.
+  static absl::StatusOr<std::unique_ptr<TierClient>> Create(
+      std::vector<TierMember> members, const TierOptions& options);
+
+  // Connects to `servers`, each "NAME=HOST:PORT" or "HOST:PORT". A member
+  // given by address alone is asked its name (Stats) now, and one that
+  // cannot be asked is an error naming it; a member given by name whose
+  // server reports another name is refused (FAILED_PRECONDITION): a new
+  // address must never make a client write one server's pages to another.
+  static absl::StatusOr<std::unique_ptr<TierClient>> Connect(
+      absl::Span<const std::string> servers, const ClientOptions& client,
+      const TierOptions& options);
+
+  absl::StatusOr<PutReply> Put(absl::string_view tenant, uint64_t key,
+                               absl::string_view page) override;
+  absl::StatusOr<std::string> Get(absl::string_view tenant,
+                                  uint64_t key) override;
+  absl::StatusOr<bool> Delete(absl::string_view tenant, uint64_t key) override;
+  absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> PutMany(
+      absl::string_view tenant, absl::Span<const KeyedPage> pages) override;
+  absl::StatusOr<std::vector<absl::Status>> GetMany(
+      absl::string_view tenant, absl::Span<const uint64_t> keys,
+      absl::Span<uint8_t* const> outs) override;
+  absl::StatusOr<std::vector<bool>> DeleteMany(
+      absl::string_view tenant, absl::Span<const uint64_t> keys) override;
+  // Every member must answer: a clean start leaves no copy anywhere.
+  absl::StatusOr<uint64_t> DeleteAll(absl::string_view tenant) override;
+  absl::StatusOr<std::unique_ptr<EvictionWatcher>> Watch(
+      absl::string_view tenant, EvictionCallback on_page) override;
+  // True when every member serves.
+  absl::StatusOr<bool> Serving() override;
+
+  // What the tier did, since it was made.
+  struct Counters {
+    uint64_t under_replicated_writes = 0;  // stored, with fewer copies
+    uint64_t write_failovers = 0;          // copies that went past a member
+    uint64_t read_failovers = 0;           // reads passed on after an error
+    uint64_t failed_deletes = 0;           // copies a member could not delete
+  };
+  Counters counters() const;
+
+  int replicas() const { return replicas_; }
+  const std::vector<std::string>& member_names() const { return names_; }
+
+ private:
+  TierClient(std::vector<TierMember> members, int replicas, int group_shift);
+
+  // The members to try for `key` of `tenant`, best first.
+  std::vector<size_t> Candidates(absl::string_view tenant, uint64_t key) const;
+
+  const std::vector<TierMember> members_;
+  const std::vector<std::string> names_;
+  const std::vector<RankedMember> ranked_;
+  const int replicas_;
+  const int group_shift_;
+  const size_t depth_;  // candidates tried: replicas + spares, at most all
+
+  std::atomic<uint64_t> under_replicated_writes_{0};
+  std::atomic<uint64_t> write_failovers_{0};
+  std::atomic<uint64_t> read_failovers_{0};
+  std::atomic<uint64_t> failed_deletes_{0};
+};
+
+}  // namespace zpaged
+
+#endif  // ZPAGED_CLIENT_TIER_TIER_CLIENT_H_

@@ -1,0 +1,434 @@
+#include "client/tier/tier_client.h"
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "contract/page.h"
+#include "gtest/gtest.h"
+
+namespace zpaged {
+namespace {
+
+// A member in memory whose faults the test sets: down (every call
+// UNAVAILABLE, as a dead or cut-off server), hung (DEADLINE_EXCEEDED, as a
+// stopped one past the call deadline) or full (Puts RESOURCE_EXHAUSTED).
+class FakeMember final : public PageClient {
+ public:
+  enum class Fault { kNone, kDown, kHung, kFull };
+
+  void set_fault(Fault fault) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fault_ = fault;
+  }
+  bool Holds(const std::string& tenant, uint64_t key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return pages_.count({tenant, key}) > 0;
+  }
+  // Drops a copy, as an eviction or a restart without drain would.
+  void Lose(const std::string& tenant, uint64_t key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    pages_.erase({tenant, key});
+  }
+  int calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+  // Hands `key`'s page to the watcher of `tenant`, if any.
+  bool Evict(const std::string& tenant, uint64_t key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pages_.find({tenant, key});
+    if (it == pages_.end() || !on_page_) return false;
+    return on_page_(key, it->second);
+  }
+
+  absl::StatusOr<PutReply> Put(absl::string_view, uint64_t,
+                               absl::string_view) override {
+    return absl::UnimplementedError("the tier uses PutMany");
+  }
+  absl::StatusOr<std::string> Get(absl::string_view, uint64_t) override {
+    return absl::UnimplementedError("the tier uses GetMany");
+  }
+  absl::StatusOr<bool> Delete(absl::string_view, uint64_t) override {
+    return absl::UnimplementedError("the tier uses DeleteMany");
+  }
+  absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> PutMany(
+      absl::string_view tenant, absl::Span<const KeyedPage> pages) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (absl::Status down = CallFault(); !down.ok()) return down;
+    std::vector<absl::StatusOr<PutReply>> results;
+    for (const KeyedPage& p : pages) {
+      if (p.page.size() != kPageSize) {
+        results.push_back(absl::InvalidArgumentError("not 4096 bytes"));
+      } else if (fault_ == Fault::kFull) {
+        results.push_back(absl::ResourceExhaustedError("full"));
+      } else {
+        pages_[{std::string(tenant), p.key}] = std::string(p.page);
+        results.push_back(PutReply{PageEncoding::kRaw, kPageSize});
+      }
+    }
+    return results;
+  }
+  absl::StatusOr<std::vector<absl::Status>> GetMany(
+      absl::string_view tenant, absl::Span<const uint64_t> keys,
+      absl::Span<uint8_t* const> outs) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (absl::Status down = CallFault(); !down.ok()) return down;
+    std::vector<absl::Status> results;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      auto it = pages_.find({std::string(tenant), keys[i]});
+      if (it == pages_.end()) {
+        results.push_back(absl::NotFoundError("no page"));
+        continue;
+      }
+      std::memcpy(outs[i], it->second.data(), kPageSize);
+      results.push_back(absl::OkStatus());
+    }
+    return results;
+  }
+  absl::StatusOr<std::vector<bool>> DeleteMany(
+      absl::string_view tenant, absl::Span<const uint64_t> keys) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (absl::Status down = CallFault(); !down.ok()) return down;
+    std::vector<bool> existed;
+    for (uint64_t key : keys) {
+      existed.push_back(pages_.erase({std::string(tenant), key}) > 0);
+    }
+    return existed;
+  }
+  absl::StatusOr<uint64_t> DeleteAll(absl::string_view tenant) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (absl::Status down = CallFault(); !down.ok()) return down;
+    uint64_t deleted = 0;
+    for (auto it = pages_.begin(); it != pages_.end();) {
+      if (it->first.first == tenant) {
+        it = pages_.erase(it);
+        ++deleted;
+      } else {
+        ++it;
+      }
+    }
+    return deleted;
+  }
+  absl::StatusOr<std::unique_ptr<EvictionWatcher>> Watch(
+      absl::string_view, EvictionCallback on_page) override;
+  absl::StatusOr<bool> Serving() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (absl::Status down = CallFault(); !down.ok()) return down;
+    return true;
+  }
+
+ private:
+  friend class FakeWatcher;
+
+  absl::Status CallFault() const {
+    if (fault_ == Fault::kDown)
+      return absl::UnavailableError("connection refused");
+    if (fault_ == Fault::kHung) return absl::DeadlineExceededError("deadline");
+    return absl::OkStatus();
+  }
+
+  std::mutex mu_;
+  Fault fault_ = Fault::kNone;
+  int calls_ = 0;
+  std::map<std::pair<std::string, uint64_t>, std::string> pages_;
+  EvictionCallback on_page_;
+};
+
+class FakeWatcher final : public EvictionWatcher {
+ public:
+  explicit FakeWatcher(FakeMember* member) : member_(member) {}
+  ~FakeWatcher() override { Stop(); }
+  void Stop() override {
+    std::lock_guard<std::mutex> lock(member_->mu_);
+    member_->on_page_ = nullptr;
+  }
+  absl::Status Wait() override { return absl::OkStatus(); }
+  // A down member's stream has ended.
+  bool WaitFor(absl::Duration) override {
+    std::lock_guard<std::mutex> lock(member_->mu_);
+    return member_->fault_ != FakeMember::Fault::kNone;
+  }
+
+ private:
+  FakeMember* const member_;
+};
+
+absl::StatusOr<std::unique_ptr<EvictionWatcher>> FakeMember::Watch(
+    absl::string_view, EvictionCallback on_page) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status down = CallFault(); !down.ok()) return down;
+  on_page_ = std::move(on_page);
+  return std::make_unique<FakeWatcher>(this);
+}
+
+std::string PageOf(uint64_t key) {
+  std::string page(kPageSize, '\0');
+  const std::string label = absl::StrCat("page ", key, ";");
+  for (size_t i = 0; i < kPageSize; ++i) page[i] = label[i % label.size()];
+  return page;
+}
+
+class TierClientTest : public ::testing::Test {
+ protected:
+  // A tier of `n` fake members named m0.., `replicas` copies; group_shift 0,
+  // so that every key is its own group unless a test says otherwise.
+  void Make(int n, int replicas, int group_shift = 0) {
+    std::vector<TierMember> members;
+    fakes_.clear();
+    for (int i = 0; i < n; ++i) {
+      auto fake = std::make_unique<FakeMember>();
+      fakes_.push_back(fake.get());
+      members.push_back({absl::StrCat("m", i), std::move(fake), 1.0});
+    }
+    absl::StatusOr<std::unique_ptr<TierClient>> tier = TierClient::Create(
+        std::move(members),
+        TierOptions{.replicas = replicas, .group_shift = group_shift});
+    ASSERT_TRUE(tier.ok()) << tier.status();
+    tier_ = *std::move(tier);
+  }
+  // The fakes for `key` of "vm" in rank order.
+  std::vector<FakeMember*> Ranked(uint64_t key) {
+    std::vector<RankedMember> ranked;
+    for (size_t i = 0; i < fakes_.size(); ++i) {
+      ranked.push_back({absl::StrCat("m", i), 1.0});
+    }
+    std::vector<FakeMember*> out;
+    for (size_t i : RankMembers(ranked, "vm", key)) out.push_back(fakes_[i]);
+    return out;
+  }
+  int Holders(uint64_t key) {
+    int n = 0;
+    for (FakeMember* fake : fakes_) n += fake->Holds("vm", key);
+    return n;
+  }
+  std::vector<absl::StatusOr<PutReply>> PutKeys(
+      const std::vector<uint64_t>& keys) {
+    pages_.clear();
+    std::vector<KeyedPage> keyed;
+    for (uint64_t key : keys) pages_.push_back(PageOf(key));
+    for (size_t i = 0; i < keys.size(); ++i)
+      keyed.push_back({keys[i], pages_[i]});
+    absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> put =
+        tier_->PutMany("vm", keyed);
+    EXPECT_TRUE(put.ok()) << put.status();
+    return put.ok() ? *std::move(put) : std::vector<absl::StatusOr<PutReply>>();
+  }
+
+  std::vector<FakeMember*> fakes_;
+  std::unique_ptr<TierClient> tier_;
+  std::vector<std::string> pages_;
+};
+
+TEST_F(TierClientTest, EachPageGoesToTheFirstRInItsRank) {
+  Make(3, 2);
+  std::vector<uint64_t> keys;
+  for (uint64_t key = 0; key < 200; ++key) keys.push_back(key);
+  for (const absl::StatusOr<PutReply>& r : PutKeys(keys)) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->copies, 2u);
+  }
+  for (uint64_t key : keys) {
+    const std::vector<FakeMember*> rank = Ranked(key);
+    EXPECT_TRUE(rank[0]->Holds("vm", key)) << key;
+    EXPECT_TRUE(rank[1]->Holds("vm", key)) << key;
+    EXPECT_FALSE(rank[2]->Holds("vm", key)) << key;
+    EXPECT_EQ(*tier_->Get("vm", key), PageOf(key));
+  }
+  EXPECT_EQ(tier_->counters().under_replicated_writes, 0u);
+}
+
+TEST_F(TierClientTest, ACopyAMemberCannotTakeGoesToTheNextInRank) {
+  for (FakeMember::Fault fault :
+       {FakeMember::Fault::kDown, FakeMember::Fault::kHung,
+        FakeMember::Fault::kFull}) {
+    Make(3, 2);
+    const uint64_t key = 7;
+    const std::vector<FakeMember*> rank = Ranked(key);
+    rank[0]->set_fault(fault);
+    absl::StatusOr<PutReply> put = tier_->Put("vm", key, PageOf(key));
+    ASSERT_TRUE(put.ok()) << put.status();
+    EXPECT_EQ(put->copies, 2u);
+    EXPECT_TRUE(rank[1]->Holds("vm", key));
+    EXPECT_TRUE(rank[2]->Holds("vm", key));
+    EXPECT_EQ(tier_->counters().write_failovers, 1u);
+  }
+}
+
+TEST_F(TierClientTest, WithOneMemberLeftAPageIsStoredUnderReplicated) {
+  Make(3, 2);
+  const std::vector<FakeMember*> rank = Ranked(11);
+  rank[0]->set_fault(FakeMember::Fault::kDown);
+  rank[1]->set_fault(FakeMember::Fault::kDown);
+  absl::StatusOr<PutReply> put = tier_->Put("vm", 11, PageOf(11));
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(put->copies, 1u);
+  EXPECT_EQ(tier_->counters().under_replicated_writes, 1u);
+  rank[2]->set_fault(FakeMember::Fault::kDown);
+  absl::StatusOr<PutReply> none = tier_->Put("vm", 12, PageOf(12));
+  EXPECT_TRUE(absl::IsUnavailable(none.status())) << none.status();
+}
+
+TEST_F(TierClientTest, ReadsFallOverToTheNextCopy) {
+  Make(3, 2);
+  std::vector<uint64_t> keys;
+  for (uint64_t key = 0; key < 100; ++key) keys.push_back(key);
+  PutKeys(keys);
+  fakes_[0]->set_fault(FakeMember::Fault::kDown);  // a third of first copies
+  fakes_[1]->set_fault(FakeMember::Fault::kHung);
+  std::vector<std::string> back(keys.size(), std::string(kPageSize, '\0'));
+  std::vector<uint8_t*> outs;
+  for (std::string& page : back)
+    outs.push_back(reinterpret_cast<uint8_t*>(page.data()));
+  // With two of three members gone, a page whose copies were both on them
+  // cannot be read: its error, never NOT_FOUND.
+  absl::StatusOr<std::vector<absl::Status>> got =
+      tier_->GetMany("vm", keys, outs);
+  ASSERT_TRUE(got.ok()) << got.status();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (fakes_[2]->Holds("vm", keys[i])) {
+      ASSERT_TRUE((*got)[i].ok()) << keys[i] << ": " << (*got)[i];
+      EXPECT_EQ(back[i], PageOf(keys[i]));
+    } else {
+      EXPECT_FALSE((*got)[i].ok());
+      EXPECT_FALSE(absl::IsNotFound((*got)[i])) << (*got)[i];
+    }
+  }
+  EXPECT_GT(tier_->counters().read_failovers, 0u);
+}
+
+TEST_F(TierClientTest, OneServerLostAtRTwoLosesNothing) {
+  Make(3, 2);
+  std::vector<uint64_t> keys;
+  for (uint64_t key = 0; key < 300; ++key) keys.push_back(key);
+  PutKeys(keys);
+  for (FakeMember* lost : fakes_) {
+    lost->set_fault(FakeMember::Fault::kDown);
+    for (uint64_t key : keys) {
+      absl::StatusOr<std::string> page = tier_->Get("vm", key);
+      ASSERT_TRUE(page.ok()) << key << ": " << page.status();
+      EXPECT_EQ(*page, PageOf(key));
+    }
+    lost->set_fault(FakeMember::Fault::kNone);
+  }
+}
+
+TEST_F(TierClientTest, NotFoundOnlyWhenEveryCandidateSaysSo) {
+  Make(3, 2);
+  EXPECT_TRUE(absl::IsNotFound(tier_->Get("vm", 5).status()));
+  Ranked(5)[2]->set_fault(FakeMember::Fault::kDown);
+  // The down member might hold a copy written while the others were away.
+  EXPECT_TRUE(absl::IsUnavailable(tier_->Get("vm", 5).status()));
+}
+
+TEST_F(TierClientTest, AReadFindsTheCopyAWriteFailedOverTo) {
+  Make(4, 2);
+  const std::vector<FakeMember*> rank = Ranked(9);
+  rank[1]->set_fault(FakeMember::Fault::kDown);
+  ASSERT_TRUE(tier_->Put("vm", 9, PageOf(9)).ok());  // on rank 0 and 2
+  rank[1]->set_fault(FakeMember::Fault::kNone);
+  rank[0]->Lose("vm", 9);  // say, evicted
+  EXPECT_EQ(*tier_->Get("vm", 9), PageOf(9));
+}
+
+TEST_F(TierClientTest, ARequestErrorIsNotRetriedElsewhere) {
+  Make(3, 2);
+  absl::StatusOr<PutReply> put = tier_->Put("vm", 1, "short");
+  EXPECT_TRUE(absl::IsInvalidArgument(put.status())) << put.status();
+  EXPECT_EQ(tier_->counters().write_failovers, 0u);
+  EXPECT_EQ(Holders(1), 0);
+}
+
+TEST_F(TierClientTest, NeighbouringKeysGoToEachMemberInOneCall) {
+  Make(3, 2, /*group_shift=*/6);
+  std::vector<uint64_t> keys;
+  for (uint64_t key = 64; key < 128; ++key) keys.push_back(key);  // one group
+  PutKeys(keys);
+  int calls = 0;
+  for (FakeMember* fake : fakes_) calls += fake->calls();
+  EXPECT_EQ(calls, 2);  // one PutMany on each of the group's two members
+}
+
+TEST_F(TierClientTest, DeletesReachEveryCopy) {
+  Make(4, 2);
+  const std::vector<FakeMember*> rank = Ranked(3);
+  rank[0]->set_fault(FakeMember::Fault::kDown);
+  ASSERT_TRUE(tier_->Put("vm", 3, PageOf(3)).ok());  // ranks 1 and 2
+  rank[0]->set_fault(FakeMember::Fault::kNone);
+  EXPECT_TRUE(*tier_->Delete("vm", 3));
+  EXPECT_EQ(Holders(3), 0);
+  EXPECT_FALSE(*tier_->Delete("vm", 3));
+}
+
+TEST_F(TierClientTest, DeleteAllNeedsEveryMember) {
+  Make(3, 2);
+  PutKeys({1, 2, 3});
+  uint64_t on_the_down_one = 0;
+  for (uint64_t key : {1, 2, 3}) on_the_down_one += fakes_[1]->Holds("vm", key);
+  fakes_[1]->set_fault(FakeMember::Fault::kDown);
+  EXPECT_TRUE(absl::IsUnavailable(tier_->DeleteAll("vm").status()));
+  fakes_[1]->set_fault(FakeMember::Fault::kNone);
+  // The others' copies went the first time; the retry takes the rest.
+  EXPECT_EQ(*tier_->DeleteAll("vm"), on_the_down_one);
+  for (uint64_t key : {1, 2, 3}) EXPECT_EQ(Holders(key), 0) << key;
+}
+
+TEST_F(TierClientTest, EvictionsFromEveryMemberReachTheCallback) {
+  Make(3, 2);
+  PutKeys({42});
+  std::mutex mu;
+  std::vector<std::pair<uint64_t, std::string>> seen;
+  const std::vector<FakeMember*> rank = Ranked(42);
+  rank[1]->set_fault(FakeMember::Fault::kDown);  // down when Watch starts
+  absl::StatusOr<std::unique_ptr<EvictionWatcher>> watcher =
+      tier_->Watch("vm", [&](uint64_t key, absl::string_view page) {
+        std::lock_guard<std::mutex> lock(mu);
+        seen.emplace_back(key, std::string(page));
+        return true;
+      });
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
+  EXPECT_TRUE(rank[0]->Evict("vm", 42));
+  rank[1]->set_fault(FakeMember::Fault::kNone);
+  // The watcher subscribes to a member that comes back within a second.
+  bool delivered = false;
+  for (int attempt = 0; attempt < 50 && !delivered; ++attempt) {
+    absl::SleepFor(absl::Milliseconds(100));
+    delivered = rank[1]->Evict("vm", 42);
+  }
+  EXPECT_TRUE(delivered);
+  (*watcher)->Stop();
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(seen.size(), 2u);
+  for (const auto& [key, page] : seen) {
+    EXPECT_EQ(key, 42u);
+    EXPECT_EQ(page, PageOf(42));
+  }
+}
+
+TEST(TierClientCreateTest, RefusesWhatCannotBePlaced) {
+  auto tier_of = [](std::vector<std::string> names, int replicas) {
+    std::vector<TierMember> members;
+    for (std::string& name : names) {
+      members.push_back({std::move(name), std::make_unique<FakeMember>(), 1.0});
+    }
+    return TierClient::Create(std::move(members), {.replicas = replicas})
+        .status();
+  };
+  EXPECT_TRUE(absl::IsInvalidArgument(tier_of({}, 2)));
+  EXPECT_TRUE(absl::IsInvalidArgument(tier_of({"a", "a"}, 2)));
+  EXPECT_TRUE(absl::IsInvalidArgument(tier_of({"a", "b/c"}, 2)));
+  EXPECT_TRUE(absl::IsInvalidArgument(tier_of({"a", "b"}, 0)));
+  EXPECT_TRUE(absl::IsInvalidArgument(tier_of({"a", "b"}, 4)));
+  EXPECT_TRUE(tier_of({"a"}, 2).ok());  // one copy: all there is
+}
+
+}  // namespace
+}  // namespace zpaged

@@ -1,0 +1,115 @@
+// The tier client against real servers: three zpaged servers in this
+// process, each with its own --node_name, pages copied to two of them; one
+// server stops, and every page is still read back byte-exact.
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "client/tier/tier_client.h"
+#include "contract/page.h"
+#include "gtest/gtest.h"
+#include "server/zpaged_server.h"
+#include "tests/testing/many_pages.h"
+
+namespace zpaged {
+namespace {
+
+std::string PageOf(uint64_t key) {
+  std::string page(kPageSize, '\0');
+  const std::string label = absl::StrCat("tier page ", key, " ");
+  for (size_t i = 0; i < kPageSize; ++i) page[i] = label[i % label.size()];
+  return page;
+}
+
+class TierTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 3; ++i) {
+      ServerOptions options;
+      options.listen = "127.0.0.1:0";
+      options.metrics_listen = "";
+      options.node_name = absl::StrCat("zpaged-", i);
+      absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
+          ZpagedServer::Start(options);
+      ASSERT_TRUE(server.ok()) << server.status();
+      servers_.push_back(*std::move(server));
+    }
+  }
+  std::vector<std::string> Named() const {
+    std::vector<std::string> servers;
+    for (const auto& server : servers_) {
+      servers.push_back(server->node_name() + "=" + server->address());
+    }
+    return servers;
+  }
+  uint64_t StoredOn(int server) {
+    return servers_[server]->store().Stats("vm")->stored_pages;
+  }
+
+  std::vector<std::unique_ptr<ZpagedServer>> servers_;
+};
+
+TEST_F(TierTest, MembersGivenByAddressAreAskedTheirNames) {
+  std::vector<std::string> addresses;
+  for (const auto& server : servers_) addresses.push_back(server->address());
+  absl::StatusOr<std::unique_ptr<TierClient>> tier =
+      TierClient::Connect(addresses, {}, {});
+  ASSERT_TRUE(tier.ok()) << tier.status();
+  EXPECT_EQ((*tier)->member_names(),
+            (std::vector<std::string>{"zpaged-0", "zpaged-1", "zpaged-2"}));
+}
+
+TEST_F(TierTest, AnAddressThatAnswersWithAnotherNameIsRefused) {
+  std::vector<std::string> servers = Named();
+  servers[1] = "zpaged-0=" + servers_[1]->address();  // zpaged-1 is there
+  absl::StatusOr<std::unique_ptr<TierClient>> tier =
+      TierClient::Connect(servers, {}, {});
+  EXPECT_TRUE(absl::IsFailedPrecondition(tier.status())) << tier.status();
+  EXPECT_NE(tier.status().message().find("zpaged-1"), std::string::npos);
+}
+
+TEST_F(TierTest, EveryPageSurvivesTheLossOfOneServer) {
+  absl::StatusOr<std::unique_ptr<TierClient>> connected = TierClient::Connect(
+      Named(), {.timeout = absl::Seconds(5)}, {.replicas = 2});
+  ASSERT_TRUE(connected.ok()) << connected.status();
+  TierClient& tier = **connected;
+  constexpr uint64_t kPages = 3000;
+  std::vector<std::pair<uint64_t, std::string>> pages;
+  std::vector<uint64_t> keys;
+  for (uint64_t key = 0; key < kPages; ++key) {
+    pages.emplace_back(key, PageOf(key));
+    keys.push_back(key);
+  }
+  absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> put =
+      PutPairs(tier, "vm", pages);
+  ASSERT_TRUE(put.ok()) << put.status();
+  for (const absl::StatusOr<PutReply>& r : *put) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->copies, 2u);
+  }
+  // Two copies of each page, spread over all three.
+  EXPECT_EQ(StoredOn(0) + StoredOn(1) + StoredOn(2), 2 * kPages);
+  for (int i = 0; i < 3; ++i) EXPECT_GT(StoredOn(i), kPages / 2) << i;
+
+  servers_[1].reset();  // zpaged-1 is gone, and its copies with it
+  absl::StatusOr<std::vector<absl::StatusOr<std::string>>> got =
+      GetPages(tier, "vm", keys);
+  ASSERT_TRUE(got.ok()) << got.status();
+  for (uint64_t key = 0; key < kPages; ++key) {
+    ASSERT_TRUE((*got)[key].ok()) << key << ": " << (*got)[key].status();
+    ASSERT_EQ(*(*got)[key], PageOf(key)) << key;
+  }
+  EXPECT_GT(tier.counters().read_failovers, 0u);
+
+  // Writes go on with the two left, both copies on them.
+  absl::StatusOr<PutReply> more = tier.Put("vm", kPages, PageOf(kPages));
+  ASSERT_TRUE(more.ok()) << more.status();
+  EXPECT_EQ(more->copies, 2u);
+  EXPECT_EQ(*tier.Get("vm", kPages), PageOf(kPages));
+}
+
+}  // namespace
+}  // namespace zpaged
