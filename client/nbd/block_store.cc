@@ -80,10 +80,11 @@ class BlockStore::WriteLocks {
 };
 
 BlockStore::BlockStore(SpillFile* spill, PageClient* client, std::string tenant,
-                       LogFunction log)
+                       uint32_t replicas, LogFunction log)
     : spill_(spill),
       client_(client),
       tenant_(std::move(tenant)),
+      replicas_(replicas),
       log_(std::move(log)),
       coalescer_(client, tenant_) {}
 
@@ -313,9 +314,13 @@ absl::Status BlockStore::WriteBlocks(uint64_t first, uint64_t count,
                                             : client_->PutMany(tenant_, pages);
     for (size_t k = 0; k < puts.size(); ++k) {
       const InFlight& put = puts[k];
-      const bool in_zpaged = stored.ok() && (*stored)[k].ok();
-      if (!stored.ok()) {
-        // The call may have stored it before it failed.
+      const bool stored_at_all = stored.ok() && (*stored)[k].ok();
+      // With fewer copies than asked for (servers of the tier down), the
+      // spill file keeps the block instead, as its durable copy.
+      const bool in_zpaged = stored_at_all && (*stored)[k]->copies >= replicas_;
+      if (!stored.ok() || (stored_at_all && !in_zpaged)) {
+        // A failed call may have stored it before it failed; an
+        // under-replicated copy is no longer where the block is.
         obsolete.push_back(BlockKey(put.block, put.generation));
       }
       if (put.replaced.state == BlockState::kInZpaged) {

@@ -8,7 +8,10 @@
 // zpaged under BlockKey(block, generation), or spilled to its slot.
 //
 // Writes go to zpaged in PutMany calls of up to 256 blocks, which the
-// client splits into batch calls several in flight (its options). A block
+// client splits into batch calls several in flight (its options). With a
+// tier of servers (TierClient), a block is in zpaged only once it has its
+// `replicas` copies there; with fewer (servers down), the spill file keeps
+// it instead, so a write never rests on one server alone. A block
 // zpaged refuses (RESOURCE_EXHAUSTED, or zpaged unreachable) is written to its
 // slot instead, so a write fails only when the local disk does. Each write
 // to zpaged takes the block's next generation, and the copy it replaced is
@@ -71,9 +74,11 @@ using LogFunction = std::function<void(const std::string& message)>;
 
 class BlockStore {
  public:
-  // `spill` and `client` must outlive the store.
+  // `spill` and `client` must outlive the store. A block is kept in zpaged
+  // only with `replicas` copies there (1 for one server); a write stored
+  // with fewer goes to the spill file instead.
   BlockStore(SpillFile* spill, PageClient* client, std::string tenant,
-             LogFunction log);
+             uint32_t replicas, LogFunction log);
 
   BlockStore(const BlockStore&) = delete;
   BlockStore& operator=(const BlockStore&) = delete;
@@ -139,6 +144,7 @@ class BlockStore {
   SpillFile* const spill_;
   PageClient* const client_;
   const std::string tenant_;
+  const uint32_t replicas_;
   const LogFunction log_;
   GetCoalescer coalescer_;
   std::array<std::mutex, kStripes> write_locks_;

@@ -1,9 +1,9 @@
 // BlockStore against a real zpaged in this process: byte-exact reads of
 // every kind of block, evictions reaching the spill file, generations that
 // keep outdated copies out, lost pages as errors, trims and zeroes freeing
-// zpaged's memory, and a restart on the same spill file.
+// zpaged's memory, and a restart on the same spill file. Then over a tier
+// of three: a lost server loses no block.
 
-#include "client/lib/zpaged_client.h"
 #include "client/nbd/block_store.h"
 
 #include <stdlib.h>
@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "client/lib/zpaged_client.h"
+#include "client/tier/tier_client.h"
 #include "gtest/gtest.h"
 #include "server/zpaged_server.h"
 
@@ -77,7 +79,8 @@ class BlockStoreTest : public ::testing::Test {
     ASSERT_TRUE(spill.ok()) << spill.status();
     spill_ = *std::move(spill);
     store_ = std::make_unique<BlockStore>(
-        spill_.get(), client_.get(), "vm", [this](const std::string& m) {
+        spill_.get(), client_.get(), "vm", /*replicas=*/1,
+        [this](const std::string& m) {
           std::lock_guard<std::mutex> lock(log_mu_);
           log_ += m + "\n";
         });
@@ -361,6 +364,84 @@ TEST(SpillFileTest, RefusesASecondOpenerAndAnotherSizeOrTenant) {
   EXPECT_EQ(SpillFile::Open(path + ".txt", 1 << 20, "vm").status().code(),
             absl::StatusCode::kInvalidArgument);
   std::system(("rm -rf " + std::string(dir)).c_str());
+}
+
+// The bridge over a tier of three servers, two copies of each block: losing
+// a server loses no block, and writes made while only one server is left go
+// to the spill file, never resting on one server alone.
+class TierBlockStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/block_store_test.XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    std::vector<std::string> members;
+    for (int i = 0; i < 3; ++i) {
+      ServerOptions options;
+      options.listen = "127.0.0.1:0";
+      options.node_name = "zpaged-" + std::to_string(i);
+      absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
+          ZpagedServer::Start(options);
+      ASSERT_TRUE(server.ok()) << server.status();
+      members.push_back(options.node_name + "=" + (*server)->address());
+      servers_.push_back(*std::move(server));
+    }
+    absl::StatusOr<std::unique_ptr<TierClient>> tier = TierClient::Connect(
+        members, {.timeout = absl::Seconds(5)},
+        {.replicas = 2, .group_shift = kGenerationBits + 6});
+    ASSERT_TRUE(tier.ok()) << tier.status();
+    tier_ = *std::move(tier);
+    absl::StatusOr<std::unique_ptr<SpillFile>> spill =
+        SpillFile::Open(dir_ + "/spill", kBlocks * kBlockSize, "vm");
+    ASSERT_TRUE(spill.ok()) << spill.status();
+    spill_ = *std::move(spill);
+    store_ =
+        std::make_unique<BlockStore>(spill_.get(), tier_.get(), "vm",
+                                     /*replicas=*/2, [](const std::string&) {});
+    ASSERT_TRUE(store_->Recover().ok());
+  }
+  void TearDown() override {
+    store_.reset();
+    spill_.reset();
+    tier_.reset();
+    servers_.clear();
+    std::system(("rm -rf " + dir_).c_str());
+  }
+  size_t BlocksIn(BlockState state) {
+    size_t n = 0;
+    for (uint64_t b = 0; b < kBlocks; ++b) n += spill_->entry(b).state == state;
+    return n;
+  }
+  void ExpectReadsBack(uint64_t offset, const std::vector<uint8_t>& data) {
+    std::vector<uint8_t> back(data.size());
+    ASSERT_TRUE(store_->Read(offset, absl::MakeSpan(back)).ok());
+    EXPECT_TRUE(back == data) << "blocks from " << offset / kBlockSize;
+  }
+
+  std::string dir_;
+  std::vector<std::unique_ptr<ZpagedServer>> servers_;
+  std::unique_ptr<TierClient> tier_;
+  std::unique_ptr<SpillFile> spill_;
+  std::unique_ptr<BlockStore> store_;
+};
+
+TEST_F(TierBlockStoreTest, NoBlockIsLostWithAServer) {
+  const std::vector<uint8_t> text = TextBlocks(1024, 1);
+  ASSERT_TRUE(store_->Write(0, text).ok());
+  EXPECT_EQ(BlocksIn(BlockState::kInZpaged), 1024u);
+  servers_[0].reset();
+  ExpectReadsBack(0, text);
+  // Writes go on, two copies on the two left.
+  const std::vector<uint8_t> more = RandomBlocks(512, 2);
+  ASSERT_TRUE(store_->Write(1024 * kBlockSize, more).ok());
+  EXPECT_EQ(BlocksIn(BlockState::kInZpaged), 1536u);
+  servers_[1].reset();  // a second server: blocks on it and 0 are gone
+  // Writes with one server left keep their blocks in the spill file.
+  const std::vector<uint8_t> last = TextBlocks(256, 3);
+  ASSERT_TRUE(store_->Write(2048 * kBlockSize, last).ok());
+  EXPECT_EQ(BlocksIn(BlockState::kSpilled), 256u);
+  ExpectReadsBack(2048 * kBlockSize, last);
+  EXPECT_GT(tier_->counters().under_replicated_writes, 0u);
 }
 
 }  // namespace

@@ -28,13 +28,16 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "client/lib/zpaged_client.h"
 #include "client/nbd/block_store.h"
 #include "client/nbd/spill_file.h"
+#include "client/tier/tier_client.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
@@ -43,6 +46,10 @@ namespace {
 
 struct Config {
   std::string server;
+  // A tier instead: each NAME=HOST:PORT or HOST:PORT, and the copies of
+  // each block (0: two with two or more servers, else one).
+  std::vector<std::string> servers;
+  int replicas = 0;
   std::string tenant;
   int64_t size = -1;
   std::string spill;
@@ -186,6 +193,14 @@ int ConfigKey(const char* key, const char* value) {
   const std::string k = key;
   if (k == "server") {
     config.server = value;
+  } else if (k == "servers") {
+    config.servers = absl::StrSplit(value, ',', absl::SkipEmpty());
+  } else if (k == "replicas") {
+    if (!absl::SimpleAtoi(value, &config.replicas) || config.replicas < 1 ||
+        config.replicas > 3) {
+      nbdkit_error("replicas=%s is not 1, 2 or 3", value);
+      return -1;
+    }
   } else if (k == "tenant") {
     config.tenant = value;
   } else if (k == "size") {
@@ -221,8 +236,20 @@ int ConfigKey(const char* key, const char* value) {
 
 int ConfigComplete() {
   Config& config = TheBridge().config;
-  for (auto [name, missing] : {std::pair{"server", config.server.empty()},
-                               std::pair{"tenant", config.tenant.empty()},
+  if (config.server.empty() == config.servers.empty()) {
+    nbdkit_error("give server= (one zpaged) or servers= (a tier), not %s",
+                 config.server.empty() ? "neither" : "both");
+    return -1;
+  }
+  if (config.replicas == 0)
+    config.replicas = config.servers.size() >= 2 ? 2 : 1;
+  if (!config.servers.empty() &&
+      static_cast<size_t>(config.replicas) > config.servers.size()) {
+    nbdkit_error("replicas=%d needs as many servers; servers= names %zu",
+                 config.replicas, config.servers.size());
+    return -1;
+  }
+  for (auto [name, missing] : {std::pair{"tenant", config.tenant.empty()},
                                std::pair{"size", config.size < 0},
                                std::pair{"spill", config.spill.empty()}}) {
     if (missing) {
@@ -262,24 +289,63 @@ int GetReady() {
       bridge.config.spill, bridge.config.size, bridge.config.tenant);
   if (!spill.ok()) return Fail(spill.status());
   bridge.spill = *std::move(spill);
-  if (absl::Status reachable = CheckReachable(bridge.config.server);
-      !reachable.ok()) {
-    return Fail(reachable);
+  if (!bridge.config.server.empty()) {
+    if (absl::Status reachable = CheckReachable(bridge.config.server);
+        !reachable.ok()) {
+      return Fail(reachable);
+    }
+    return 0;
+  }
+  // A tier serves while one server does; the others are said.
+  int reachable = 0;
+  for (const std::string& server : bridge.config.servers) {
+    const std::string address = server.substr(
+        server.find('=') == std::string::npos ? 0 : server.find('=') + 1);
+    absl::Status up = CheckReachable(address);
+    if (up.ok()) {
+      ++reachable;
+    } else {
+      Log(std::string(up.message()));
+    }
+  }
+  if (reachable == 0) {
+    return Fail(absl::UnavailableError("no server of servers= is reachable"));
   }
   return 0;
 }
 
+// The bridge's client: one server's, or a tier's whose groups are 64
+// neighbouring blocks (the generation in a block's key is below them).
+absl::StatusOr<std::unique_ptr<PageClient>> ConnectClient(
+    const Config& config) {
+  if (config.servers.empty()) {
+    std::unique_ptr<Client> client =
+        Client::Connect(config.server, config.client);
+    absl::StatusOr<bool> serving = client->Serving();
+    if (!serving.ok() || !*serving) {
+      return absl::UnavailableError(absl::StrCat(
+          "zpaged at ", config.server, " is not serving: ",
+          serving.ok() ? "it is shutting down" : serving.status().message()));
+    }
+    return client;
+  }
+  absl::StatusOr<std::unique_ptr<TierClient>> tier =
+      TierClient::Connect(config.servers, config.client,
+                          TierOptions{.replicas = config.replicas,
+                                      .group_shift = kGenerationBits + 6});
+  if (!tier.ok()) return tier.status();
+  return std::unique_ptr<PageClient>(*std::move(tier));
+}
+
 int AfterFork() {
   Bridge& bridge = TheBridge();
-  bridge.client = Client::Connect(bridge.config.server, bridge.config.client);
-  absl::StatusOr<bool> serving = bridge.client->Serving();
-  if (!serving.ok() || !*serving) {
-    return Fail(absl::UnavailableError(absl::StrCat(
-        "zpaged at ", bridge.config.server, " is not serving: ",
-        serving.ok() ? "it is shutting down" : serving.status().message())));
-  }
+  absl::StatusOr<std::unique_ptr<PageClient>> client =
+      ConnectClient(bridge.config);
+  if (!client.ok()) return Fail(client.status());
+  bridge.client = *std::move(client);
   bridge.store = std::make_unique<BlockStore>(
-      bridge.spill.get(), bridge.client.get(), bridge.config.tenant, Log);
+      bridge.spill.get(), bridge.client.get(), bridge.config.tenant,
+      bridge.config.replicas, Log);
   if (absl::Status recovered = bridge.store->Recover(); !recovered.ok()) {
     return Fail(recovered);
   }
@@ -369,8 +435,13 @@ nbdkit_plugin MakePlugin() {
   plugin.config = ConfigKey;
   plugin.config_complete = ConfigComplete;
   plugin.config_help =
-      "server=HOST:PORT     (required) zpaged's address; also [V6]:PORT, "
-      "unix:PATH\n"
+      "server=HOST:PORT     zpaged's address; also [V6]:PORT, unix:PATH\n"
+      "servers=NAME=HOST:PORT,...  instead of server=: a tier of zpaged "
+      "servers, each\n"
+      "                     by its --node_name (or HOST:PORT, asked its "
+      "name at start)\n"
+      "replicas=N           copies of each block on a tier, 1 to 3 "
+      "(default 2)\n"
       "tenant=NAME          (required) the zpaged tenant this device uses; "
       "one bridge per tenant\n"
       "size=SIZE            (required) device size, a multiple of 4096; "
