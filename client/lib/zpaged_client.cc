@@ -17,6 +17,7 @@
 #include "grpcpp/completion_queue.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
 
 namespace zpaged {
 namespace {
@@ -118,8 +119,14 @@ std::unique_ptr<Client> Client::Connect(const std::string& target,
     ssl.pem_private_key = options.tls_private_key;
     credentials = grpc::SslCredentials(ssl);
   }
-  return std::make_unique<Client>(grpc::CreateChannel(target, credentials),
-                                  options);
+  grpc::ChannelArguments arguments;
+  const int max_backoff_ms = static_cast<int>(std::max<int64_t>(
+      absl::ToInt64Milliseconds(options.max_reconnect_backoff), 1));
+  arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+                   std::min(100, max_backoff_ms));
+  arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
+  return std::make_unique<Client>(
+      grpc::CreateCustomChannel(target, credentials, arguments), options);
 }
 
 Client::Client(std::shared_ptr<grpc::Channel> channel,
@@ -131,17 +138,15 @@ Client::Client(std::shared_ptr<grpc::Channel> channel,
 absl::StatusOr<bool> Client::Serving() {
   grpc::health::v1::HealthCheckRequest request;
   grpc::health::v1::HealthCheckResponse response;
-  grpc::Status status = health_->Check(NewContext().get(), request, &response);
+  grpc::Status status =
+      health_->Check(ContextWithin(ReadTimeout()).get(), request, &response);
   if (!status.ok()) return FromGrpcStatus(status);
   return response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
 }
 
 std::unique_ptr<grpc::ClientContext> Client::NewContext(bool streaming) const {
+  if (!streaming) return ContextWithin(options_.timeout);
   auto context = std::make_unique<grpc::ClientContext>();
-  if (!streaming) {
-    context->set_deadline(std::chrono::system_clock::now() +
-                          absl::ToChronoNanoseconds(options_.timeout));
-  }
   if (!options_.token.empty()) {
     context->AddMetadata(kAuthorizationMetadata,
                          kBearerPrefix + options_.token);
@@ -149,14 +154,22 @@ std::unique_ptr<grpc::ClientContext> Client::NewContext(bool streaming) const {
   return context;
 }
 
+std::unique_ptr<grpc::ClientContext> Client::ContextWithin(
+    absl::Duration timeout) const {
+  std::unique_ptr<grpc::ClientContext> context = NewContext(/*streaming=*/true);
+  context->set_deadline(std::chrono::system_clock::now() +
+                        absl::ToChronoNanoseconds(timeout));
+  return context;
+}
+
 template <typename Request, typename Response>
 absl::StatusOr<Response> Client::Call(
     grpc::Status (v1::PageStore::Stub::*method)(grpc::ClientContext*,
                                                 const Request&, Response*),
-    const Request& request) {
+    const Request& request, absl::Duration timeout) {
   Response response;
   grpc::Status status =
-      ((*stub_).*method)(NewContext().get(), request, &response);
+      ((*stub_).*method)(ContextWithin(timeout).get(), request, &response);
   if (!status.ok()) return FromGrpcStatus(status);
   return response;
 }
@@ -168,7 +181,7 @@ absl::StatusOr<PutReply> Client::Put(absl::string_view tenant, uint64_t key,
   request.set_key(key);
   request.set_data(std::string(page));
   absl::StatusOr<v1::PutResponse> response =
-      Call(&v1::PageStore::Stub::Put, request);
+      Call(&v1::PageStore::Stub::Put, request, options_.timeout);
   if (!response.ok()) return response.status();
   absl::StatusOr<PageEncoding> encoding =
       FromWireEncoding(response->encoding());
@@ -182,7 +195,7 @@ absl::StatusOr<std::string> Client::Get(absl::string_view tenant,
   request.set_tenant(std::string(tenant));
   request.set_key(key);
   absl::StatusOr<v1::GetResponse> response =
-      Call(&v1::PageStore::Stub::Get, request);
+      Call(&v1::PageStore::Stub::Get, request, ReadTimeout());
   if (!response.ok()) return response.status();
   return std::move(*response->mutable_data());
 }
@@ -192,7 +205,7 @@ absl::StatusOr<bool> Client::Delete(absl::string_view tenant, uint64_t key) {
   request.set_tenant(std::string(tenant));
   request.set_key(key);
   absl::StatusOr<v1::DeleteResponse> response =
-      Call(&v1::PageStore::Stub::Delete, request);
+      Call(&v1::PageStore::Stub::Delete, request, options_.timeout);
   if (!response.ok()) return response.status();
   return response->existed();
 }
@@ -202,13 +215,13 @@ absl::StatusOr<v1::ReclaimResponse> Client::Reclaim(absl::string_view tenant,
   v1::ReclaimRequest request;
   request.set_tenant(std::string(tenant));
   request.set_pages(pages);
-  return Call(&v1::PageStore::Stub::Reclaim, request);
+  return Call(&v1::PageStore::Stub::Reclaim, request, options_.timeout);
 }
 
 absl::StatusOr<v1::StatsResponse> Client::Stats(absl::string_view tenant) {
   v1::StatsRequest request;
   request.set_tenant(std::string(tenant));
-  return Call(&v1::PageStore::Stub::Stats, request);
+  return Call(&v1::PageStore::Stub::Stats, request, options_.timeout);
 }
 
 absl::StatusOr<v1::PutBatchResponse> Client::PutBatch(
@@ -218,7 +231,7 @@ absl::StatusOr<v1::PutBatchResponse> Client::PutBatch(
   request.set_tenant(std::string(tenant));
   request.mutable_keys()->Add(keys.begin(), keys.end());
   request.set_pages(std::string(pages));
-  return Call(&v1::PageStore::Stub::PutBatch, request);
+  return Call(&v1::PageStore::Stub::PutBatch, request, options_.timeout);
 }
 
 absl::StatusOr<v1::GetBatchResponse> Client::GetBatch(
@@ -226,7 +239,7 @@ absl::StatusOr<v1::GetBatchResponse> Client::GetBatch(
   v1::GetBatchRequest request;
   request.set_tenant(std::string(tenant));
   request.mutable_keys()->Add(keys.begin(), keys.end());
-  return Call(&v1::PageStore::Stub::GetBatch, request);
+  return Call(&v1::PageStore::Stub::GetBatch, request, ReadTimeout());
 }
 
 absl::StatusOr<v1::DeleteBatchResponse> Client::DeleteBatch(
@@ -234,14 +247,14 @@ absl::StatusOr<v1::DeleteBatchResponse> Client::DeleteBatch(
   v1::DeleteBatchRequest request;
   request.set_tenant(std::string(tenant));
   request.mutable_keys()->Add(keys.begin(), keys.end());
-  return Call(&v1::PageStore::Stub::DeleteBatch, request);
+  return Call(&v1::PageStore::Stub::DeleteBatch, request, options_.timeout);
 }
 
 absl::StatusOr<uint64_t> Client::DeleteAll(absl::string_view tenant) {
   v1::DeleteAllRequest request;
   request.set_tenant(std::string(tenant));
   absl::StatusOr<v1::DeleteAllResponse> response =
-      Call(&v1::PageStore::Stub::DeleteAll, request);
+      Call(&v1::PageStore::Stub::DeleteAll, request, options_.timeout);
   if (!response.ok()) return response.status();
   return response->deleted_pages();
 }
@@ -251,7 +264,7 @@ absl::Status Client::RunBatches(
     std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> (
         v1::PageStore::Stub::*prepare)(grpc::ClientContext*, const Request&,
                                        grpc::CompletionQueue*),
-    size_t count,
+    size_t count, absl::Duration timeout,
     absl::FunctionRef<Request(size_t first, size_t n)> make_request,
     absl::FunctionRef<void(size_t first, size_t n, const Response&)> take) {
   struct Call {
@@ -276,7 +289,7 @@ absl::Status Client::RunBatches(
     call.first = next;
     call.n = std::min(per_call, count - next);
     next += call.n;
-    call.context = NewContext();
+    call.context = ContextWithin(timeout);
     call.response.Clear();
     call.reader = ((*stub_).*prepare)(call.context.get(),
                                       make_request(call.first, call.n), &queue);
@@ -324,6 +337,7 @@ absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> Client::PutMany(
   }
   absl::Status status = RunBatches<v1::PutBatchRequest, v1::PutBatchResponse>(
       &v1::PageStore::Stub::PrepareAsyncPutBatch, sendable.size(),
+      options_.timeout,
       [&](size_t first, size_t n) {
         v1::PutBatchRequest request;
         request.set_tenant(std::string(tenant));
@@ -370,7 +384,7 @@ absl::StatusOr<std::vector<absl::Status>> Client::GetMany(
   }
   std::vector<absl::Status> results(keys.size());
   absl::Status status = RunBatches<v1::GetBatchRequest, v1::GetBatchResponse>(
-      &v1::PageStore::Stub::PrepareAsyncGetBatch, keys.size(),
+      &v1::PageStore::Stub::PrepareAsyncGetBatch, keys.size(), ReadTimeout(),
       [&](size_t first, size_t n) {
         v1::GetBatchRequest request;
         request.set_tenant(std::string(tenant));
@@ -405,6 +419,7 @@ absl::StatusOr<std::vector<bool>> Client::DeleteMany(
   absl::Status status =
       RunBatches<v1::DeleteBatchRequest, v1::DeleteBatchResponse>(
           &v1::PageStore::Stub::PrepareAsyncDeleteBatch, keys.size(),
+          options_.timeout,
           [&](size_t first, size_t n) {
             v1::DeleteBatchRequest request;
             request.set_tenant(std::string(tenant));

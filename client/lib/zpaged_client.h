@@ -40,6 +40,14 @@ struct ClientOptions {
   // Deadline of each unary call. Reclaim waits for evictions, so give it at
   // least a few ack deadlines.
   absl::Duration timeout = absl::Seconds(30);
+  // Deadline of the calls that only read (Get, GetMany, GetBatch, Serving),
+  // which never wait for evictions: a shorter one lets a client of several
+  // servers pass a read on from a hung server sooner. Zero: `timeout`.
+  absl::Duration read_timeout = absl::ZeroDuration();
+  // Longest wait between attempts to connect again to a server that went
+  // away, so that a client is back within about this long of the server
+  // (gRPC's own default grows to two minutes).
+  absl::Duration max_reconnect_backoff = absl::Seconds(1);
   // Sent as "authorization: Bearer TOKEN" on every call when not empty.
   std::string token;
   // TLS, when tls_root_certs is not empty: the PEM CA bundle that the
@@ -116,7 +124,14 @@ class Client final : public PageClient {
   absl::StatusOr<Response> Call(
       grpc::Status (v1::PageStore::Stub::*method)(grpc::ClientContext*,
                                                   const Request&, Response*),
-      const Request& request);
+      const Request& request, absl::Duration timeout);
+  // A context carrying the token and a deadline `timeout` from now.
+  std::unique_ptr<grpc::ClientContext> ContextWithin(
+      absl::Duration timeout) const;
+  absl::Duration ReadTimeout() const {
+    return options_.read_timeout > absl::ZeroDuration() ? options_.read_timeout
+                                                        : options_.timeout;
+  }
 
   // Issues batch calls for `count` items, options_.pages_per_call items a
   // call and up to options_.calls_in_flight calls at once, on one
@@ -128,7 +143,7 @@ class Client final : public PageClient {
       std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> (
           v1::PageStore::Stub::*prepare)(grpc::ClientContext*, const Request&,
                                          grpc::CompletionQueue*),
-      size_t count,
+      size_t count, absl::Duration timeout,
       absl::FunctionRef<Request(size_t first, size_t n)> make_request,
       absl::FunctionRef<void(size_t first, size_t n, const Response&)> take);
 

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/lib/zpaged_client.h"
 #include "client/tier/tier_client.h"
 #include "contract/page.h"
 #include "gtest/gtest.h"
@@ -109,6 +111,35 @@ TEST_F(TierTest, EveryPageSurvivesTheLossOfOneServer) {
   ASSERT_TRUE(more.ok()) << more.status();
   EXPECT_EQ(more->copies, 2u);
   EXPECT_EQ(*tier.Get("vm", kPages), PageOf(kPages));
+}
+
+// A client is back within about max_reconnect_backoff of its server: after
+// a 10 s outage gRPC's own backoff (up to two minutes) waited 8 to 9 s
+// before it tried again, and a tier's member stayed unused that long.
+TEST(ClientReconnectTest, AServerBackAfterAnOutageIsUsedAgainPromptly) {
+  ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
+      ZpagedServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  options.listen = (*server)->address();  // the same port when it is back
+  std::unique_ptr<Client> client = Client::Connect(
+      options.listen, {.read_timeout = absl::Milliseconds(200)});
+  ASSERT_TRUE(*client->Serving());
+  server->reset();
+  for (int i = 0; i < 100; ++i) {  // 10 s of outage, the client trying
+    EXPECT_FALSE(client->Serving().ok());
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  server = ZpagedServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const absl::Time back = absl::Now();
+  while (!client->Serving().ok() && absl::Now() - back < absl::Seconds(3)) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(client->Serving().ok())
+      << "not connected again " << absl::Now() - back
+      << " after the server came back";
 }
 
 }  // namespace
