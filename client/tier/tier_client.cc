@@ -186,8 +186,8 @@ absl::StatusOr<std::unique_ptr<TierClient>> TierClient::Create(
   }
   const int replicas =
       std::min(options.replicas, static_cast<int>(members.size()));
-  return std::unique_ptr<TierClient>(
-      new TierClient(std::move(members), replicas, options.group_shift));
+  return std::unique_ptr<TierClient>(new TierClient(
+      std::move(members), replicas, options.group_shift, options.probe_every));
 }
 
 absl::StatusOr<std::unique_ptr<TierClient>> TierClient::Connect(
@@ -199,7 +199,12 @@ absl::StatusOr<std::unique_ptr<TierClient>> TierClient::Connect(
         absl::StrSplit(server, absl::MaxSplits('=', 1));
     const bool named = parts.size() == 2;
     const std::string& address = named ? parts[1] : parts[0];
-    std::unique_ptr<Client> connection = Client::Connect(address, client);
+    ClientOptions member_options = client;
+    if (member_options.read_timeout == absl::ZeroDuration()) {
+      member_options.read_timeout = options.member_read_timeout;
+    }
+    std::unique_ptr<Client> connection =
+        Client::Connect(address, member_options);
     absl::StatusOr<v1::StatsResponse> stats = connection->Stats("");
     std::string name = named ? parts[0] : "";
     if (!named) {
@@ -220,7 +225,7 @@ absl::StatusOr<std::unique_ptr<TierClient>> TierClient::Connect(
 }
 
 TierClient::TierClient(std::vector<TierMember> members, int replicas,
-                       int group_shift)
+                       int group_shift, absl::Duration probe_every)
     : members_(std::move(members)),
       names_([this] {
         std::vector<std::string> names;
@@ -236,12 +241,53 @@ TierClient::TierClient(std::vector<TierMember> members, int replicas,
       replicas_(replicas),
       group_shift_(group_shift),
       depth_(std::min(members_.size(),
-                      static_cast<size_t>(replicas + kSpareCandidates))) {}
+                      static_cast<size_t>(replicas + kSpareCandidates))),
+      suspect_(members_.size()),
+      probe_every_(probe_every),
+      prober_([this] { Probe(); }) {}
+
+TierClient::~TierClient() {
+  {
+    std::lock_guard<std::mutex> lock(probe_mu_);
+    stopping_ = true;
+    probe_wake_.notify_all();
+  }
+  prober_.join();
+}
+
+void TierClient::NoteFault(size_t m, const absl::Status& status) {
+  if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) {
+    suspect_[m] = true;
+  }
+}
+
+void TierClient::Probe() {
+  std::unique_lock<std::mutex> lock(probe_mu_);
+  while (!probe_wake_.wait_for(lock, absl::ToChronoNanoseconds(probe_every_),
+                               [this] { return stopping_; })) {
+    lock.unlock();
+    for (size_t m = 0; m < members_.size(); ++m) {
+      if (!suspect_[m]) continue;
+      absl::StatusOr<bool> serving = members_[m].client->Serving();
+      if (serving.ok() && *serving) suspect_[m] = false;
+    }
+    lock.lock();
+  }
+}
+
+bool TierClient::suspect(absl::string_view name) const {
+  for (size_t m = 0; m < members_.size(); ++m) {
+    if (members_[m].name == name) return suspect_[m];
+  }
+  return false;
+}
 
 std::vector<size_t> TierClient::Candidates(absl::string_view tenant,
                                            uint64_t key) const {
   std::vector<size_t> rank = RankMembers(ranked_, tenant, key >> group_shift_);
   rank.resize(depth_);
+  std::stable_partition(rank.begin(), rank.end(),
+                        [this](size_t m) { return !suspect_[m]; });
   return rank;
 }
 
@@ -288,6 +334,7 @@ absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> TierClient::PutMany(
         }
         errors[i] = WithMember(status, members_[m].name);
         if (MemberFault(status)) {
+          NoteFault(m, status);
           write_failovers_++;
         } else {
           refused[i] = true;
@@ -359,6 +406,7 @@ absl::StatusOr<std::vector<absl::Status>> TierClient::GetMany(
           if (!got.ok()) whole_call = results[i];
           continue;
         }
+        NoteFault(m, status);
         read_failovers_++;
         member_failed[i] = true;
         results[i] = WithMember(status, members_[m].name);
@@ -394,6 +442,7 @@ absl::StatusOr<std::vector<bool>> TierClient::DeleteMany(
     std::lock_guard<std::mutex> lock(mu);
     if (!deleted.ok()) {
       if (MemberFault(deleted.status())) {
+        NoteFault(m, deleted.status());
         failed_deletes_ += items.size();
       } else {
         whole_call = WithMember(deleted.status(), members_[m].name);

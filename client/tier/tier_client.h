@@ -10,6 +10,11 @@
 // `replicas + kSpareCandidates` deep, by writes and reads alike, so a read
 // always looks wherever a write may have put a copy.
 //
+// A member that does not answer a call (UNAVAILABLE: down or cut off;
+// DEADLINE_EXCEEDED: hung) is suspect: it is tried after the others, with
+// the same candidates, until a probe finds it serving again. So a dead or
+// stopped server costs one call deadline, not one per call.
+//
 // Writes (Put, PutMany) go to the members of a round in parallel, one batch
 // call per member; a page is stored (OK) once at least one copy is, and its
 // PutReply says how many copies there are: fewer than `replicas` means the
@@ -39,14 +44,18 @@
 #define ZPAGED_CLIENT_TIER_TIER_CLIENT_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "client/lib/page_client.h"
 #include "client/lib/zpaged_client.h"
@@ -61,6 +70,13 @@ struct TierOptions {
   // batch of neighbouring keys goes to each member in one call. The NBD
   // bridge's keys are block << 24 | generation: 30 groups 64 blocks.
   int group_shift = 6;
+  // How long a read waits for one member before it passes to the next:
+  // Connect gives it to the members' clients unless ClientOptions has a
+  // read_timeout of its own.
+  absl::Duration member_read_timeout = absl::Seconds(1);
+  // How often a member that did not answer (down, hung) is asked whether it
+  // serves again; until it does, it is tried after the others.
+  absl::Duration probe_every = absl::Milliseconds(200);
 };
 
 // One server of the tier: its --node_name and a client connected to it.
@@ -116,15 +132,25 @@ class TierClient final : public PageClient {
     uint64_t failed_deletes = 0;           // copies a member could not delete
   };
   Counters counters() const;
+  // Whether member `name` is suspect now.
+  bool suspect(absl::string_view name) const;
+
+  ~TierClient() override;
 
   int replicas() const { return replicas_; }
   const std::vector<std::string>& member_names() const { return names_; }
 
  private:
-  TierClient(std::vector<TierMember> members, int replicas, int group_shift);
+  TierClient(std::vector<TierMember> members, int replicas, int group_shift,
+             absl::Duration probe_every);
 
-  // The members to try for `key` of `tenant`, best first.
+  // The members to try for `key` of `tenant`, best first: the first
+  // replicas + spares in rank, suspects after the others.
   std::vector<size_t> Candidates(absl::string_view tenant, uint64_t key) const;
+  // Notes how member `m` failed: a member that did not answer is suspect.
+  void NoteFault(size_t m, const absl::Status& status);
+  // Asks suspect members whether they serve again, every probe_every.
+  void Probe();
 
   const std::vector<TierMember> members_;
   const std::vector<std::string> names_;
@@ -137,6 +163,13 @@ class TierClient final : public PageClient {
   std::atomic<uint64_t> write_failovers_{0};
   std::atomic<uint64_t> read_failovers_{0};
   std::atomic<uint64_t> failed_deletes_{0};
+
+  std::vector<std::atomic<bool>> suspect_;
+  const absl::Duration probe_every_;
+  std::mutex probe_mu_;
+  std::condition_variable probe_wake_;
+  bool stopping_ = false;  // guarded by probe_mu_
+  std::thread prober_;
 };
 
 }  // namespace zpaged

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "contract/page.h"
 #include "gtest/gtest.h"
 
@@ -205,6 +206,12 @@ class TierClientTest : public ::testing::Test {
     for (size_t i : RankMembers(ranked, "vm", key)) out.push_back(fakes_[i]);
     return out;
   }
+  std::string NameOf(const FakeMember* fake) const {
+    for (size_t i = 0; i < fakes_.size(); ++i) {
+      if (fakes_[i] == fake) return absl::StrCat("m", i);
+    }
+    return "";
+  }
   int Holders(uint64_t key) {
     int n = 0;
     for (FakeMember* fake : fakes_) n += fake->Holds("vm", key);
@@ -319,6 +326,28 @@ TEST_F(TierClientTest, OneServerLostAtRTwoLosesNothing) {
     }
     lost->set_fault(FakeMember::Fault::kNone);
   }
+}
+
+// A member that does not answer costs one call: later calls try it last,
+// until the prober finds it serving again.
+TEST_F(TierClientTest, ASilentMemberIsTriedLastUntilItServesAgain) {
+  Make(3, 2);
+  PutKeys({21});
+  FakeMember* first = Ranked(21)[0];
+  first->set_fault(FakeMember::Fault::kHung);
+  const int before = first->calls();
+  EXPECT_EQ(*tier_->Get("vm", 21), PageOf(21));  // asked, then passed on
+  EXPECT_EQ(first->calls(), before + 1);
+  EXPECT_EQ(*tier_->Get("vm", 21), PageOf(21));  // found before it
+  EXPECT_EQ(first->calls(), before + 1);
+  EXPECT_TRUE(tier_->suspect(NameOf(first)));
+  first->set_fault(FakeMember::Fault::kNone);
+  for (int i = 0; i < 100 && tier_->suspect(NameOf(first)); ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_FALSE(tier_->suspect(NameOf(first)));
+  EXPECT_EQ(*tier_->Get("vm", 21), PageOf(21));
+  EXPECT_EQ(first->calls(), before + 2);  // first in rank again
 }
 
 TEST_F(TierClientTest, NotFoundOnlyWhenEveryCandidateSaysSo) {
