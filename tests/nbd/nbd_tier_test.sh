@@ -4,7 +4,8 @@
 # blocks with verify data on two connections, one server is killed with -9,
 # and fio verifies every block (zero errors, zero EIO); writes go on on the
 # two left and verify; nbdcopy reads the whole device; the killed server
-# comes back empty and everything still verifies.
+# comes back empty and everything still verifies. Before the kill, another
+# is stopped (SIGSTOP, a hung server) and writes and reads pass it by.
 #
 # Usage: nbd_tier_test.sh ZPAGED ZPAGECTL PLUGIN [PRELOAD]
 # PRELOAD is libasan's path when the plugin is ASan-built.
@@ -87,6 +88,14 @@ copies=$(( $(stored_on 0) + $(stored_on 1) + $(stored_on 2) ))
 [ "$copies" -eq $((2 * 12288)) ] && pass "two copies of each block: $copies pages over three servers" ||
   fail "$copies copies over the three servers, not $((2 * 12288))"
 
+# One fault at a time: with no repair yet, a second server lost while the
+# first is away takes the blocks whose two copies were on both.
+echo "==> SIGSTOP zpaged-2 (a hung server): writes and reads pass it by"
+kill -STOP "${pids[2]}"
+job third $((192 * 1024 * 1024)) && job first 0 --verify_only &&
+  pass "writes and reads with zpaged-2 hung" || fail "with zpaged-2 hung: $(grep -hE 'err=|verify' "$work/third.out" "$work/first.out" | head -3)"
+kill -CONT "${pids[2]}"
+
 echo "==> kill -9 zpaged-1, then fio verifies every block"
 kill -9 "${pids[1]}"; wait "${pids[1]}" 2>/dev/null || true; pids[1]=""
 job first 0 --verify_only && pass "every block verified after zpaged-1 died" ||
@@ -103,6 +112,7 @@ nbdcopy "$uri" "$work/image" && [ "$(stat -c %s "$work/image")" -eq $((256 * 102
 echo "==> zpaged-1 comes back empty; everything still verifies"
 start_zpaged 1
 job first 0 --verify_only && job second $((128 * 1024 * 1024)) --verify_only &&
+  job third $((192 * 1024 * 1024)) --verify_only &&
   pass "all verified with zpaged-1 back empty" || fail "verify after restart"
 
 # Every read or write the bridge fails (EIO to the client) is an error line.
