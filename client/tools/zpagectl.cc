@@ -1,11 +1,17 @@
 // zpagectl: zpaged from the command line.
 //
-//   zpagectl [--server=HOST:PORT] --tenant=T put KEY [FILE]    page from FILE
-//   or stdin zpagectl --tenant=T get KEY [FILE]                       page to
-//   FILE or stdout zpagectl --tenant=T delete KEY zpagectl --tenant=T reclaim
-//   PAGES zpagectl [--tenant=T] stats [--json]                     all tenants
-//   if none zpagectl --tenant=T watch DIR    evicted pages to DIR/KEY.page,
-//   acked once synced
+//   zpagectl --tenant=T put KEY [FILE]     a page from FILE or stdin
+//   zpagectl --tenant=T get KEY [FILE]     a page to FILE or stdout
+//   zpagectl --tenant=T delete KEY
+//   zpagectl --tenant=T reclaim PAGES      evict to the tenant's watchers
+//   zpagectl [--tenant=T] stats [--json]   all tenants if none
+//   zpagectl --tenant=T watch DIR          evicted pages to DIR/KEY.page,
+//                                          acked once synced
+//   zpagectl health                        exit 0 if SERVING
+//
+// With several servers (--server=A,B,C, each NAME=HOST:PORT or HOST:PORT)
+// put, get, delete and watch go through a tier client with --replicas
+// copies of each page; stats, reclaim and health ask each server in turn.
 //
 // Exit status: 0 on success, 1 when the server refuses (the gRPC status is
 // printed), 2 for a usage error.
@@ -29,11 +35,17 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "client/lib/zpaged_client.h"
+#include "client/tier/tier_client.h"
 #include "contract/page.h"
 
 ABSL_FLAG(std::string, server, "",
-          "zpaged address (default: $ZPAGED_SERVER, else 127.0.0.1:50051)");
+          "zpaged address (default: $ZPAGED_SERVER, else 127.0.0.1:50051); "
+          "several, comma-separated, each NAME=HOST:PORT or HOST:PORT, make "
+          "a tier");
+ABSL_FLAG(int, replicas, 2,
+          "with several servers: copies of each page put, 1 to 3");
 ABSL_FLAG(std::string, tenant, "", "tenant name (default: $ZPAGED_TENANT)");
 ABSL_FLAG(std::string, token, "",
           "bearer token, for servers with --auth_tokens_file (default: "
@@ -164,7 +176,8 @@ sigset_t StopSignals() {
   return stop;
 }
 
-int Watch(Client& client, const std::string& tenant, const std::string& dir) {
+int Watch(PageClient& client, const std::string& tenant,
+          const std::string& dir) {
   const sigset_t stop = StopSignals();
   auto watcher = client.Watch(tenant, [&](uint64_t key, absl::string_view p) {
     if (!WriteDurably(dir, absl::StrCat(key, ".page"), p)) {
@@ -221,7 +234,18 @@ int Run(const std::vector<char*>& args) {
   if (options.tls_root_certs.empty() && !options.tls_cert_chain.empty()) {
     return UsageError("--tls_cert needs --tls_ca");
   }
-  auto client = Client::Connect(server, options);
+  // One server's own calls go to each server; pages go through one client,
+  // a tier's when there are several.
+  const std::vector<std::string> servers =
+      absl::StrSplit(server, ',', absl::SkipEmpty());
+  if (servers.empty()) return UsageError("--server names no server");
+  std::vector<std::pair<std::string, std::unique_ptr<Client>>> each;
+  for (const std::string& s : servers) {
+    const size_t equals = s.find('=');
+    const std::string address =
+        equals == std::string::npos ? s : s.substr(equals + 1);
+    each.emplace_back(s, Client::Connect(address, options));
+  }
   auto arg = [&](size_t i) -> std::string {
     return i < args.size() ? args[i] : "";
   };
@@ -230,32 +254,60 @@ int Run(const std::vector<char*>& args) {
     return UsageError(command + " needs --tenant");
   }
 
+  // Before each server's answer when there are several.
+  auto heading = [&](const std::string& s) {
+    if (each.size() > 1 && !absl::GetFlag(FLAGS_json)) {
+      std::printf("== %s\n", s.c_str());
+    }
+  };
   if (command == "health") {
-    absl::StatusOr<bool> serving = client->Serving();
-    if (!serving.ok()) return Failed(command, serving.status());
-    std::printf("%s\n", *serving ? "SERVING" : "NOT_SERVING");
-    return *serving ? 0 : 1;
+    int status = 0;
+    for (auto& [s, client] : each) {
+      absl::StatusOr<bool> serving = client->Serving();
+      if (!serving.ok()) return Failed(command, serving.status());
+      std::printf("%s%s%s\n", each.size() > 1 ? s.c_str() : "",
+                  each.size() > 1 ? " " : "",
+                  *serving ? "SERVING" : "NOT_SERVING");
+      if (!*serving) status = 1;
+    }
+    return status;
   }
   if (command == "stats") {
-    absl::StatusOr<v1::StatsResponse> stats = client->Stats(tenant);
-    if (!stats.ok()) return Failed(command, stats.status());
-    PrintStats(tenant, *stats);
+    for (auto& [s, client] : each) {
+      absl::StatusOr<v1::StatsResponse> stats = client->Stats(tenant);
+      if (!stats.ok()) return Failed(command, stats.status());
+      heading(s);
+      PrintStats(tenant, *stats);
+    }
     return 0;
-  }
-  if (command == "watch") {
-    if (arg(2).empty()) return UsageError("watch needs a directory");
-    return Watch(*client, tenant, arg(2));
   }
   if (command == "reclaim") {
     uint32_t pages;
     if (!absl::SimpleAtoi(arg(2), &pages)) {
       return UsageError("reclaim needs a page count");
     }
-    absl::StatusOr<v1::ReclaimResponse> r = client->Reclaim(tenant, pages);
-    if (!r.ok()) return Failed(command, r.status());
-    std::printf("reclaimed %u pool pages, evicted %lu pages\n",
-                r->reclaimed_pool_pages(), r->evicted_pages());
+    for (auto& [s, client] : each) {
+      absl::StatusOr<v1::ReclaimResponse> r = client->Reclaim(tenant, pages);
+      if (!r.ok()) return Failed(command, r.status());
+      heading(s);
+      std::printf("reclaimed %u pool pages, evicted %lu pages\n",
+                  r->reclaimed_pool_pages(), r->evicted_pages());
+    }
     return 0;
+  }
+
+  std::unique_ptr<PageClient> tier;
+  if (each.size() > 1) {
+    absl::StatusOr<std::unique_ptr<TierClient>> connected = TierClient::Connect(
+        servers, options, {.replicas = absl::GetFlag(FLAGS_replicas)});
+    if (!connected.ok()) return Failed("connect", connected.status());
+    tier = *std::move(connected);
+  }
+  PageClient* const client =
+      tier != nullptr ? tier.get() : each[0].second.get();
+  if (command == "watch") {
+    if (arg(2).empty()) return UsageError("watch needs a directory");
+    return Watch(*client, tenant, arg(2));
   }
 
   uint64_t key;
@@ -269,9 +321,12 @@ int Run(const std::vector<char*>& args) {
     if (!page.ok()) return Failed(command, page.status());
     absl::StatusOr<PutReply> r = client->Put(tenant, key, *page);
     if (!r.ok()) return Failed(command, r.status());
-    std::fprintf(stderr, "put %lu: %s, %u bytes in the pool\n", key,
+    std::fprintf(stderr, "put %lu: %s, %u bytes in the pool%s\n", key,
                  absl::AsciiStrToUpper(PageEncodingName(r->encoding)).c_str(),
-                 r->stored_bytes);
+                 r->stored_bytes,
+                 each.size() > 1
+                     ? absl::StrCat(", ", r->copies, " copies").c_str()
+                     : "");
     return 0;
   }
   if (command == "get") {
@@ -315,7 +370,9 @@ int main(int argc, char** argv) {
       "  zpagectl health                        exit 0 if the server is "
       "SERVING\n\n"
       "KEY is decimal or 0x-hex. --server, --tenant and --token default to "
-      "$ZPAGED_SERVER, $ZPAGED_TENANT and $ZPAGED_TOKEN.");
+      "$ZPAGED_SERVER, $ZPAGED_TENANT and $ZPAGED_TOKEN. Several servers "
+      "(--server=A,B,C) make a tier: pages go to --replicas of them; stats, "
+      "reclaim and health ask each.");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   return zpaged::Run(args);
 }

@@ -6,9 +6,10 @@
 set -euo pipefail
 zpaged=$1 zpagectl=$2 corpus=$3
 work=$(mktemp -d)
-server_pid="" watch_pid=""
+server_pid="" watch_pid="" tier_pids=()
 cleanup() {
   [ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null || true
+  for pid in "${tier_pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
   rm -rf "$work"
 }
@@ -169,6 +170,30 @@ if "$zpaged" --listen="127.0.0.1:$port" --tls_cert="$tls/server.pem" >"$work/bad
 else
   grep -q "tls_key" "$work/bad.log" && pass "--tls_cert without --tls_key refused" || fail "bad TLS flags: $(cat "$work/bad.log")"
 fi
+
+# Three servers as one tier: pages go to two of them; stats ask each.
+tier="" tier_addresses=()
+for i in 0 1 2; do
+  p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$zpaged" --listen="127.0.0.1:$p" --metrics_listen= --node_name="tier-$i" \
+    >"$work/tier-$i.log" 2>&1 &
+  tier_pids+=($!)
+  tier_addresses+=("127.0.0.1:$p")
+  tier="$tier${tier:+,}tier-$i=127.0.0.1:$p"
+  for _ in $(seq 50); do "$zpagectl" --server="127.0.0.1:$p" health >/dev/null 2>&1 && break; sleep 0.1; done
+done
+expect "tier: put" "$zpagectl" --server="$tier" --tenant=vm put 7 "$work/text1.page"
+grep -q "2 copies" "$work/err" && pass "tier: two copies" || fail "tier put: $(cat "$work/err")"
+expect "tier: get" "$zpagectl" --server="$tier" --tenant=vm get 7 "$work/back.page"
+cmp -s "$work/text1.page" "$work/back.page" && pass "tier: byte-exact" || fail "tier: page differs"
+expect "tier: stats of each" "$zpagectl" --server="$tier" --tenant=vm stats
+[ "$(grep -c '^== tier-' "$work/out")" -eq 3 ] && [ "$(grep -cE '^stored pages +1$' "$work/out")" -eq 2 ] &&
+  pass "tier: the page on two of three" || fail "tier stats: $(cat "$work/out")"
+kill -9 "${tier_pids[0]}"
+expect "tier: get with one server dead" "$zpagectl" --server="$tier" --tenant=vm get 7 "$work/back.page"
+cmp -s "$work/text1.page" "$work/back.page" && pass "tier: still byte-exact" || fail "tier: page differs after a kill"
+expect_error "tier: a name that is not the server's" FAILED_PRECONDITION \
+  "$zpagectl" --server="tier-9=${tier_addresses[1]},tier-2=${tier_addresses[2]}" --tenant=vm get 7
 
 echo "$((checks - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ]
