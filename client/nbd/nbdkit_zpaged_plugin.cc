@@ -241,12 +241,14 @@ int ConfigComplete() {
                  config.server.empty() ? "neither" : "both");
     return -1;
   }
-  if (config.replicas == 0)
+  if (config.replicas == 0) {
     config.replicas = config.servers.size() >= 2 ? 2 : 1;
-  if (!config.servers.empty() &&
-      static_cast<size_t>(config.replicas) > config.servers.size()) {
-    nbdkit_error("replicas=%d needs as many servers; servers= names %zu",
-                 config.replicas, config.servers.size());
+  }
+  // One server holds one copy; a tier, at most one a server.
+  const size_t servers = config.servers.empty() ? 1 : config.servers.size();
+  if (static_cast<size_t>(config.replicas) > servers) {
+    nbdkit_error("replicas=%d needs as many servers in servers=; %zu given",
+                 config.replicas, servers);
     return -1;
   }
   for (auto [name, missing] : {std::pair{"tenant", config.tenant.empty()},
