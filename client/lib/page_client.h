@@ -47,6 +47,13 @@ struct KeyedPage {
   absl::string_view page;
 };
 
+// What Repair did: keys checked, copies made again, and keys no server has.
+struct RepairResult {
+  uint64_t checked = 0;
+  uint64_t copied = 0;
+  uint64_t lost = 0;
+};
+
 // Called for each evicted page; return true once the page is safe (the
 // client then acks it and the server drops its copy), false to leave it on
 // the server.
@@ -108,6 +115,15 @@ class PageClient {
   // the watcher's, one page at a time.
   virtual absl::StatusOr<std::unique_ptr<EvictionWatcher>> Watch(
       absl::string_view tenant, EvictionCallback on_page) = 0;
+
+  // Brings each of `keys` back to the copies it should have after servers
+  // were lost or came back: on a tier, one on each of the first `replicas`
+  // reachable servers of its rank, copied from a surviving copy. Nothing to
+  // do on one server. A key being written or deleted meanwhile may be copied
+  // as it was; the caller excludes such keys (the bridge holds their write
+  // locks) or deletes what it no longer needs.
+  virtual absl::StatusOr<RepairResult> Repair(
+      absl::string_view tenant, absl::Span<const uint64_t> keys) = 0;
 
   // True when every server behind the client is serving, false when one
   // answers that it is not (it is shutting down); an error when one cannot

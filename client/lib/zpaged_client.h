@@ -83,6 +83,11 @@ class Client final : public PageClient {
   absl::StatusOr<std::vector<bool>> DeleteMany(
       absl::string_view tenant, absl::Span<const uint64_t> keys) override;
   absl::StatusOr<uint64_t> DeleteAll(absl::string_view tenant) override;
+  // One server holds one copy: nothing to bring back.
+  absl::StatusOr<RepairResult> Repair(
+      absl::string_view, absl::Span<const uint64_t> keys) override {
+    return RepairResult{.checked = keys.size()};
+  }
   // `on_page` runs on the watcher's own thread.
   absl::StatusOr<std::unique_ptr<EvictionWatcher>> Watch(
       absl::string_view tenant, EvictionCallback on_page) override;

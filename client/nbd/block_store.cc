@@ -426,6 +426,42 @@ void BlockStore::DeleteCopies(const std::vector<uint64_t>& keys) {
   }
 }
 
+absl::StatusOr<RepairResult> BlockStore::Repair(uint64_t first,
+                                                uint64_t count) {
+  count = std::min<uint64_t>({count, kMaxBatch, spill_->blocks() - first});
+  WriteLocks locks(*this, first, count);
+  std::vector<uint64_t> keys;
+  for (uint64_t block = first; block < first + count; ++block) {
+    std::lock_guard<std::mutex> lock(EntryLock(block));
+    const BlockEntry& entry = spill_->entry(block);
+    if (entry.state == BlockState::kInZpaged) {
+      keys.push_back(BlockKey(block, entry.generation));
+    }
+  }
+  if (keys.empty()) return RepairResult{};
+  absl::StatusOr<RepairResult> repaired = client_->Repair(tenant_, keys);
+  if (!repaired.ok()) return repaired.status();
+  // An eviction may have taken a block to the spill file while its copies
+  // were made again: those copies are no longer where the block is.
+  std::vector<uint64_t> moved;
+  for (uint64_t key : keys) {
+    const uint64_t block = BlockOfKey(key);
+    std::lock_guard<std::mutex> lock(EntryLock(block));
+    const BlockEntry& entry = spill_->entry(block);
+    if (entry.state != BlockState::kInZpaged ||
+        BlockKey(block, entry.generation) != key) {
+      moved.push_back(key);
+    }
+  }
+  DeleteCopies(moved);
+  if (repaired->lost > 0) {
+    log_(absl::StrCat("repair: ", repaired->lost, " of blocks ", first, "..",
+                      first + count - 1,
+                      " are lost: no server holds a copy any more"));
+  }
+  return repaired;
+}
+
 absl::Status BlockStore::Flush() { return spill_->Sync(); }
 
 std::vector<Extent> BlockStore::Extents(uint64_t offset, uint64_t length) {

@@ -74,6 +74,9 @@ using LogFunction = std::function<void(const std::string& message)>;
 
 class BlockStore {
  public:
+  // Blocks a write's PutMany, a read's GetMany or a Repair carry at most.
+  static constexpr size_t kMaxBatch = 256;
+
   // `spill` and `client` must outlive the store. A block is kept in zpaged
   // only with `replicas` copies there (1 for one server); a write stored
   // with fewer goes to the spill file instead.
@@ -107,14 +110,18 @@ class BlockStore {
   // The extents covering [offset, offset + length), coalesced.
   std::vector<Extent> Extents(uint64_t offset, uint64_t length);
 
+  // Brings the blocks in zpaged among [first, first + count) (at most
+  // kMaxBatch) back to their copies on a tier (PageClient::Repair), holding
+  // their write locks; a copy that an eviction moved to the spill file
+  // meanwhile is deleted again. Blocks no server holds are logged as lost.
+  absl::StatusOr<RepairResult> Repair(uint64_t first, uint64_t count);
+
   // The eviction watcher's callback: true once the copy is safe (or
   // outdated), so it may be acked; false leaves it in zpaged.
   bool OnEvicted(uint64_t key, absl::string_view page);
 
  private:
   static constexpr size_t kStripes = 1024;
-  static constexpr size_t kMaxBatch = 256;
-
   // Holds the write locks of blocks [first, first + count) until destroyed.
   class WriteLocks;
 

@@ -444,5 +444,30 @@ TEST_F(TierBlockStoreTest, NoBlockIsLostWithAServer) {
   EXPECT_GT(tier_->counters().under_replicated_writes, 0u);
 }
 
+TEST_F(TierBlockStoreTest, RepairMakesASecondLossHarmless) {
+  const std::vector<uint8_t> text = TextBlocks(1024, 4);
+  ASSERT_TRUE(store_->Write(0, text).ok());
+  servers_[0].reset();
+  ExpectReadsBack(0, text);  // the tier finds zpaged-0 gone
+  RepairResult total;
+  for (uint64_t first = 0; first < kBlocks; first += BlockStore::kMaxBatch) {
+    absl::StatusOr<RepairResult> repaired =
+        store_->Repair(first, BlockStore::kMaxBatch);
+    ASSERT_TRUE(repaired.ok()) << repaired.status();
+    total.checked += repaired->checked;
+    total.copied += repaired->copied;
+    total.lost += repaired->lost;
+  }
+  EXPECT_EQ(total.checked, 1024u);
+  EXPECT_GT(total.copied, 0u);
+  EXPECT_EQ(total.lost, 0u);
+  // Every block on both servers left: losing one of them loses nothing.
+  EXPECT_EQ(servers_[1]->store().Stats("vm")->stored_pages +
+                servers_[2]->store().Stats("vm")->stored_pages,
+            2 * 1024u);
+  servers_[1].reset();
+  ExpectReadsBack(0, text);
+}
+
 }  // namespace
 }  // namespace zpaged::nbd

@@ -18,8 +18,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cinttypes>
 #include <cstdlib>
 #include <cstring>
@@ -34,6 +36,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "client/lib/zpaged_client.h"
 #include "client/nbd/block_store.h"
 #include "client/nbd/spill_file.h"
@@ -50,6 +54,10 @@ struct Config {
   // each block (0: two with two or more servers, else one).
   std::vector<std::string> servers;
   int replicas = 0;
+  // Repair on a tier: how long a change in which servers answer must hold
+  // before the device is swept, and how many blocks a second it checks.
+  absl::Duration repair_after = absl::Seconds(5);
+  int repair_rate = 20000;
   std::string tenant;
   int64_t size = -1;
   std::string spill;
@@ -64,8 +72,10 @@ struct Bridge {
   Config config;
   std::unique_ptr<SpillFile> spill;
   std::unique_ptr<PageClient> client;
+  TierClient* tier = nullptr;  // client, when it is a tier
   std::unique_ptr<BlockStore> store;
   std::thread watcher;
+  std::thread repairer;
   std::atomic<bool> stopping{false};
 };
 
@@ -75,6 +85,9 @@ Bridge& TheBridge() {
 }
 
 void Log(const std::string& message) { nbdkit_error("%s", message.c_str()); }
+
+// What the bridge is doing, for an operator who asks (nbdkit -v).
+void Note(const std::string& message) { nbdkit_debug("%s", message.c_str()); }
 
 // Reports `status` to nbdkit with the errno its code calls for.
 int Fail(const absl::Status& status) {
@@ -188,6 +201,80 @@ void RunWatcher(Bridge* bridge) {
   }
 }
 
+// Which members do not answer, for the log: "zpaged-1, zpaged-2" or "none".
+std::string Unreachable(const TierClient& tier) {
+  std::string names;
+  for (const std::string& name : tier.member_names()) {
+    if (tier.suspect(name))
+      absl::StrAppend(&names, names.empty() ? "" : ", ", name);
+  }
+  return names.empty() ? "none" : names;
+}
+
+// One pass over the device: every block in zpaged brought back to its
+// copies, at most repair_rate blocks a second. False if the servers that
+// answer changed meanwhile (the pass starts again) or the bridge stops.
+bool SweepOnce(Bridge* bridge, uint64_t changes) {
+  const absl::Time start = absl::Now();
+  RepairResult total;
+  for (uint64_t first = 0; first < bridge->spill->blocks();
+       first += BlockStore::kMaxBatch) {
+    if (bridge->stopping.load() ||
+        bridge->tier->reachability_changes() != changes) {
+      return false;
+    }
+    absl::StatusOr<RepairResult> repaired =
+        bridge->store->Repair(first, BlockStore::kMaxBatch);
+    if (!repaired.ok()) {
+      Log(absl::StrCat("repair: blocks from ", first, ": ",
+                       repaired.status().message(), "; trying again later"));
+      return false;
+    }
+    total.checked += repaired->checked;
+    total.copied += repaired->copied;
+    total.lost += repaired->lost;
+    const absl::Time due =
+        start + absl::Seconds(static_cast<double>(total.checked) /
+                              bridge->config.repair_rate);
+    while (!bridge->stopping.load() && absl::Now() < due) {
+      absl::SleepFor(std::min(due - absl::Now(), absl::Milliseconds(100)));
+    }
+  }
+  Note(absl::StrCat("repair: done in ",
+                    absl::FormatDuration(absl::Now() - start), ": checked ",
+                    total.checked, " blocks in zpaged, made ", total.copied,
+                    " copies again, ", total.lost, " lost"));
+  return true;
+}
+
+// On a tier: sweeps the device each time the set of servers that answer
+// changes and holds for repair_after (a server lost, or back, perhaps
+// empty), until the bridge stops.
+void RunRepairer(Bridge* bridge) {
+  uint64_t seen = bridge->tier->reachability_changes();
+  absl::Time changed_at = absl::Now();
+  bool due = false;
+  while (!bridge->stopping.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const uint64_t now = bridge->tier->reachability_changes();
+    if (now != seen) {
+      seen = now;
+      changed_at = absl::Now();
+      due = true;
+      continue;
+    }
+    if (!due || absl::Now() - changed_at < bridge->config.repair_after) {
+      continue;
+    }
+    Note(absl::StrCat(
+        "repair: servers not answering: ", Unreachable(*bridge->tier),
+        "; bringing every block back "
+        "to ",
+        bridge->config.replicas, " copies"));
+    due = !SweepOnce(bridge, now);
+  }
+}
+
 int ConfigKey(const char* key, const char* value) {
   Config& config = TheBridge().config;
   const std::string k = key;
@@ -195,6 +282,20 @@ int ConfigKey(const char* key, const char* value) {
     config.server = value;
   } else if (k == "servers") {
     config.servers = absl::StrSplit(value, ',', absl::SkipEmpty());
+  } else if (k == "repair_after") {
+    int seconds;
+    if (!absl::SimpleAtoi(value, &seconds) || seconds < 0) {
+      nbdkit_error("repair_after=%s is not a whole number of seconds", value);
+      return -1;
+    }
+    config.repair_after = absl::Seconds(seconds);
+  } else if (k == "repair_rate") {
+    if (!absl::SimpleAtoi(value, &config.repair_rate) ||
+        config.repair_rate < 1) {
+      nbdkit_error("repair_rate=%s is not a number of blocks a second >= 1",
+                   value);
+      return -1;
+    }
   } else if (k == "replicas") {
     if (!absl::SimpleAtoi(value, &config.replicas) || config.replicas < 1 ||
         config.replicas > 3) {
@@ -316,10 +417,10 @@ int GetReady() {
   return 0;
 }
 
-// The bridge's client: one server's, or a tier's whose groups are 64
-// neighbouring blocks (the generation in a block's key is below them).
-absl::StatusOr<std::unique_ptr<PageClient>> ConnectClient(
-    const Config& config) {
+// Connects the bridge's client: one server's, or a tier's whose groups are
+// 64 neighbouring blocks (the generation in a block's key is below them).
+absl::Status ConnectClient(Bridge& bridge) {
+  const Config& config = bridge.config;
   if (config.servers.empty()) {
     std::unique_ptr<Client> client =
         Client::Connect(config.server, config.client);
@@ -329,22 +430,24 @@ absl::StatusOr<std::unique_ptr<PageClient>> ConnectClient(
           "zpaged at ", config.server, " is not serving: ",
           serving.ok() ? "it is shutting down" : serving.status().message()));
     }
-    return client;
+    bridge.client = std::move(client);
+    return absl::OkStatus();
   }
   absl::StatusOr<std::unique_ptr<TierClient>> tier =
       TierClient::Connect(config.servers, config.client,
                           TierOptions{.replicas = config.replicas,
                                       .group_shift = kGenerationBits + 6});
   if (!tier.ok()) return tier.status();
-  return std::unique_ptr<PageClient>(*std::move(tier));
+  bridge.tier = tier->get();
+  bridge.client = *std::move(tier);
+  return absl::OkStatus();
 }
 
 int AfterFork() {
   Bridge& bridge = TheBridge();
-  absl::StatusOr<std::unique_ptr<PageClient>> client =
-      ConnectClient(bridge.config);
-  if (!client.ok()) return Fail(client.status());
-  bridge.client = *std::move(client);
+  if (absl::Status connected = ConnectClient(bridge); !connected.ok()) {
+    return Fail(connected);
+  }
   bridge.store = std::make_unique<BlockStore>(
       bridge.spill.get(), bridge.client.get(), bridge.config.tenant,
       bridge.config.replicas, Log);
@@ -352,6 +455,8 @@ int AfterFork() {
     return Fail(recovered);
   }
   bridge.watcher = std::thread(RunWatcher, &bridge);
+  if (bridge.tier != nullptr)
+    bridge.repairer = std::thread(RunRepairer, &bridge);
   return 0;
 }
 
@@ -359,6 +464,7 @@ void Cleanup() {
   Bridge& bridge = TheBridge();
   bridge.stopping = true;
   if (bridge.watcher.joinable()) bridge.watcher.join();
+  if (bridge.repairer.joinable()) bridge.repairer.join();
   if (bridge.store != nullptr) {
     if (absl::Status synced = bridge.store->Flush(); !synced.ok()) {
       Log(std::string(synced.message()));
@@ -444,6 +550,12 @@ nbdkit_plugin MakePlugin() {
       "name at start)\n"
       "replicas=N           copies of each block on a tier, 1 to 3 "
       "(default 2)\n"
+      "repair_after=SECONDS on a tier: how long a change in the servers "
+      "that answer must\n"
+      "                     hold before blocks are copied again (default "
+      "5)\n"
+      "repair_rate=N        blocks checked a second by repair (default "
+      "20000)\n"
       "tenant=NAME          (required) the zpaged tenant this device uses; "
       "one bridge per tenant\n"
       "size=SIZE            (required) device size, a multiple of 4096; "

@@ -256,8 +256,9 @@ TierClient::~TierClient() {
 }
 
 void TierClient::NoteFault(size_t m, const absl::Status& status) {
-  if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) {
-    suspect_[m] = true;
+  if ((absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) &&
+      !suspect_[m].exchange(true)) {
+    reachability_changes_++;
   }
 }
 
@@ -269,7 +270,9 @@ void TierClient::Probe() {
     for (size_t m = 0; m < members_.size(); ++m) {
       if (!suspect_[m]) continue;
       absl::StatusOr<bool> serving = members_[m].client->Serving();
-      if (serving.ok() && *serving) suspect_[m] = false;
+      if (serving.ok() && *serving && suspect_[m].exchange(false)) {
+        reachability_changes_++;
+      }
     }
     lock.lock();
   }
@@ -455,6 +458,97 @@ absl::StatusOr<std::vector<bool>> TierClient::DeleteMany(
   });
   if (!whole_call.ok()) return whole_call;
   return existed;
+}
+
+absl::StatusOr<RepairResult> TierClient::Repair(
+    absl::string_view tenant, absl::Span<const uint64_t> keys) {
+  const size_t n = keys.size();
+  std::vector<std::vector<size_t>> targets(n);
+  Buckets asked;
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t m : Candidates(tenant, keys[i])) {
+      if (targets[i].size() == static_cast<size_t>(replicas_)) break;
+      if (suspect_[m]) continue;
+      targets[i].push_back(m);
+      asked[m].push_back(i);
+    }
+  }
+  // 1. Which targets hold each key, and one good copy of it.
+  std::vector<std::string> copy(n);
+  std::vector<std::set<size_t>> holders(n);
+  std::mutex mu;
+  ForEachMember(asked, [&](size_t m, const std::vector<size_t>& items) {
+    std::vector<uint64_t> my_keys;
+    for (size_t i : items) my_keys.push_back(keys[i]);
+    std::string pages(items.size() * kPageSize, '\0');
+    std::vector<uint8_t*> outs;
+    for (size_t k = 0; k < items.size(); ++k) {
+      outs.push_back(reinterpret_cast<uint8_t*>(pages.data()) + k * kPageSize);
+    }
+    absl::StatusOr<std::vector<absl::Status>> got =
+        members_[m].client->GetMany(tenant, my_keys, outs);
+    std::lock_guard<std::mutex> lock(mu);
+    if (!got.ok()) {
+      NoteFault(m, got.status());
+      return;
+    }
+    for (size_t k = 0; k < items.size(); ++k) {
+      if (!(*got)[k].ok()) continue;
+      holders[items[k]].insert(m);
+      if (copy[items[k]].empty())
+        copy[items[k]] = pages.substr(k * kPageSize, kPageSize);
+    }
+  });
+  // 2. Keys no target holds: any candidate may (a write that failed over).
+  std::vector<uint64_t> elsewhere_keys;
+  std::vector<size_t> elsewhere;
+  for (size_t i = 0; i < n; ++i) {
+    if (copy[i].empty()) {
+      elsewhere.push_back(i);
+      elsewhere_keys.push_back(keys[i]);
+    }
+  }
+  RepairResult result{.checked = n};
+  if (!elsewhere.empty()) {
+    std::vector<std::string> pages(elsewhere.size(),
+                                   std::string(kPageSize, '\0'));
+    std::vector<uint8_t*> outs;
+    for (std::string& page : pages)
+      outs.push_back(reinterpret_cast<uint8_t*>(page.data()));
+    absl::StatusOr<std::vector<absl::Status>> got =
+        GetMany(tenant, elsewhere_keys, outs);
+    if (!got.ok()) return got.status();
+    for (size_t k = 0; k < elsewhere.size(); ++k) {
+      if ((*got)[k].ok()) {
+        copy[elsewhere[k]] = std::move(pages[k]);
+      } else if (absl::IsNotFound((*got)[k])) {
+        result.lost++;
+      }  // else its holders are unreachable now: left for a later repair
+    }
+  }
+  // 3. A copy to every target without one.
+  Buckets missing;
+  for (size_t i = 0; i < n; ++i) {
+    if (copy[i].empty()) continue;
+    for (size_t m : targets[i]) {
+      if (!holders[i].count(m)) missing[m].push_back(i);
+    }
+  }
+  ForEachMember(missing, [&](size_t m, const std::vector<size_t>& items) {
+    std::vector<KeyedPage> pages;
+    for (size_t i : items) pages.push_back({keys[i], copy[i]});
+    absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> stored =
+        members_[m].client->PutMany(tenant, pages);
+    std::lock_guard<std::mutex> lock(mu);
+    if (!stored.ok()) {
+      NoteFault(m, stored.status());
+      return;
+    }
+    for (const absl::StatusOr<PutReply>& one : *stored) {
+      if (one.ok()) result.copied++;
+    }
+  });
+  return result;
 }
 
 absl::StatusOr<PutReply> TierClient::Put(absl::string_view tenant, uint64_t key,

@@ -119,6 +119,12 @@ class TierClient final : public PageClient {
       absl::string_view tenant, absl::Span<const uint64_t> keys) override;
   // Every member must answer: a clean start leaves no copy anywhere.
   absl::StatusOr<uint64_t> DeleteAll(absl::string_view tenant) override;
+  // Each key's targets are the first `replicas` members of its candidates
+  // that are not suspect; a target without a copy gets one, read from
+  // another target or any candidate. A key no candidate has is lost; one
+  // that cannot be read now (its holders unreachable) is left for later.
+  absl::StatusOr<RepairResult> Repair(absl::string_view tenant,
+                                      absl::Span<const uint64_t> keys) override;
   absl::StatusOr<std::unique_ptr<EvictionWatcher>> Watch(
       absl::string_view tenant, EvictionCallback on_page) override;
   // True when every member serves.
@@ -134,6 +140,9 @@ class TierClient final : public PageClient {
   Counters counters() const;
   // Whether member `name` is suspect now.
   bool suspect(absl::string_view name) const;
+  // Counts each change of the members thought reachable (one became
+  // suspect, or answered again): a repair is due after a change.
+  uint64_t reachability_changes() const { return reachability_changes_; }
 
   ~TierClient() override;
 
@@ -165,6 +174,7 @@ class TierClient final : public PageClient {
   std::atomic<uint64_t> failed_deletes_{0};
 
   std::vector<std::atomic<bool>> suspect_;
+  std::atomic<uint64_t> reachability_changes_{0};
   const absl::Duration probe_every_;
   std::mutex probe_mu_;
   std::condition_variable probe_wake_;

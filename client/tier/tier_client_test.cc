@@ -121,6 +121,15 @@ class FakeMember final : public PageClient {
   }
   absl::StatusOr<std::unique_ptr<EvictionWatcher>> Watch(
       absl::string_view, EvictionCallback on_page) override;
+  absl::StatusOr<RepairResult> Repair(absl::string_view,
+                                      absl::Span<const uint64_t>) override {
+    return absl::UnimplementedError("a member is not repaired");
+  }
+  // Drops every copy, as a restart without a drain does.
+  void LoseAll() {
+    std::lock_guard<std::mutex> lock(mu_);
+    pages_.clear();
+  }
   absl::StatusOr<bool> Serving() override {
     std::lock_guard<std::mutex> lock(mu_);
     if (absl::Status down = CallFault(); !down.ok()) return down;
@@ -440,6 +449,60 @@ TEST_F(TierClientTest, EvictionsFromEveryMemberReachTheCallback) {
     EXPECT_EQ(key, 42u);
     EXPECT_EQ(page, PageOf(42));
   }
+}
+
+// Repair after a loss: every page back to two copies on the two members
+// left, so a second loss takes nothing.
+TEST_F(TierClientTest, RepairMakesASecondLossHarmless) {
+  Make(3, 2);
+  std::vector<uint64_t> keys;
+  for (uint64_t key = 0; key < 300; ++key) keys.push_back(key);
+  PutKeys(keys);
+  fakes_[0]->set_fault(FakeMember::Fault::kDown);
+  const uint64_t changes = tier_->reachability_changes();
+  for (uint64_t key : keys) tier_->Get("vm", key).IgnoreError();  // finds it
+  ASSERT_TRUE(tier_->suspect("m0"));
+  EXPECT_EQ(tier_->reachability_changes(), changes + 1);
+  absl::StatusOr<RepairResult> repaired = tier_->Repair("vm", keys);
+  ASSERT_TRUE(repaired.ok()) << repaired.status();
+  EXPECT_EQ(repaired->checked, 300u);
+  EXPECT_EQ(repaired->lost, 0u);
+  EXPECT_GT(repaired->copied, 50u);  // about two thirds of the pages had m0
+  for (uint64_t key : keys) {
+    EXPECT_TRUE(fakes_[1]->Holds("vm", key) && fakes_[2]->Holds("vm", key))
+        << key;
+  }
+  fakes_[1]->set_fault(FakeMember::Fault::kDown);
+  for (uint64_t key : keys) {
+    absl::StatusOr<std::string> page = tier_->Get("vm", key);
+    ASSERT_TRUE(page.ok()) << key << ": " << page.status();
+    EXPECT_EQ(*page, PageOf(key));
+  }
+}
+
+TEST_F(TierClientTest, RepairRefillsAMemberThatCameBackEmpty) {
+  Make(3, 2);
+  std::vector<uint64_t> keys;
+  for (uint64_t key = 0; key < 100; ++key) keys.push_back(key);
+  PutKeys(keys);
+  int had = 0;
+  for (uint64_t key : keys) had += fakes_[2]->Holds("vm", key);
+  fakes_[2]->LoseAll();  // restarted without a drain
+  absl::StatusOr<RepairResult> repaired = tier_->Repair("vm", keys);
+  ASSERT_TRUE(repaired.ok()) << repaired.status();
+  EXPECT_EQ(repaired->copied, static_cast<uint64_t>(had));
+  for (uint64_t key : keys) EXPECT_EQ(Holders(key), 2) << key;
+  EXPECT_EQ(tier_->Repair("vm", keys)->copied, 0u);  // nothing left to do
+}
+
+TEST_F(TierClientTest, RepairCountsAKeyNoMemberHasAsLost) {
+  Make(3, 2);
+  PutKeys({5});
+  for (FakeMember* fake : fakes_) fake->Lose("vm", 5);
+  absl::StatusOr<RepairResult> repaired = tier_->Repair("vm", {5});
+  ASSERT_TRUE(repaired.ok()) << repaired.status();
+  EXPECT_EQ(repaired->lost, 1u);
+  EXPECT_EQ(repaired->copied, 0u);
 }
 
 TEST(TierClientCreateTest, RefusesWhatCannotBePlaced) {

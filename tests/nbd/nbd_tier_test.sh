@@ -4,8 +4,10 @@
 # blocks with verify data on two connections, one server is killed with -9,
 # and fio verifies every block (zero errors, zero EIO); writes go on on the
 # two left and verify; nbdcopy reads the whole device; the killed server
-# comes back empty and everything still verifies. Before the kill, another
-# is stopped (SIGSTOP, a hung server) and writes and reads pass it by.
+# comes back empty and everything still verifies; the bridge's repair
+# refills it, and then a second server is killed and every block still
+# verifies. Before the kill, another is stopped (SIGSTOP, a hung server)
+# and writes and reads pass it by.
 #
 # Usage: nbd_tier_test.sh ZPAGED ZPAGECTL PLUGIN [PRELOAD]
 # PRELOAD is libasan's path when the plugin is ASan-built.
@@ -50,7 +52,8 @@ servers="zpaged-0=127.0.0.1:${ports[0]},zpaged-1=127.0.0.1:${ports[1]},zpaged-2=
 sock=$work/nbd.sock
 uri="nbd+unix:///?socket=$sock"
 echo "==> nbdkit with servers=$servers replicas=2"
-"${nbdkit_env[@]}" nbdkit -f -U "$sock" "$plugin" servers="$servers" replicas=2 \
+# -v: the repair's progress is nbdkit debug output.
+"${nbdkit_env[@]}" nbdkit -f -v -U "$sock" "$plugin" servers="$servers" replicas=2 \
   tenant=vm size=256M spill="$work/spill" timeout=5 >>"$work/nbdkit.log" 2>&1 &
 nbdkit_pid=$!
 for _ in $(seq 100); do
@@ -110,10 +113,27 @@ nbdcopy "$uri" "$work/image" && [ "$(stat -c %s "$work/image")" -eq $((256 * 102
   pass "nbdcopy read 256 MiB" || fail "nbdcopy"
 
 echo "==> zpaged-1 comes back empty; everything still verifies"
+repairs_before=$(grep -c "repair: done" "$work/nbdkit.log" || true)
 start_zpaged 1
 job first 0 --verify_only && job second $((128 * 1024 * 1024)) --verify_only &&
   job third $((192 * 1024 * 1024)) --verify_only &&
   pass "all verified with zpaged-1 back empty" || fail "verify after restart"
+
+echo "==> the bridge repairs: every block back to two copies, zpaged-1 refilled"
+for _ in $(seq 600); do
+  [ "$(grep -c "repair: done" "$work/nbdkit.log" || true)" -gt "$repairs_before" ] && break
+  sleep 0.1
+done
+if [ "$(grep -c "repair: done" "$work/nbdkit.log" || true)" -gt "$repairs_before" ]; then
+  pass "repair: $(grep "repair: done" "$work/nbdkit.log" | tail -1 | sed 's/.*repair: //')"
+else
+  fail "no repair within 60 s: $(grep repair "$work/nbdkit.log" | tail -3)"
+fi
+echo "==> kill -9 zpaged-2, a second loss: every block still verifies"
+kill -9 "${pids[2]}"; wait "${pids[2]}" 2>/dev/null || true; pids[2]=""
+job first 0 --verify_only && job second $((128 * 1024 * 1024)) --verify_only &&
+  job third $((192 * 1024 * 1024)) --verify_only &&
+  pass "all verified after a second server died" || fail "after the second loss: $(grep -hE 'err=|verify' "$work"/*.out | grep -v 'err= 0' | head -3)"
 
 # Every read or write the bridge fails (EIO to the client) is an error line.
 errors=$(grep -c ": error:" "$work/nbdkit.log" || true)
