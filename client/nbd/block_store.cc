@@ -464,6 +464,28 @@ absl::StatusOr<RepairResult> BlockStore::Repair(uint64_t first,
 
 absl::Status BlockStore::Flush() { return spill_->Sync(); }
 
+BlockCensus BlockStore::Census() {
+  BlockCensus census;
+  for (uint64_t block = 0; block < spill_->blocks(); ++block) {
+    std::lock_guard<std::mutex> lock(EntryLock(block));
+    switch (spill_->entry(block).state) {
+      case BlockState::kUnwritten:
+        census.unwritten++;
+        break;
+      case BlockState::kSameFilled:
+        census.same_filled++;
+        break;
+      case BlockState::kInZpaged:
+        census.in_zpaged++;
+        break;
+      case BlockState::kSpilled:
+        census.spilled++;
+        break;
+    }
+  }
+  return census;
+}
+
 std::vector<Extent> BlockStore::Extents(uint64_t offset, uint64_t length) {
   std::vector<Extent> extents;
   if (offset >= size_bytes() || length == 0) return extents;

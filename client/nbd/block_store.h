@@ -68,6 +68,14 @@ struct Extent {
   bool zero;
 };
 
+// How many blocks are where, at one moment.
+struct BlockCensus {
+  uint64_t unwritten = 0;
+  uint64_t same_filled = 0;
+  uint64_t in_zpaged = 0;
+  uint64_t spilled = 0;
+};
+
 // Where the store reports what it cannot return to a caller (a copy lost,
 // a delete that failed); the plugin passes nbdkit's error log.
 using LogFunction = std::function<void(const std::string& message)>;
@@ -115,6 +123,9 @@ class BlockStore {
   // their write locks; a copy that an eviction moved to the spill file
   // meanwhile is deleted again. Blocks no server holds are logged as lost.
   absl::StatusOr<RepairResult> Repair(uint64_t first, uint64_t count);
+
+  // Counts the blocks by where they are, each under its entry lock; O(blocks).
+  BlockCensus Census();
 
   // The eviction watcher's callback: true once the copy is safe (or
   // outdated), so it may be acked; false leaves it in zpaged.

@@ -40,6 +40,7 @@
 #include "absl/time/time.h"
 #include "client/lib/zpaged_client.h"
 #include "client/nbd/block_store.h"
+#include "client/nbd/bridge_metrics.h"
 #include "client/nbd/spill_file.h"
 #include "client/tier/tier_client.h"
 
@@ -58,6 +59,7 @@ struct Config {
   // before the device is swept, and how many blocks a second it checks.
   absl::Duration repair_after = absl::Seconds(5);
   int repair_rate = 20000;
+  std::string metrics;  // HOST:PORT of /metrics; empty: none
   std::string tenant;
   int64_t size = -1;
   std::string spill;
@@ -76,6 +78,10 @@ struct Bridge {
   std::unique_ptr<BlockStore> store;
   std::thread watcher;
   std::thread repairer;
+  RepairProgress repair;
+  std::atomic<uint64_t> failed_requests{0};
+  std::unique_ptr<BridgeMetrics> metrics;  // with metrics=
+  std::thread metrics_refresher;
   std::atomic<bool> stopping{false};
 };
 
@@ -216,6 +222,11 @@ std::string Unreachable(const TierClient& tier) {
 // answer changed meanwhile (the pass starts again) or the bridge stops.
 bool SweepOnce(Bridge* bridge, uint64_t changes) {
   const absl::Time start = absl::Now();
+  bridge->repair.running = true;
+  struct Done {
+    RepairProgress& repair;
+    ~Done() { repair.running = false; }
+  } done{bridge->repair};
   RepairResult total;
   for (uint64_t first = 0; first < bridge->spill->blocks();
        first += BlockStore::kMaxBatch) {
@@ -233,6 +244,9 @@ bool SweepOnce(Bridge* bridge, uint64_t changes) {
     total.checked += repaired->checked;
     total.copied += repaired->copied;
     total.lost += repaired->lost;
+    bridge->repair.checked += repaired->checked;
+    bridge->repair.copied += repaired->copied;
+    bridge->repair.lost += repaired->lost;
     const absl::Time due =
         start + absl::Seconds(static_cast<double>(total.checked) /
                               bridge->config.repair_rate);
@@ -240,6 +254,7 @@ bool SweepOnce(Bridge* bridge, uint64_t changes) {
       absl::SleepFor(std::min(due - absl::Now(), absl::Milliseconds(100)));
     }
   }
+  bridge->repair.sweeps++;
   Note(absl::StrCat("repair: done in ",
                     absl::FormatDuration(absl::Now() - start), ": checked ",
                     total.checked, " blocks in zpaged, made ", total.copied,
@@ -275,6 +290,17 @@ void RunRepairer(Bridge* bridge) {
   }
 }
 
+// Brings /metrics up to date every few seconds until the bridge stops.
+void RunMetricsRefresher(Bridge* bridge) {
+  while (!bridge->stopping.load()) {
+    bridge->metrics->Refresh(*bridge->store, *bridge->spill, bridge->tier,
+                             bridge->repair, bridge->failed_requests);
+    for (int i = 0; i < 20 && !bridge->stopping.load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+}
+
 int ConfigKey(const char* key, const char* value) {
   Config& config = TheBridge().config;
   const std::string k = key;
@@ -282,6 +308,8 @@ int ConfigKey(const char* key, const char* value) {
     config.server = value;
   } else if (k == "servers") {
     config.servers = absl::StrSplit(value, ',', absl::SkipEmpty());
+  } else if (k == "metrics") {
+    config.metrics = value;
   } else if (k == "repair_after") {
     int seconds;
     if (!absl::SimpleAtoi(value, &seconds) || seconds < 0) {
@@ -454,9 +482,17 @@ int AfterFork() {
   if (absl::Status recovered = bridge.store->Recover(); !recovered.ok()) {
     return Fail(recovered);
   }
+  if (!bridge.config.metrics.empty()) {
+    absl::StatusOr<std::unique_ptr<BridgeMetrics>> metrics =
+        BridgeMetrics::Serve(bridge.config.metrics);
+    if (!metrics.ok()) return Fail(metrics.status());
+    bridge.metrics = *std::move(metrics);
+    bridge.metrics_refresher = std::thread(RunMetricsRefresher, &bridge);
+  }
   bridge.watcher = std::thread(RunWatcher, &bridge);
-  if (bridge.tier != nullptr)
+  if (bridge.tier != nullptr) {
     bridge.repairer = std::thread(RunRepairer, &bridge);
+  }
   return 0;
 }
 
@@ -465,6 +501,7 @@ void Cleanup() {
   bridge.stopping = true;
   if (bridge.watcher.joinable()) bridge.watcher.join();
   if (bridge.repairer.joinable()) bridge.repairer.join();
+  if (bridge.metrics_refresher.joinable()) bridge.metrics_refresher.join();
   if (bridge.store != nullptr) {
     if (absl::Status synced = bridge.store->Flush(); !synced.ok()) {
       Log(std::string(synced.message()));
@@ -491,34 +528,34 @@ int BlockSize(void*, uint32_t* minimum, uint32_t* preferred,
   return 0;
 }
 
+// A request's answer to nbdkit: 0, or its failure, counted for /metrics.
+int Answer(const absl::Status& status) {
+  if (status.ok()) return 0;
+  TheBridge().failed_requests++;
+  return Fail(status);
+}
+
 int Pread(void* handle, void* buf, uint32_t count, uint64_t offset,
           uint32_t /*flags*/) {
-  absl::Status read = Store(handle).Read(
-      offset, absl::MakeSpan(static_cast<uint8_t*>(buf), count));
-  return read.ok() ? 0 : Fail(read);
+  return Answer(Store(handle).Read(
+      offset, absl::MakeSpan(static_cast<uint8_t*>(buf), count)));
 }
 
 int Pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset,
            uint32_t /*flags: FUA is emulated by nbdkit with a flush*/) {
-  absl::Status written = Store(handle).Write(
-      offset, absl::MakeConstSpan(static_cast<const uint8_t*>(buf), count));
-  return written.ok() ? 0 : Fail(written);
+  return Answer(Store(handle).Write(
+      offset, absl::MakeConstSpan(static_cast<const uint8_t*>(buf), count)));
 }
 
-int Flush(void* handle, uint32_t) {
-  absl::Status flushed = Store(handle).Flush();
-  return flushed.ok() ? 0 : Fail(flushed);
-}
+int Flush(void* handle, uint32_t) { return Answer(Store(handle).Flush()); }
 
 int Trim(void* handle, uint32_t count, uint64_t offset, uint32_t) {
-  absl::Status trimmed = Store(handle).Trim(offset, count);
-  return trimmed.ok() ? 0 : Fail(trimmed);
+  return Answer(Store(handle).Trim(offset, count));
 }
 
 // Always fast: zeroing whole blocks only changes the index.
 int Zero(void* handle, uint32_t count, uint64_t offset, uint32_t) {
-  absl::Status zeroed = Store(handle).Zero(offset, count);
-  return zeroed.ok() ? 0 : Fail(zeroed);
+  return Answer(Store(handle).Zero(offset, count));
 }
 
 int Extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
@@ -556,6 +593,8 @@ nbdkit_plugin MakePlugin() {
       "5)\n"
       "repair_rate=N        blocks checked a second by repair (default "
       "20000)\n"
+      "metrics=HOST:PORT    serve Prometheus metrics at /metrics there "
+      "(default: none)\n"
       "tenant=NAME          (required) the zpaged tenant this device uses; "
       "one bridge per tenant\n"
       "size=SIZE            (required) device size, a multiple of 4096; "

@@ -189,4 +189,10 @@ absl::Status SpillFile::Sync() {
   return absl::OkStatus();
 }
 
+uint64_t SpillFile::AllocatedBytes() const {
+  struct stat status;
+  if (fstat(fd_, &status) != 0) return 0;
+  return static_cast<uint64_t>(status.st_blocks) * 512;
+}
+
 }  // namespace zpaged::nbd

@@ -104,6 +104,10 @@ class SpillFile {
   // Makes the slots and the index durable (fdatasync, msync).
   absl::Status Sync();
 
+  // Disk the file takes: its allocated blocks, holes not counted; 0 if the
+  // file cannot be asked.
+  uint64_t AllocatedBytes() const;
+
  private:
   SpillFile(int fd, uint64_t blocks, bool created);
   absl::Status MapIndex();

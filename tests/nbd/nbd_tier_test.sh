@@ -32,6 +32,7 @@ fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; 
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 for i in 0 1 2; do ports[$i]=$(free_port); done
+metrics_port=$(free_port)
 start_zpaged() {  # start_zpaged I: zpaged-I on its port, empty
   local i=$1
   "$zpaged" --listen="127.0.0.1:${ports[$i]}" --metrics_listen= \
@@ -54,6 +55,7 @@ uri="nbd+unix:///?socket=$sock"
 echo "==> nbdkit with servers=$servers replicas=2"
 # -v: the repair's progress is nbdkit debug output.
 "${nbdkit_env[@]}" nbdkit -f -v -U "$sock" "$plugin" servers="$servers" replicas=2 \
+  metrics="127.0.0.1:$metrics_port" \
   tenant=vm size=256M spill="$work/spill" timeout=5 >>"$work/nbdkit.log" 2>&1 &
 nbdkit_pid=$!
 for _ in $(seq 100); do
@@ -134,6 +136,28 @@ kill -9 "${pids[2]}"; wait "${pids[2]}" 2>/dev/null || true; pids[2]=""
 job first 0 --verify_only && job second $((128 * 1024 * 1024)) --verify_only &&
   job third $((192 * 1024 * 1024)) --verify_only &&
   pass "all verified after a second server died" || fail "after the second loss: $(grep -hE 'err=|verify' "$work"/*.out | grep -v 'err= 0' | head -3)"
+
+echo "==> the bridge's /metrics"
+metric() {  # metric SERIES: its value on the bridge's /metrics, or empty
+  curl -s "http://127.0.0.1:$metrics_port/metrics" | awk -v s="$1" '$1 == s {print $2}'
+}
+for _ in $(seq 50); do  # refreshed every 2 s
+  [ "$(metric zpaged_bridge_servers_unreachable)" = 1 ] && break
+  sleep 0.1
+done
+check_metric() {  # check_metric SERIES PYTHON-CONDITION-ON-v
+  local v; v=$(metric "$1")
+  python3 -c "import sys; v=float(sys.argv[1] or 'nan'); sys.exit(0 if ($2) else 1)" "$v" &&
+    pass "metric $1 = $v" || fail "metric $1 = '$v', wanted $2"
+}
+check_metric zpaged_bridge_servers "v == 3"
+check_metric zpaged_bridge_servers_unreachable "v == 1"
+check_metric 'zpaged_bridge_blocks{where="zpaged"}' "v > 0"
+check_metric zpaged_bridge_repair_sweeps_total "v >= 1"
+check_metric zpaged_bridge_repair_copied_total "v > 0"
+check_metric zpaged_bridge_repair_lost_total "v == 0"
+check_metric 'zpaged_bridge_failovers_total{op="read"}' "v > 0"
+check_metric zpaged_bridge_failed_requests_total "v == 0"
 
 # Every read or write the bridge fails (EIO to the client) is an error line.
 errors=$(grep -c ": error:" "$work/nbdkit.log" || true)
