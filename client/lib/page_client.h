@@ -47,10 +47,12 @@ struct KeyedPage {
   absl::string_view page;
 };
 
-// What Repair did: keys checked, copies made again, and keys no server has.
+// What Repair did: keys checked, copies made again, copies dropped from
+// servers no longer theirs, and keys no server has.
 struct RepairResult {
   uint64_t checked = 0;
   uint64_t copied = 0;
+  uint64_t dropped = 0;
   uint64_t lost = 0;
 };
 

@@ -57,29 +57,28 @@ absl::Status WithMember(const absl::Status& status, absl::string_view name) {
                       absl::StrCat("zpaged '", name, "': ", status.message()));
 }
 
-// The tier's subscription: one watcher per member, and a thread that
-// subscribes again to members that were down or whose stream ended.
-class TierWatcher final : public EvictionWatcher {
+}  // namespace
+
+// The tier's subscription: one watcher per member of the membership, kept
+// so by a thread that subscribes to members that join, were down or whose
+// stream ended, and drops those that left.
+class TierClient::Watcher final : public EvictionWatcher {
  public:
-  TierWatcher(const std::vector<TierMember>* members, std::string tenant,
-              EvictionCallback on_page)
-      : members_(members),
-        tenant_(std::move(tenant)),
-        on_page_(std::move(on_page)),
-        watchers_(members->size()) {}
-  ~TierWatcher() override { Stop(); }
+  Watcher(TierClient* tier, std::string tenant, EvictionCallback on_page)
+      : tier_(tier), tenant_(std::move(tenant)), on_page_(std::move(on_page)) {}
+  ~Watcher() override { Stop(); }
 
   // Subscribes on every member it can; OK if one took it.
   absl::Status Start() {
     absl::Status last = absl::UnavailableError("no member");
     bool any = false;
-    for (size_t m = 0; m < members_->size(); ++m) {
-      absl::Status subscribed = Subscribe(m);
+    for (const std::shared_ptr<Member>& member : tier_->Snapshot()->members) {
+      absl::Status subscribed = Subscribe(member);
       any |= subscribed.ok();
       if (!subscribed.ok()) last = subscribed;
     }
     if (!any) return last;
-    retry_ = std::thread([this] { Retry(); });
+    keeper_ = std::thread([this] { Keep(); });
     return absl::OkStatus();
   }
 
@@ -90,10 +89,8 @@ class TierWatcher final : public EvictionWatcher {
       stopped_ = true;
       changed_.notify_all();
     }
-    if (retry_.joinable()) retry_.join();
-    for (std::unique_ptr<EvictionWatcher>& watcher : watchers_) {
-      if (watcher != nullptr) watcher->Stop();
-    }
+    if (keeper_.joinable()) keeper_.join();
+    for (auto& [member, watcher] : watchers_) watcher->Stop();
   }
 
   absl::Status Wait() override {
@@ -109,50 +106,76 @@ class TierWatcher final : public EvictionWatcher {
   }
 
  private:
-  static constexpr absl::Duration kRetryEvery = absl::Seconds(1);
+  static constexpr absl::Duration kKeepEvery = absl::Seconds(1);
 
-  // Only the retry thread (or Start, before it runs) touches watchers_[m].
-  absl::Status Subscribe(size_t m) {
-    const TierMember& member = (*members_)[m];
+  // Only the keeper thread (or Start, before it runs) touches watchers_.
+  absl::Status Subscribe(const std::shared_ptr<Member>& member) {
     absl::StatusOr<std::unique_ptr<EvictionWatcher>> watcher =
-        member.client->Watch(tenant_,
-                             [this](uint64_t key, absl::string_view page) {
-                               // One page at a time, as one server's watcher
-                               // delivers them.
-                               std::lock_guard<std::mutex> lock(deliver_mu_);
-                               return on_page_(key, page);
-                             });
-    if (!watcher.ok()) return WithMember(watcher.status(), member.name);
-    watchers_[m] = *std::move(watcher);
+        member->client->Watch(tenant_,
+                              [this](uint64_t key, absl::string_view page) {
+                                // One page at a time, as one server's
+                                // watcher delivers them.
+                                std::lock_guard<std::mutex> lock(deliver_mu_);
+                                return on_page_(key, page);
+                              });
+    if (!watcher.ok()) return WithMember(watcher.status(), member->name);
+    watchers_[member] = *std::move(watcher);
     return absl::OkStatus();
   }
 
-  void Retry() {
+  void Keep() {
     std::unique_lock<std::mutex> lock(mu_);
-    while (!changed_.wait_for(lock, absl::ToChronoNanoseconds(kRetryEvery),
+    while (!changed_.wait_for(lock, absl::ToChronoNanoseconds(kKeepEvery),
                               [this] { return stopped_; })) {
       lock.unlock();
-      for (size_t m = 0; m < members_->size(); ++m) {
-        if (watchers_[m] == nullptr ||
-            watchers_[m]->WaitFor(absl::ZeroDuration())) {
-          watchers_[m].reset();
-          Subscribe(m).IgnoreError();  // tried again next round
+      const std::shared_ptr<const Membership> now = tier_->Snapshot();
+      for (auto it = watchers_.begin(); it != watchers_.end();) {
+        const bool member = std::find(now->members.begin(), now->members.end(),
+                                      it->first) != now->members.end();
+        if (member && !it->second->WaitFor(absl::ZeroDuration())) {
+          ++it;
+          continue;
+        }
+        it->second->Stop();  // left the tier, or its stream ended
+        it = watchers_.erase(it);
+      }
+      for (const std::shared_ptr<Member>& member : now->members) {
+        if (!watchers_.count(member)) {
+          Subscribe(member).IgnoreError();  // tried again next round
         }
       }
       lock.lock();
     }
   }
 
-  const std::vector<TierMember>* const members_;
+  TierClient* const tier_;
   const std::string tenant_;
   const EvictionCallback on_page_;
-  std::vector<std::unique_ptr<EvictionWatcher>> watchers_;
+  std::map<std::shared_ptr<Member>, std::unique_ptr<EvictionWatcher>> watchers_;
   std::mutex deliver_mu_;
-  std::thread retry_;
+  std::thread keeper_;
   std::mutex mu_;
   std::condition_variable changed_;
   bool stopped_ = false;  // guarded by mu_
 };
+
+namespace {
+
+absl::Status ValidateMember(const TierMember& member) {
+  if (absl::Status valid = ValidateNodeName(member.name); !valid.ok()) {
+    return valid;
+  }
+  if (member.client == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("server '", member.name, "' has no connection"));
+  }
+  if (!(member.weight > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("server '", member.name, "' has weight ", member.weight,
+                     "; weights must be above 0"));
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -170,24 +193,55 @@ absl::StatusOr<std::unique_ptr<TierClient>> TierClient::Create(
         absl::StrCat("group_shift must be 0 to 63, not ", options.group_shift));
   }
   std::set<std::string> names;
-  for (const TierMember& member : members) {
-    if (absl::Status valid = ValidateNodeName(member.name); !valid.ok()) {
-      return valid;
-    }
+  std::vector<std::shared_ptr<Member>> shared;
+  for (TierMember& member : members) {
+    if (absl::Status valid = ValidateMember(member); !valid.ok()) return valid;
     if (!names.insert(member.name).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("two servers are named '", member.name, "'"));
     }
-    if (!(member.weight > 0)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("server '", member.name, "' has weight ", member.weight,
-                       "; weights must be above 0"));
-    }
+    auto one = std::make_shared<Member>();
+    one->name = std::move(member.name);
+    one->client = std::move(member.client);
+    one->weight = member.weight;
+    shared.push_back(std::move(one));
   }
-  const int replicas =
-      std::min(options.replicas, static_cast<int>(members.size()));
-  return std::unique_ptr<TierClient>(new TierClient(
-      std::move(members), replicas, options.group_shift, options.probe_every));
+  std::unique_ptr<TierClient> tier(new TierClient(
+      options.replicas, options.group_shift, options.probe_every));
+  {
+    std::lock_guard<std::mutex> lock(tier->membership_mu_);
+    tier->Install(std::move(shared));
+  }
+  return tier;
+}
+
+absl::StatusOr<TierMember> TierClient::ConnectMember(
+    const std::string& server, const ClientOptions& client,
+    const TierOptions& options) {
+  std::vector<std::string> parts =
+      absl::StrSplit(server, absl::MaxSplits('=', 1));
+  const bool named = parts.size() == 2;
+  const std::string& address = named ? parts[1] : parts[0];
+  ClientOptions member_options = client;
+  if (member_options.read_timeout == absl::ZeroDuration()) {
+    member_options.read_timeout = options.member_read_timeout;
+  }
+  std::unique_ptr<Client> connection = Client::Connect(address, member_options);
+  absl::StatusOr<v1::StatsResponse> stats = connection->Stats("");
+  std::string name = named ? parts[0] : "";
+  if (!named) {
+    if (!stats.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot ask ", address, " its node name (", stats.status().message(),
+          "); give the server as NAME=", address));
+    }
+    name = stats->node_name();
+  } else if (stats.ok() && stats->node_name() != name) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(address, " is zpaged '", stats->node_name(), "', not '",
+                     name, "': refusing to place '", name, "''s pages on it"));
+  }
+  return TierMember{std::move(name), std::move(connection), 1.0};
 }
 
 absl::StatusOr<std::unique_ptr<TierClient>> TierClient::Connect(
@@ -195,54 +249,17 @@ absl::StatusOr<std::unique_ptr<TierClient>> TierClient::Connect(
     const TierOptions& options) {
   std::vector<TierMember> members;
   for (const std::string& server : servers) {
-    std::vector<std::string> parts =
-        absl::StrSplit(server, absl::MaxSplits('=', 1));
-    const bool named = parts.size() == 2;
-    const std::string& address = named ? parts[1] : parts[0];
-    ClientOptions member_options = client;
-    if (member_options.read_timeout == absl::ZeroDuration()) {
-      member_options.read_timeout = options.member_read_timeout;
-    }
-    std::unique_ptr<Client> connection =
-        Client::Connect(address, member_options);
-    absl::StatusOr<v1::StatsResponse> stats = connection->Stats("");
-    std::string name = named ? parts[0] : "";
-    if (!named) {
-      if (!stats.ok()) {
-        return absl::UnavailableError(absl::StrCat(
-            "cannot ask ", address, " its node name (",
-            stats.status().message(), "); give the server as NAME=", address));
-      }
-      name = stats->node_name();
-    } else if (stats.ok() && stats->node_name() != name) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          address, " is zpaged '", stats->node_name(), "', not '", name,
-          "': refusing to place '", name, "''s pages on it"));
-    }
-    members.push_back({std::move(name), std::move(connection), 1.0});
+    absl::StatusOr<TierMember> member = ConnectMember(server, client, options);
+    if (!member.ok()) return member.status();
+    members.push_back(*std::move(member));
   }
   return Create(std::move(members), options);
 }
 
-TierClient::TierClient(std::vector<TierMember> members, int replicas,
-                       int group_shift, absl::Duration probe_every)
-    : members_(std::move(members)),
-      names_([this] {
-        std::vector<std::string> names;
-        for (const TierMember& m : members_) names.push_back(m.name);
-        return names;
-      }()),
-      ranked_([this] {
-        std::vector<RankedMember> ranked;
-        for (const TierMember& m : members_)
-          ranked.push_back({m.name, m.weight});
-        return ranked;
-      }()),
-      replicas_(replicas),
+TierClient::TierClient(int replicas, int group_shift,
+                       absl::Duration probe_every)
+    : replicas_wanted_(replicas),
       group_shift_(group_shift),
-      depth_(std::min(members_.size(),
-                      static_cast<size_t>(replicas + kSpareCandidates))),
-      suspect_(members_.size()),
       probe_every_(probe_every),
       prober_([this] { Probe(); }) {}
 
@@ -255,9 +272,60 @@ TierClient::~TierClient() {
   prober_.join();
 }
 
-void TierClient::NoteFault(size_t m, const absl::Status& status) {
+std::shared_ptr<const TierClient::Membership> TierClient::Snapshot() const {
+  std::lock_guard<std::mutex> lock(membership_mu_);
+  return membership_;
+}
+
+void TierClient::Install(std::vector<std::shared_ptr<Member>> members) {
+  auto next = std::make_shared<Membership>();
+  for (const std::shared_ptr<Member>& member : members) {
+    next->ranked.push_back({member->name, member->weight});
+  }
+  next->replicas = std::min(replicas_wanted_, static_cast<int>(members.size()));
+  next->depth = std::min(
+      members.size(), static_cast<size_t>(next->replicas + kSpareCandidates));
+  next->members = std::move(members);
+  membership_ = std::move(next);
+  reachability_changes_++;
+}
+
+absl::Status TierClient::AddMember(TierMember member) {
+  if (absl::Status valid = ValidateMember(member); !valid.ok()) return valid;
+  auto one = std::make_shared<Member>();
+  one->name = std::move(member.name);
+  one->client = std::move(member.client);
+  one->weight = member.weight;
+  std::lock_guard<std::mutex> lock(membership_mu_);
+  std::vector<std::shared_ptr<Member>> members;
+  for (const std::shared_ptr<Member>& old : membership_->members) {
+    if (old->name != one->name) members.push_back(old);
+  }
+  members.push_back(std::move(one));
+  Install(std::move(members));
+  return absl::OkStatus();
+}
+
+absl::Status TierClient::RemoveMember(absl::string_view name) {
+  std::lock_guard<std::mutex> lock(membership_mu_);
+  std::vector<std::shared_ptr<Member>> members;
+  for (const std::shared_ptr<Member>& old : membership_->members) {
+    if (old->name != name) members.push_back(old);
+  }
+  if (members.size() == membership_->members.size()) {
+    return absl::NotFoundError(absl::StrCat("no server named '", name, "'"));
+  }
+  if (members.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("'", name, "' is the tier's last server"));
+  }
+  Install(std::move(members));
+  return absl::OkStatus();
+}
+
+void TierClient::NoteFault(Member& member, const absl::Status& status) {
   if ((absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) &&
-      !suspect_[m].exchange(true)) {
+      !member.suspect.exchange(true)) {
     reachability_changes_++;
   }
 }
@@ -267,10 +335,11 @@ void TierClient::Probe() {
   while (!probe_wake_.wait_for(lock, absl::ToChronoNanoseconds(probe_every_),
                                [this] { return stopping_; })) {
     lock.unlock();
-    for (size_t m = 0; m < members_.size(); ++m) {
-      if (!suspect_[m]) continue;
-      absl::StatusOr<bool> serving = members_[m].client->Serving();
-      if (serving.ok() && *serving && suspect_[m].exchange(false)) {
+    const std::shared_ptr<const Membership> now = Snapshot();
+    for (const std::shared_ptr<Member>& member : now->members) {
+      if (!member->suspect) continue;
+      absl::StatusOr<bool> serving = member->client->Serving();
+      if (serving.ok() && *serving && member->suspect.exchange(false)) {
         reachability_changes_++;
       }
     }
@@ -278,24 +347,35 @@ void TierClient::Probe() {
   }
 }
 
+std::vector<std::string> TierClient::member_names() const {
+  std::vector<std::string> names;
+  for (const std::shared_ptr<Member>& member : Snapshot()->members) {
+    names.push_back(member->name);
+  }
+  return names;
+}
+
 bool TierClient::suspect(absl::string_view name) const {
-  for (size_t m = 0; m < members_.size(); ++m) {
-    if (members_[m].name == name) return suspect_[m];
+  for (const std::shared_ptr<Member>& member : Snapshot()->members) {
+    if (member->name == name) return member->suspect;
   }
   return false;
 }
 
-std::vector<size_t> TierClient::Candidates(absl::string_view tenant,
+std::vector<size_t> TierClient::Candidates(const Membership& now,
+                                           absl::string_view tenant,
                                            uint64_t key) const {
-  std::vector<size_t> rank = RankMembers(ranked_, tenant, key >> group_shift_);
-  rank.resize(depth_);
+  std::vector<size_t> rank =
+      RankMembers(now.ranked, tenant, key >> group_shift_);
+  rank.resize(now.depth);
   std::stable_partition(rank.begin(), rank.end(),
-                        [this](size_t m) { return !suspect_[m]; });
+                        [&now](size_t m) { return !now.members[m]->suspect; });
   return rank;
 }
 
 absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> TierClient::PutMany(
     absl::string_view tenant, absl::Span<const KeyedPage> pages) {
+  const std::shared_ptr<const Membership> now = Snapshot();
   const size_t n = pages.size();
   std::vector<std::vector<size_t>> candidates(n);
   std::vector<size_t> next(n, 0);
@@ -305,7 +385,7 @@ absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> TierClient::PutMany(
                                    absl::UnavailableError("no member tried"));
   std::vector<bool> refused(n, false);  // an error of the request itself
   for (size_t i = 0; i < n; ++i)
-    candidates[i] = Candidates(tenant, pages[i].key);
+    candidates[i] = Candidates(*now, tenant, pages[i].key);
   absl::Status whole_call;
   std::mutex mu;
   for (;;) {
@@ -314,8 +394,8 @@ absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> TierClient::PutMany(
     Buckets buckets;
     for (size_t i = 0; i < n; ++i) {
       if (refused[i]) continue;
-      for (uint32_t want = replicas_ - copies[i]; want > 0 && next[i] < depth_;
-           --want) {
+      for (uint32_t want = now->replicas - copies[i];
+           want > 0 && next[i] < now->depth; --want) {
         buckets[candidates[i][next[i]++]].push_back(i);
       }
     }
@@ -325,7 +405,7 @@ absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> TierClient::PutMany(
       mine.reserve(items.size());
       for (size_t i : items) mine.push_back(pages[i]);
       absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> stored =
-          members_[m].client->PutMany(tenant, mine);
+          now->members[m]->client->PutMany(tenant, mine);
       std::lock_guard<std::mutex> lock(mu);
       for (size_t k = 0; k < items.size(); ++k) {
         const size_t i = items[k];
@@ -335,9 +415,9 @@ absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> TierClient::PutMany(
           if (copies[i]++ == 0) replies[i] = *(*stored)[k];
           continue;
         }
-        errors[i] = WithMember(status, members_[m].name);
+        errors[i] = WithMember(status, now->members[m]->name);
         if (MemberFault(status)) {
-          NoteFault(m, status);
+          NoteFault(*now->members[m], status);
           write_failovers_++;
         } else {
           refused[i] = true;
@@ -354,7 +434,7 @@ absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> TierClient::PutMany(
       results.push_back(errors[i]);
       continue;
     }
-    if (copies[i] < static_cast<uint32_t>(replicas_))
+    if (copies[i] < static_cast<uint32_t>(now->replicas))
       under_replicated_writes_++;
     replies[i].copies = copies[i];
     results.push_back(replies[i]);
@@ -365,6 +445,7 @@ absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> TierClient::PutMany(
 absl::StatusOr<std::vector<absl::Status>> TierClient::GetMany(
     absl::string_view tenant, absl::Span<const uint64_t> keys,
     absl::Span<uint8_t* const> outs) {
+  const std::shared_ptr<const Membership> now = Snapshot();
   if (outs.size() != keys.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "GetMany: ", keys.size(), " keys but ", outs.size(), " outputs"));
@@ -377,13 +458,14 @@ absl::StatusOr<std::vector<absl::Status>> TierClient::GetMany(
   std::vector<absl::Status> results(n, absl::NotFoundError("no such page"));
   std::vector<bool> resolved(n, false);
   std::vector<bool> member_failed(n, false);
-  for (size_t i = 0; i < n; ++i) candidates[i] = Candidates(tenant, keys[i]);
+  for (size_t i = 0; i < n; ++i)
+    candidates[i] = Candidates(*now, tenant, keys[i]);
   absl::Status whole_call;
   std::mutex mu;
   for (;;) {
     Buckets buckets;
     for (size_t i = 0; i < n; ++i) {
-      if (!resolved[i] && next[i] < depth_) {
+      if (!resolved[i] && next[i] < now->depth) {
         buckets[candidates[i][next[i]++]].push_back(i);
       }
     }
@@ -396,7 +478,7 @@ absl::StatusOr<std::vector<absl::Status>> TierClient::GetMany(
         my_outs.push_back(outs[i]);
       }
       absl::StatusOr<std::vector<absl::Status>> got =
-          members_[m].client->GetMany(tenant, my_keys, my_outs);
+          now->members[m]->client->GetMany(tenant, my_keys, my_outs);
       std::lock_guard<std::mutex> lock(mu);
       for (size_t k = 0; k < items.size(); ++k) {
         const size_t i = items[k];
@@ -404,15 +486,15 @@ absl::StatusOr<std::vector<absl::Status>> TierClient::GetMany(
         if (absl::IsNotFound(status)) continue;  // the next candidate may
         if (status.ok() || !MemberFault(status)) {
           results[i] =
-              status.ok() ? status : WithMember(status, members_[m].name);
+              status.ok() ? status : WithMember(status, now->members[m]->name);
           resolved[i] = true;
           if (!got.ok()) whole_call = results[i];
           continue;
         }
-        NoteFault(m, status);
+        NoteFault(*now->members[m], status);
         read_failovers_++;
         member_failed[i] = true;
-        results[i] = WithMember(status, members_[m].name);
+        results[i] = WithMember(status, now->members[m]->name);
       }
     });
   }
@@ -430,9 +512,10 @@ absl::StatusOr<std::vector<absl::Status>> TierClient::GetMany(
 
 absl::StatusOr<std::vector<bool>> TierClient::DeleteMany(
     absl::string_view tenant, absl::Span<const uint64_t> keys) {
+  const std::shared_ptr<const Membership> now = Snapshot();
   Buckets buckets;
   for (size_t i = 0; i < keys.size(); ++i) {
-    for (size_t m : Candidates(tenant, keys[i])) buckets[m].push_back(i);
+    for (size_t m : Candidates(*now, tenant, keys[i])) buckets[m].push_back(i);
   }
   std::vector<bool> existed(keys.size(), false);
   absl::Status whole_call;
@@ -441,14 +524,14 @@ absl::StatusOr<std::vector<bool>> TierClient::DeleteMany(
     std::vector<uint64_t> my_keys;
     for (size_t i : items) my_keys.push_back(keys[i]);
     absl::StatusOr<std::vector<bool>> deleted =
-        members_[m].client->DeleteMany(tenant, my_keys);
+        now->members[m]->client->DeleteMany(tenant, my_keys);
     std::lock_guard<std::mutex> lock(mu);
     if (!deleted.ok()) {
       if (MemberFault(deleted.status())) {
-        NoteFault(m, deleted.status());
+        NoteFault(*now->members[m], deleted.status());
         failed_deletes_ += items.size();
       } else {
-        whole_call = WithMember(deleted.status(), members_[m].name);
+        whole_call = WithMember(deleted.status(), now->members[m]->name);
       }
       return;
     }
@@ -462,13 +545,14 @@ absl::StatusOr<std::vector<bool>> TierClient::DeleteMany(
 
 absl::StatusOr<RepairResult> TierClient::Repair(
     absl::string_view tenant, absl::Span<const uint64_t> keys) {
+  const std::shared_ptr<const Membership> now = Snapshot();
   const size_t n = keys.size();
   std::vector<std::vector<size_t>> targets(n);
   Buckets asked;
   for (size_t i = 0; i < n; ++i) {
-    for (size_t m : Candidates(tenant, keys[i])) {
-      if (targets[i].size() == static_cast<size_t>(replicas_)) break;
-      if (suspect_[m]) continue;
+    for (size_t m : Candidates(*now, tenant, keys[i])) {
+      if (targets[i].size() == static_cast<size_t>(now->replicas)) break;
+      if (now->members[m]->suspect) continue;
       targets[i].push_back(m);
       asked[m].push_back(i);
     }
@@ -486,10 +570,10 @@ absl::StatusOr<RepairResult> TierClient::Repair(
       outs.push_back(reinterpret_cast<uint8_t*>(pages.data()) + k * kPageSize);
     }
     absl::StatusOr<std::vector<absl::Status>> got =
-        members_[m].client->GetMany(tenant, my_keys, outs);
+        now->members[m]->client->GetMany(tenant, my_keys, outs);
     std::lock_guard<std::mutex> lock(mu);
     if (!got.ok()) {
-      NoteFault(m, got.status());
+      NoteFault(*now->members[m], got.status());
       return;
     }
     for (size_t k = 0; k < items.size(); ++k) {
@@ -538,15 +622,44 @@ absl::StatusOr<RepairResult> TierClient::Repair(
     std::vector<KeyedPage> pages;
     for (size_t i : items) pages.push_back({keys[i], copy[i]});
     absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> stored =
-        members_[m].client->PutMany(tenant, pages);
+        now->members[m]->client->PutMany(tenant, pages);
     std::lock_guard<std::mutex> lock(mu);
     if (!stored.ok()) {
-      NoteFault(m, stored.status());
+      NoteFault(*now->members[m], stored.status());
       return;
     }
-    for (const absl::StatusOr<PutReply>& one : *stored) {
-      if (one.ok()) result.copied++;
+    for (size_t k = 0; k < items.size(); ++k) {
+      if (!(*stored)[k].ok()) continue;
+      holders[items[k]].insert(m);
+      result.copied++;
     }
+  });
+  // 4. Once every target holds a key, its copies on reachable candidates
+  // that are no longer targets (its group moved to a member that joined,
+  // or a write failed over while a target was away) go.
+  Buckets extra;
+  for (size_t i = 0; i < n; ++i) {
+    if (targets[i].size() != static_cast<size_t>(now->replicas) ||
+        holders[i].size() != targets[i].size()) {
+      continue;
+    }
+    for (size_t m : Candidates(*now, tenant, keys[i])) {
+      if (!holders[i].count(m) && !now->members[m]->suspect) {
+        extra[m].push_back(i);
+      }
+    }
+  }
+  ForEachMember(extra, [&](size_t m, const std::vector<size_t>& items) {
+    std::vector<uint64_t> my_keys;
+    for (size_t i : items) my_keys.push_back(keys[i]);
+    absl::StatusOr<std::vector<bool>> deleted =
+        now->members[m]->client->DeleteMany(tenant, my_keys);
+    std::lock_guard<std::mutex> lock(mu);
+    if (!deleted.ok()) {
+      NoteFault(*now->members[m], deleted.status());
+      return;
+    }
+    for (bool existed : *deleted) result.dropped += existed;
   });
   return result;
 }
@@ -580,18 +693,20 @@ absl::StatusOr<bool> TierClient::Delete(absl::string_view tenant,
 }
 
 absl::StatusOr<uint64_t> TierClient::DeleteAll(absl::string_view tenant) {
+  const std::shared_ptr<const Membership> now = Snapshot();
   Buckets everyone;
-  for (size_t m = 0; m < members_.size(); ++m) everyone[m];
+  for (size_t m = 0; m < now->members.size(); ++m) everyone[m];
   uint64_t total = 0;
   absl::Status failed;
   std::mutex mu;
   ForEachMember(everyone, [&](size_t m, const std::vector<size_t>&) {
-    absl::StatusOr<uint64_t> deleted = members_[m].client->DeleteAll(tenant);
+    absl::StatusOr<uint64_t> deleted =
+        now->members[m]->client->DeleteAll(tenant);
     std::lock_guard<std::mutex> lock(mu);
     if (deleted.ok()) {
       total += *deleted;
     } else if (failed.ok()) {
-      failed = WithMember(deleted.status(), members_[m].name);
+      failed = WithMember(deleted.status(), now->members[m]->name);
     }
   });
   if (!failed.ok()) return failed;
@@ -600,17 +715,17 @@ absl::StatusOr<uint64_t> TierClient::DeleteAll(absl::string_view tenant) {
 
 absl::StatusOr<std::unique_ptr<EvictionWatcher>> TierClient::Watch(
     absl::string_view tenant, EvictionCallback on_page) {
-  auto watcher = std::make_unique<TierWatcher>(&members_, std::string(tenant),
-                                               std::move(on_page));
+  auto watcher =
+      std::make_unique<Watcher>(this, std::string(tenant), std::move(on_page));
   if (absl::Status started = watcher->Start(); !started.ok()) return started;
   return watcher;
 }
 
 absl::StatusOr<bool> TierClient::Serving() {
   bool all = true;
-  for (const TierMember& member : members_) {
-    absl::StatusOr<bool> serving = member.client->Serving();
-    if (!serving.ok()) return WithMember(serving.status(), member.name);
+  for (const std::shared_ptr<Member>& member : Snapshot()->members) {
+    absl::StatusOr<bool> serving = member->client->Serving();
+    if (!serving.ok()) return WithMember(serving.status(), member->name);
     all &= *serving;
   }
   return all;

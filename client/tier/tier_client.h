@@ -27,9 +27,13 @@
 //
 // Keys should be written once per value, as the bridge's keys carry the
 // block's generation: a key rewritten in place while one of its members was
-// unreachable may be read from that member's older copy once it is back,
-// until that copy is deleted. Bringing every group back to `replicas`
-// copies and deleting such copies (repair) is not done here yet.
+// unreachable may be read from that member's older copy once it is back.
+//
+// Repair brings keys back to their copies after members were lost, came
+// back empty, joined or left: the caller (the bridge) calls it for the keys
+// it holds when reachability_changes() moves. Members join and leave while
+// calls run (AddMember, RemoveMember): each call works on the membership of
+// its start.
 //
 // Evictions: Watch subscribes on every member and hands each evicted copy
 // to the callback, from the member's watcher thread; a member that cannot
@@ -92,18 +96,35 @@ inline constexpr int kSpareCandidates = 2;
 class TierClient final : public PageClient {
  public:
   // INVALID_ARGUMENT for no member, two members of one name, a name that
-  // breaks the node-name rule, or replicas outside 1 to 3.
+  // breaks the node-name rule, a weight not above 0, or replicas outside 1
+  // to 3.
   static absl::StatusOr<std::unique_ptr<TierClient>> Create(
       std::vector<TierMember> members, const TierOptions& options);
 
-  // Connects to `servers`, each "NAME=HOST:PORT" or "HOST:PORT". A member
-  // given by address alone is asked its name (Stats) now, and one that
-  // cannot be asked is an error naming it; a member given by name whose
-  // server reports another name is refused (FAILED_PRECONDITION): a new
-  // address must never make a client write one server's pages to another.
+  // Connects to `servers`, each as ConnectMember does.
   static absl::StatusOr<std::unique_ptr<TierClient>> Connect(
       absl::Span<const std::string> servers, const ClientOptions& client,
       const TierOptions& options);
+
+  // A member for `server`, "NAME=HOST:PORT" or "HOST:PORT". A member given
+  // by address alone is asked its name (Stats) now, and one that cannot be
+  // asked is an error naming it; a member given by name whose server
+  // reports another name is refused (FAILED_PRECONDITION): a new address
+  // must never make a client write one server's pages to another. Its reads
+  // get options.member_read_timeout unless `client` sets read_timeout.
+  static absl::StatusOr<TierMember> ConnectMember(const std::string& server,
+                                                  const ClientOptions& client,
+                                                  const TierOptions& options);
+
+  ~TierClient() override;
+
+  // Changes the members while calls run: a server joined (or moved to a
+  // new address: a member of the same name is replaced), or left. The
+  // groups whose rank changed move when the caller repairs them (Repair).
+  // RemoveMember: NOT_FOUND for no such member, FAILED_PRECONDITION for
+  // the last one.
+  absl::Status AddMember(TierMember member);
+  absl::Status RemoveMember(absl::string_view name);
 
   absl::StatusOr<PutReply> Put(absl::string_view tenant, uint64_t key,
                                absl::string_view page) override;
@@ -121,10 +142,13 @@ class TierClient final : public PageClient {
   absl::StatusOr<uint64_t> DeleteAll(absl::string_view tenant) override;
   // Each key's targets are the first `replicas` members of its candidates
   // that are not suspect; a target without a copy gets one, read from
-  // another target or any candidate. A key no candidate has is lost; one
-  // that cannot be read now (its holders unreachable) is left for later.
+  // another target or any candidate. Once every target holds the key, a
+  // copy on a member that is no longer a target (its group moved to a new
+  // member) is deleted. A key no candidate has is lost; one that cannot be
+  // read now (its holders unreachable) is left for later.
   absl::StatusOr<RepairResult> Repair(absl::string_view tenant,
                                       absl::Span<const uint64_t> keys) override;
+  // Subscribes on every member, and on members that join later.
   absl::StatusOr<std::unique_ptr<EvictionWatcher>> Watch(
       absl::string_view tenant, EvictionCallback on_page) override;
   // True when every member serves.
@@ -138,43 +162,59 @@ class TierClient final : public PageClient {
     uint64_t failed_deletes = 0;           // copies a member could not delete
   };
   Counters counters() const;
-  // Whether member `name` is suspect now.
+
+  // The members now, and whether member `name` is suspect now.
+  std::vector<std::string> member_names() const;
   bool suspect(absl::string_view name) const;
-  // Counts each change of the members thought reachable (one became
-  // suspect, or answered again): a repair is due after a change.
+  // Counts each change of the members or of which of them answer (one
+  // became suspect, or answered again): a repair is due after a change.
   uint64_t reachability_changes() const { return reachability_changes_; }
 
-  ~TierClient() override;
-
-  int replicas() const { return replicas_; }
-  const std::vector<std::string>& member_names() const { return names_; }
-
  private:
-  TierClient(std::vector<TierMember> members, int replicas, int group_shift,
-             absl::Duration probe_every);
+  class Watcher;
 
-  // The members to try for `key` of `tenant`, best first: the first
-  // replicas + spares in rank, suspects after the others.
-  std::vector<size_t> Candidates(absl::string_view tenant, uint64_t key) const;
-  // Notes how member `m` failed: a member that did not answer is suspect.
-  void NoteFault(size_t m, const absl::Status& status);
+  // One server of the tier as this client sees it, shared by the
+  // memberships that list it.
+  struct Member {
+    std::string name;
+    std::unique_ptr<PageClient> client;
+    double weight;
+    std::atomic<bool> suspect{false};
+  };
+  // The members at one moment: each call takes one and indexes into it.
+  struct Membership {
+    std::vector<std::shared_ptr<Member>> members;
+    std::vector<RankedMember> ranked;
+    int replicas;  // the copies asked for, at most the members
+    size_t depth;  // candidates tried: replicas + spares, at most all
+  };
+
+  TierClient(int replicas, int group_shift, absl::Duration probe_every);
+
+  std::shared_ptr<const Membership> Snapshot() const;
+  // Makes `members` the membership. Requires membership_mu_.
+  void Install(std::vector<std::shared_ptr<Member>> members);
+  // The members of `now` to try for `key` of `tenant`, best first: the
+  // first replicas + spares in rank, suspects after the others.
+  std::vector<size_t> Candidates(const Membership& now,
+                                 absl::string_view tenant, uint64_t key) const;
+  // Notes how `member` failed: a member that did not answer is suspect.
+  void NoteFault(Member& member, const absl::Status& status);
   // Asks suspect members whether they serve again, every probe_every.
   void Probe();
 
-  const std::vector<TierMember> members_;
-  const std::vector<std::string> names_;
-  const std::vector<RankedMember> ranked_;
-  const int replicas_;
+  const int replicas_wanted_;
   const int group_shift_;
-  const size_t depth_;  // candidates tried: replicas + spares, at most all
+
+  mutable std::mutex membership_mu_;
+  std::shared_ptr<const Membership> membership_;  // guarded by membership_mu_
 
   std::atomic<uint64_t> under_replicated_writes_{0};
   std::atomic<uint64_t> write_failovers_{0};
   std::atomic<uint64_t> read_failovers_{0};
   std::atomic<uint64_t> failed_deletes_{0};
-
-  std::vector<std::atomic<bool>> suspect_;
   std::atomic<uint64_t> reachability_changes_{0};
+
   const absl::Duration probe_every_;
   std::mutex probe_mu_;
   std::condition_variable probe_wake_;

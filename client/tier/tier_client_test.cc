@@ -505,6 +505,59 @@ TEST_F(TierClientTest, RepairCountsAKeyNoMemberHasAsLost) {
   EXPECT_EQ(repaired->copied, 0u);
 }
 
+// A fourth member joins: before repair every page reads from its old
+// copies; repair moves about a quarter of the copies to it (R = 2), each
+// from one old owner, and nothing else.
+TEST_F(TierClientTest, AJoiningMemberTakesItsGroupsAndReadsStayRight) {
+  Make(3, 2);
+  std::vector<uint64_t> keys;
+  for (uint64_t key = 0; key < 400; ++key) keys.push_back(key);
+  PutKeys(keys);
+  auto fresh = std::make_unique<FakeMember>();
+  FakeMember* joined = fresh.get();
+  ASSERT_TRUE(tier_->AddMember({"m3", std::move(fresh), 1.0}).ok());
+  fakes_.push_back(joined);
+  for (uint64_t key : keys) ASSERT_EQ(*tier_->Get("vm", key), PageOf(key));
+  absl::StatusOr<RepairResult> repaired = tier_->Repair("vm", keys);
+  ASSERT_TRUE(repaired.ok()) << repaired.status();
+  EXPECT_NEAR(static_cast<double>(repaired->copied), 2 * 400 / 4.0, 40);
+  EXPECT_EQ(repaired->dropped, repaired->copied);
+  for (uint64_t key : keys) {
+    const std::vector<FakeMember*> rank = Ranked(key);
+    EXPECT_TRUE(rank[0]->Holds("vm", key) && rank[1]->Holds("vm", key)) << key;
+    EXPECT_EQ(Holders(key), 2) << key;
+    ASSERT_EQ(*tier_->Get("vm", key), PageOf(key));
+  }
+  EXPECT_EQ(tier_->Repair("vm", keys)->copied, 0u);  // nothing left to move
+}
+
+// A member leaves cleanly: removed first, its groups repaired onto the
+// others, then its server stops: nothing is lost.
+TEST_F(TierClientTest, AMemberRemovedAndRepairedCanStopWithNothingLost) {
+  Make(4, 2);
+  std::vector<uint64_t> keys;
+  for (uint64_t key = 0; key < 300; ++key) keys.push_back(key);
+  PutKeys(keys);
+  ASSERT_TRUE(tier_->RemoveMember("m1").ok());
+  EXPECT_EQ(tier_->member_names(),
+            (std::vector<std::string>{"m0", "m2", "m3"}));
+  absl::StatusOr<RepairResult> repaired = tier_->Repair("vm", keys);
+  ASSERT_TRUE(repaired.ok()) << repaired.status();
+  EXPECT_GT(repaired->copied, 0u);
+  // The tier dropped its connection to m1 (the fake is gone): every page
+  // must now be on the three left, twice.
+  for (uint64_t key : keys) {
+    int held = 0;
+    for (int m : {0, 2, 3}) held += fakes_[m]->Holds("vm", key);
+    EXPECT_EQ(held, 2) << key;
+    ASSERT_EQ(*tier_->Get("vm", key), PageOf(key));
+  }
+  EXPECT_TRUE(absl::IsNotFound(tier_->RemoveMember("m1")));
+  EXPECT_TRUE(tier_->RemoveMember("m0").ok());
+  EXPECT_TRUE(tier_->RemoveMember("m2").ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(tier_->RemoveMember("m3")));
+}
+
 TEST(TierClientCreateTest, RefusesWhatCannotBePlaced) {
   auto tier_of = [](std::vector<std::string> names, int replicas) {
     std::vector<TierMember> members;
