@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -42,6 +43,7 @@
 #include "client/nbd/block_store.h"
 #include "client/nbd/bridge_metrics.h"
 #include "client/nbd/spill_file.h"
+#include "client/tier/member_source.h"
 #include "client/tier/tier_client.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
@@ -52,8 +54,12 @@ namespace {
 struct Config {
   std::string server;
   // A tier instead: each NAME=HOST:PORT or HOST:PORT, and the copies of
-  // each block (0: two with two or more servers, else one).
+  // each block (0: two with two or more servers, else one). The list may
+  // come from a source followed while the bridge runs: a DNS name
+  // (servers=dns:HOST:PORT) or a file (servers_file=PATH).
   std::vector<std::string> servers;
+  std::string servers_dns;
+  std::string servers_file;
   int replicas = 0;
   // Repair on a tier: how long a change in which servers answer must hold
   // before the device is swept, and how many blocks a second it checks.
@@ -80,6 +86,8 @@ struct Bridge {
   std::thread repairer;
   RepairProgress repair;
   std::atomic<uint64_t> failed_requests{0};
+  std::unique_ptr<MemberReconciler> reconciler;  // with a source of servers
+  std::thread membership;
   std::unique_ptr<BridgeMetrics> metrics;  // with metrics=
   std::thread metrics_refresher;
   std::atomic<bool> stopping{false};
@@ -307,7 +315,13 @@ int ConfigKey(const char* key, const char* value) {
   if (k == "server") {
     config.server = value;
   } else if (k == "servers") {
-    config.servers = absl::StrSplit(value, ',', absl::SkipEmpty());
+    if (absl::string_view dns = value; absl::ConsumePrefix(&dns, "dns:")) {
+      config.servers_dns = std::string(dns);
+    } else {
+      config.servers = absl::StrSplit(value, ',', absl::SkipEmpty());
+    }
+  } else if (k == "servers_file") {
+    config.servers_file = value;
   } else if (k == "metrics") {
     config.metrics = value;
   } else if (k == "repair_after") {
@@ -365,19 +379,14 @@ int ConfigKey(const char* key, const char* value) {
 
 int ConfigComplete() {
   Config& config = TheBridge().config;
-  if (config.server.empty() == config.servers.empty()) {
-    nbdkit_error("give server= (one zpaged) or servers= (a tier), not %s",
-                 config.server.empty() ? "neither" : "both");
-    return -1;
-  }
-  if (config.replicas == 0) {
-    config.replicas = config.servers.size() >= 2 ? 2 : 1;
-  }
-  // One server holds one copy; a tier, at most one a server.
-  const size_t servers = config.servers.empty() ? 1 : config.servers.size();
-  if (static_cast<size_t>(config.replicas) > servers) {
-    nbdkit_error("replicas=%d needs as many servers in servers=; %zu given",
-                 config.replicas, servers);
+  const int sources = !config.server.empty() +
+                      (!config.servers.empty() || !config.servers_dns.empty()) +
+                      !config.servers_file.empty();
+  if (sources != 1) {
+    nbdkit_error(
+        "give one of server= (one zpaged), servers= or servers_file= (a "
+        "tier), not %s",
+        sources == 0 ? "none" : "several");
     return -1;
   }
   for (auto [name, missing] : {std::pair{"tenant", config.tenant.empty()},
@@ -414,12 +423,42 @@ int ConfigComplete() {
   return 0;
 }
 
+// The servers the source lists now: the DNS name's addresses, the file's
+// lines, or the fixed list.
+absl::StatusOr<std::vector<std::string>> ListServers(const Config& config) {
+  if (!config.servers_dns.empty()) return ResolveMembers(config.servers_dns);
+  if (!config.servers_file.empty()) return ReadMembersFile(config.servers_file);
+  return config.servers;
+}
+
+// replicas=: two by default on a tier of two or more, and never more than
+// the servers (one for server=).
+absl::Status SettleReplicas(Config& config) {
+  const size_t servers = config.servers.empty() ? 1 : config.servers.size();
+  if (config.replicas == 0) config.replicas = servers >= 2 ? 2 : 1;
+  if (static_cast<size_t>(config.replicas) > servers) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "replicas=", config.replicas, " needs as many servers; ", servers,
+        config.servers.empty() ? " with server=" : " listed"));
+  }
+  return absl::OkStatus();
+}
+
 int GetReady() {
   Bridge& bridge = TheBridge();
   absl::StatusOr<std::unique_ptr<SpillFile>> spill = SpillFile::Open(
       bridge.config.spill, bridge.config.size, bridge.config.tenant);
   if (!spill.ok()) return Fail(spill.status());
   bridge.spill = *std::move(spill);
+  if (bridge.config.server.empty()) {
+    absl::StatusOr<std::vector<std::string>> servers =
+        ListServers(bridge.config);
+    if (!servers.ok()) return Fail(servers.status());
+    bridge.config.servers = *std::move(servers);
+  }
+  if (absl::Status replicas = SettleReplicas(bridge.config); !replicas.ok()) {
+    return Fail(replicas);
+  }
   if (!bridge.config.server.empty()) {
     if (absl::Status reachable = CheckReachable(bridge.config.server);
         !reachable.ok()) {
@@ -468,7 +507,42 @@ absl::Status ConnectClient(Bridge& bridge) {
   if (!tier.ok()) return tier.status();
   bridge.tier = tier->get();
   bridge.client = *std::move(tier);
+  if (!config.servers_dns.empty() || !config.servers_file.empty()) {
+    // Connect kept the servers' order.
+    std::map<std::string, std::string> known;
+    const std::vector<std::string> names = bridge.tier->member_names();
+    for (size_t i = 0; i < config.servers.size(); ++i) {
+      known[config.servers[i]] = names[i];
+    }
+    bridge.reconciler = std::make_unique<MemberReconciler>(
+        bridge.tier, config.client,
+        TierOptions{.replicas = config.replicas,
+                    .group_shift = kGenerationBits + 6},
+        std::move(known));
+  }
   return absl::OkStatus();
+}
+
+// Follows the source of servers (DNS every 10 s, a file every 2 s) until
+// the bridge stops, applying what changed.
+void RunMembership(Bridge* bridge) {
+  const int tenths = bridge->config.servers_dns.empty() ? 20 : 100;
+  while (!bridge->stopping.load()) {
+    for (int i = 0; i < tenths && !bridge->stopping.load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    absl::StatusOr<std::vector<std::string>> servers =
+        ListServers(bridge->config);
+    if (!servers.ok()) {
+      Log(absl::StrCat("servers: ", servers.status().message(),
+                       "; keeping the members as they are"));
+      continue;
+    }
+    if (const std::string changed = bridge->reconciler->Reconcile(*servers);
+        !changed.empty()) {
+      Note(absl::StrCat("servers: ", changed));
+    }
+  }
 }
 
 int AfterFork() {
@@ -493,6 +567,9 @@ int AfterFork() {
   if (bridge.tier != nullptr) {
     bridge.repairer = std::thread(RunRepairer, &bridge);
   }
+  if (bridge.reconciler != nullptr) {
+    bridge.membership = std::thread(RunMembership, &bridge);
+  }
   return 0;
 }
 
@@ -501,6 +578,7 @@ void Cleanup() {
   bridge.stopping = true;
   if (bridge.watcher.joinable()) bridge.watcher.join();
   if (bridge.repairer.joinable()) bridge.repairer.join();
+  if (bridge.membership.joinable()) bridge.membership.join();
   if (bridge.metrics_refresher.joinable()) bridge.metrics_refresher.join();
   if (bridge.store != nullptr) {
     if (absl::Status synced = bridge.store->Flush(); !synced.ok()) {
@@ -585,6 +663,11 @@ nbdkit_plugin MakePlugin() {
       "servers, each\n"
       "                     by its --node_name (or HOST:PORT, asked its "
       "name at start)\n"
+      "servers=dns:HOST:PORT  a tier of the addresses HOST resolves to, "
+      "re-resolved every\n"
+      "                     10 s (a Kubernetes headless Service)\n"
+      "servers_file=PATH    a tier listed in PATH, a server a line, re-read "
+      "every 2 s\n"
       "replicas=N           copies of each block on a tier, 1 to 3 "
       "(default 2)\n"
       "repair_after=SECONDS on a tier: how long a change in the servers "

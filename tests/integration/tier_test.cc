@@ -2,6 +2,10 @@
 // process, each with its own --node_name, pages copied to two of them; one
 // server stops, and every page is still read back byte-exact.
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -10,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/lib/zpaged_client.h"
+#include "client/tier/member_source.h"
 #include "client/tier/tier_client.h"
 #include "contract/page.h"
 #include "gtest/gtest.h"
@@ -111,6 +116,70 @@ TEST_F(TierTest, EveryPageSurvivesTheLossOfOneServer) {
   ASSERT_TRUE(more.ok()) << more.status();
   EXPECT_EQ(more->copies, 2u);
   EXPECT_EQ(*tier.Get("vm", kPages), PageOf(kPages));
+}
+
+TEST(MembersFileTest, ReadsEntriesSkippingCommentsAndBlankLines) {
+  char path[] = "/tmp/members.XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const std::string text =
+      "# the tier\r\nzpaged-0=10.0.0.1:50051\r\n\n  zpaged-1=h:1  \n";
+  ASSERT_EQ(write(fd, text.data(), text.size()),
+            static_cast<ssize_t>(text.size()));
+  close(fd);
+  absl::StatusOr<std::vector<std::string>> servers = ReadMembersFile(path);
+  ASSERT_TRUE(servers.ok()) << servers.status();
+  EXPECT_EQ(*servers, (std::vector<std::string>{"zpaged-0=10.0.0.1:50051",
+                                                "zpaged-1=h:1"}));
+  std::ofstream(path, std::ios::trunc) << "# nobody\n";
+  EXPECT_TRUE(absl::IsInvalidArgument(ReadMembersFile(path).status()));
+  unlink(path);
+  EXPECT_TRUE(absl::IsNotFound(ReadMembersFile(path).status()));
+}
+
+TEST(ResolveMembersTest, ANameGivesEachOfItsAddresses) {
+  absl::StatusOr<std::vector<std::string>> servers =
+      ResolveMembers("localhost:50051");
+  ASSERT_TRUE(servers.ok()) << servers.status();
+  EXPECT_NE(std::find(servers->begin(), servers->end(), "127.0.0.1:50051"),
+            servers->end());
+  EXPECT_TRUE(absl::IsInvalidArgument(ResolveMembers("no-port").status()));
+}
+
+// The reconciler applies a new list: a new entry joins (its name asked), a
+// gone one leaves, and a server at a new address is replaced, not removed.
+TEST_F(TierTest, TheReconcilerFollowsTheList) {
+  std::vector<std::string> two = {Named()[0], Named()[1]};
+  absl::StatusOr<std::unique_ptr<TierClient>> tier =
+      TierClient::Connect(two, {}, {});
+  ASSERT_TRUE(tier.ok()) << tier.status();
+  MemberReconciler reconciler(tier->get(), {}, {},
+                              {{two[0], "zpaged-0"}, {two[1], "zpaged-1"}});
+  EXPECT_EQ(reconciler.Reconcile(two), "");
+  const uint64_t changes = (*tier)->reachability_changes();
+  std::vector<std::string> three = {two[0], two[1], servers_[2]->address()};
+  EXPECT_EQ(reconciler.Reconcile(three),
+            "added zpaged-2 (" + servers_[2]->address() + ")");
+  EXPECT_GT((*tier)->reachability_changes(), changes);
+  EXPECT_EQ(reconciler.Reconcile({two[0], servers_[2]->address()}),
+            "removed zpaged-1");
+  EXPECT_EQ((*tier)->member_names(),
+            (std::vector<std::string>{"zpaged-0", "zpaged-2"}));
+  // zpaged-0 at another address (the same server through "localhost").
+  const std::string moved =
+      "zpaged-0=localhost:" +
+      servers_[0]->address().substr(servers_[0]->address().rfind(':') + 1);
+  EXPECT_EQ(reconciler.Reconcile({moved, servers_[2]->address()}),
+            "added zpaged-0 (" + moved + ")");
+  EXPECT_EQ((*tier)->member_names().size(), 2u);
+  EXPECT_TRUE((*tier)->Put("vm", 1, PageOf(1)).ok());
+  // An address that answers with another name is not added.
+  EXPECT_NE(reconciler
+                .Reconcile({moved, servers_[2]->address(),
+                            "zpaged-9=" + servers_[1]->address()})
+                .find("cannot add zpaged-9"),
+            std::string::npos);
+  EXPECT_EQ((*tier)->member_names().size(), 2u);
 }
 
 // A client is back within about max_reconnect_backoff of its server: after
