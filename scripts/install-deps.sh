@@ -20,13 +20,14 @@ build_packages=(
 # Redis with hiredis, the peer zpaged-bench measures zpaged against,
 # python3-h2, the frame-level HTTP/2 client of the hardening tests, and the
 # NBD server and clients the bridge is tested and measured with (nbdkit,
-# nbdinfo and nbdcopy, fio's nbd engine, qemu-io and qemu-img).
+# nbdinfo and nbdcopy, fio's nbd engine, qemu-io and qemu-img), and
+# iproute2, whose network namespaces are the hosts of the tier tests.
 test_packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang lld libclang-rt-14-dev clang-format
   gdb python3 curl openssl prometheus docker-compose
   libhiredis-dev redis-server python3-h2
-  nbdkit libnbd-bin fio qemu-utils
+  nbdkit libnbd-bin fio qemu-utils iproute2
 )
 
 packages=("${build_packages[@]}")
