@@ -449,6 +449,15 @@ absl::StatusOr<std::unique_ptr<EvictionWatcher>> Client::Watch(
   std::future<bool> subscribed_future = subscribed.get_future();
   watcher->Start(stub_.get(), std::string(tenant), std::move(on_page),
                  std::move(subscribed));
+  // The stream has no deadline, but its subscription does: a hung server
+  // must not hold the caller.
+  if (subscribed_future.wait_for(absl::ToChronoNanoseconds(ReadTimeout())) !=
+      std::future_status::ready) {
+    watcher->Stop();
+    return absl::DeadlineExceededError(
+        absl::StrCat("the server did not take the subscription within ",
+                     absl::FormatDuration(ReadTimeout())));
+  }
   if (!subscribed_future.get()) {
     absl::Status refused = watcher->Wait();
     return refused.ok() ? absl::UnavailableError("the server did not subscribe")

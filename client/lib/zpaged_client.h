@@ -40,9 +40,10 @@ struct ClientOptions {
   // Deadline of each unary call. Reclaim waits for evictions, so give it at
   // least a few ack deadlines.
   absl::Duration timeout = absl::Seconds(30);
-  // Deadline of the calls that only read (Get, GetMany, GetBatch, Serving),
-  // which never wait for evictions: a shorter one lets a client of several
-  // servers pass a read on from a hung server sooner. Zero: `timeout`.
+  // Deadline of the calls that only read (Get, GetMany, GetBatch, Serving)
+  // and of a watcher's subscription, which never wait for evictions: a
+  // shorter one lets a client of several servers pass a hung server by
+  // sooner. Zero: `timeout`.
   absl::Duration read_timeout = absl::ZeroDuration();
   // Longest wait between attempts to connect again to a server that went
   // away, so that a client is back within about this long of the server

@@ -2,6 +2,9 @@
 // process, each with its own --node_name, pages copied to two of them; one
 // server stops, and every page is still read back byte-exact.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -180,6 +183,29 @@ TEST_F(TierTest, TheReconcilerFollowsTheList) {
                 .find("cannot add zpaged-9"),
             std::string::npos);
   EXPECT_EQ((*tier)->member_names().size(), 2u);
+}
+
+// A server that takes connections and never answers (stopped, or its
+// process wedged) must not hold a watcher's subscriber: the subscription
+// has the read deadline. Before, it waited for gRPC's 20 s connect
+// timeout, and a tier's watcher thread with it.
+TEST(ClientWatchTest, AServerThatNeverAnswersDoesNotHoldTheSubscriber) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+            0);
+  ASSERT_EQ(listen(fd, 8), 0);  // the kernel accepts; nobody speaks
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  std::unique_ptr<Client> client =
+      Client::Connect(absl::StrCat("127.0.0.1:", ntohs(address.sin_port)),
+                      {.read_timeout = absl::Milliseconds(300)});
+  absl::StatusOr<std::unique_ptr<EvictionWatcher>> watcher =
+      client->Watch("vm", [](uint64_t, absl::string_view) { return true; });
+  EXPECT_TRUE(absl::IsDeadlineExceeded(watcher.status())) << watcher.status();
+  close(fd);
 }
 
 // A client is back within about max_reconnect_backoff of its server: after
