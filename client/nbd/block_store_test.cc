@@ -7,6 +7,7 @@
 #include "client/nbd/block_store.h"
 
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -332,6 +333,48 @@ TEST_F(BlockStoreTest, ANewSpillFileStartsTheTenantClean) {
   ASSERT_TRUE(client_->Put("vm", 123, std::string(kBlockSize, 'x')).ok());
   StartBridge(/*watch=*/false, "fresh");
   EXPECT_EQ(StoredPages(), 0u);
+}
+
+// A full spill disk is ENOSPC for the writes that need room, never a
+// signal: the index, written through a shared mapping, has its disk blocks
+// from the start. On an 8 MiB tmpfs with a 1 GiB device (a 4 MiB index),
+// writing index entries after the slots filled the disk killed the bridge
+// with SIGBUS before (issue 22, item 4).
+TEST(SpillFileTest, AFullDiskIsAnErrorNeverASignal) {
+  char dir[] = "/tmp/spill_full.XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  if (mount("tmpfs", dir, "tmpfs", 0, "size=8m") != 0) {
+    rmdir(dir);
+    GTEST_SKIP() << "mounting a small tmpfs needs root: "
+                 << std::strerror(errno);
+  }
+  {
+    absl::StatusOr<std::unique_ptr<SpillFile>> spill =
+        SpillFile::Open(std::string(dir) + "/spill", uint64_t{1} << 30, "vm");
+    ASSERT_TRUE(spill.ok()) << spill.status();
+    const std::vector<uint8_t> page(kBlockSize, 0x5a);
+    uint64_t block = 0;
+    absl::Status written;
+    for (; block < (*spill)->blocks(); block += 64) {
+      written = (*spill)->WriteSlot(block, page);
+      if (!written.ok()) break;
+    }
+    EXPECT_NE(written.message().find("No space"), std::string::npos) << written;
+    // Every page of the index, written with the disk full.
+    for (uint64_t b = 0; b < (*spill)->blocks(); b += kBlockSize / 16) {
+      (*spill)->entry(b).generation = 7;
+    }
+    EXPECT_TRUE((*spill)->Sync().ok());
+  }
+  // Reopened on the full disk: served, no fault.
+  absl::StatusOr<std::unique_ptr<SpillFile>> again =
+      SpillFile::Open(std::string(dir) + "/spill", uint64_t{1} << 30, "vm");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->entry((*again)->blocks() - 1).generation, 0u);
+  EXPECT_EQ((*again)->entry(0).generation, 7u);
+  again->reset();
+  umount2(dir, MNT_DETACH);
+  rmdir(dir);
 }
 
 TEST(SpillFileTest, RefusesASecondOpenerAndAnotherSizeOrTenant) {

@@ -129,6 +129,19 @@ absl::StatusOr<std::unique_ptr<SpillFile>> SpillFile::Open(
           absl::StrCat(path, " is shorter than its header says"));
     }
   }
+  // The index is written through a shared mapping, where a page with no
+  // disk block behind it faults (SIGBUS, killing nbdkit) the first time it
+  // is written on a full disk. Its blocks are allocated now, for a new file
+  // and an old one alike: a disk without room for them is an error here,
+  // never a signal later.
+  if (fallocate(fd, 0, 0, static_cast<off_t>(file->slots_offset_)) != 0) {
+    return errno == ENOSPC
+               ? absl::ResourceExhaustedError(absl::StrCat(
+                     "the disk of ", path, " has no room for its index (",
+                     file->slots_offset_, " bytes): free some, or give a "
+                     "spill file on another disk"))
+               : Errno(absl::StrCat("cannot allocate the index of ", path));
+  }
   if (absl::Status mapped = file->MapIndex(); !mapped.ok()) return mapped;
   return file;
 }
