@@ -91,6 +91,9 @@ absl::StatusOr<std::pair<std::string, std::string>> ReadBasicAuth(
   if (!in || !std::getline(in, line)) {
     return absl::NotFoundError(absl::StrCat("cannot read ", path));
   }
+  // A file written on Windows ends its line in CR LF; the CR is not part of
+  // the password (only the line ending goes: a password may end in a space).
+  if (!line.empty() && line.back() == '\r') line.pop_back();
   const size_t colon = line.find(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == line.size()) {
     return absl::InvalidArgumentError(absl::StrCat(

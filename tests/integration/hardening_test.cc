@@ -330,6 +330,15 @@ TEST_F(HardeningTest, MetricsCanWantBasicAuth) {
   EXPECT_NE(scrape.find("zpaged_stored_pages{tenant=\"vm\"} 1"),
             std::string::npos);
 
+  // Issue 22: a CRLF line ending made the password "s3cret\r".
+  std::ofstream(auth, std::ios::trunc) << "prometheus:s3cret\r\n";
+  options.listen = "127.0.0.1:0";
+  Start(options);
+  const std::string crlf =
+      HttpGetMetrics(server_->metrics_port(),
+                     "Basic " + absl::Base64Escape("prometheus:s3cret"));
+  EXPECT_NE(crlf.find(" 200 "), std::string::npos) << crlf.substr(0, 200);
+
   // A file that is not USER:PASSWORD is refused at start.
   std::ofstream(auth, std::ios::trunc) << "no colon\n";
   options.listen = "127.0.0.1:0";
