@@ -11,7 +11,7 @@
 # Usage: nbd_netns_test.sh ZPAGED ZPAGECTL PLUGIN [PRELOAD]
 # Needs root (ip netns); exits 77 (skipped) with the reason without it.
 set -euo pipefail
-zpaged=$1 zpagectl=$2 plugin=$3 preload=${4:-}
+zpaged=$(realpath "$1") zpagectl=$(realpath "$2") plugin=$(realpath "$3") preload=${4:-}
 if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null; then
   echo "SKIPPED: network namespaces need root and iproute2"; exit 77
 fi
@@ -29,6 +29,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+cd "$work"  # fio keeps its verify state in the working directory
 
 nbdkit_env=(env)
 [ -n "$preload" ] && nbdkit_env=(env "LD_PRELOAD=$preload" "ASAN_OPTIONS=detect_leaks=0")

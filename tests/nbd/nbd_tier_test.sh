@@ -12,7 +12,7 @@
 # Usage: nbd_tier_test.sh ZPAGED ZPAGECTL PLUGIN [PRELOAD]
 # PRELOAD is libasan's path when the plugin is ASan-built.
 set -euo pipefail
-zpaged=$1 zpagectl=$2 plugin=$3 preload=${4:-}
+zpaged=$(realpath "$1") zpagectl=$(realpath "$2") plugin=$(realpath "$3") preload=${4:-}
 work=$(mktemp -d)
 declare -a pids=("" "" "") ports=()
 nbdkit_pid=""
@@ -22,6 +22,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+cd "$work"  # fio keeps its verify state in the working directory
 
 nbdkit_env=(env)
 [ -n "$preload" ] && nbdkit_env=(env "LD_PRELOAD=$preload" "ASAN_OPTIONS=detect_leaks=0")
