@@ -1,8 +1,8 @@
 #include "contract/batch.h"
 
 #include "absl/strings/str_cat.h"
-#include "contract/page.h"
 #include "contract/names.h"
+#include "contract/page.h"
 
 namespace zpaged {
 

@@ -138,7 +138,8 @@ absl::StatusOr<std::unique_ptr<SpillFile>> SpillFile::Open(
     return errno == ENOSPC
                ? absl::ResourceExhaustedError(absl::StrCat(
                      "the disk of ", path, " has no room for its index (",
-                     file->slots_offset_, " bytes): free some, or give a "
+                     file->slots_offset_,
+                     " bytes): free some, or give a "
                      "spill file on another disk"))
                : Errno(absl::StrCat("cannot allocate the index of ", path));
   }

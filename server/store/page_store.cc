@@ -1,8 +1,8 @@
 #include "server/store/page_store.h"
 
 #include "absl/strings/str_cat.h"
-#include "contract/page.h"
 #include "contract/names.h"
+#include "contract/page.h"
 #include "server/core/notification.h"
 
 namespace zpaged {
