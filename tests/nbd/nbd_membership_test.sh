@@ -10,6 +10,7 @@
 #
 # Usage: nbd_membership_test.sh ZPAGED ZPAGECTL PLUGIN [PRELOAD]
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 zpaged=$(realpath "$1") zpagectl=$(realpath "$2") plugin=$(realpath "$3") preload=${4:-}
 work=$(mktemp -d)
 declare -a pids=("" "" "" "") ports=()
@@ -23,14 +24,9 @@ cleanup() {
 trap cleanup EXIT
 cd "$work"  # fio keeps its verify state in the working directory
 
-nbdkit_env=(env)
-[ -n "$preload" ] && nbdkit_env=(env "LD_PRELOAD=$preload" "ASAN_OPTIONS=detect_leaks=0")
+# shellcheck source=tests/nbd/testlib.sh
+source "$here/testlib.sh"
 
-checks=0 failures=0
-pass() { checks=$((checks + 1)); echo "ok: $*"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; }
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 for i in 0 1 2 3; do ports[$i]=$(free_port); done
 metrics_port=$(free_port)
 for i in 0 1 2 3; do
@@ -62,29 +58,13 @@ uri="nbd+unix:///?socket=$sock"
 nbdkit_pid=$!
 for _ in $(seq 100); do nbdinfo --size "$uri" >/dev/null 2>&1 && break; sleep 0.1; done
 
-cat >"$work/blocks.fio" <<JOB
-[global]
-ioengine=nbd
-uri=$uri
-size=24m
-bs=4k
-iodepth=16
-verify=crc32c
-verify_fatal=1
-[a]
-rw=randwrite
-offset=0
-[b]
-rw=randwrite
-offset=32m
-JOB
-run_fio() {  # run_fio OUT [flags]: true if fio verified without an error
+verify_job "$work/blocks.fio" "$uri" 24m 0 32m
+blocks() {  # blocks OUT [fio flags...]: the job over the same blocks
   local out=$1; shift
-  fio --output="$work/$out" "$@" "$work/blocks.fio" >/dev/null 2>&1 || true
-  grep -q "err= 0" "$work/$out" && ! grep -qE "verify:|err= *[1-9]" "$work/$out"
+  run_fio "$work/blocks.fio" "$work/$out" "$@"
 }
 echo "==> fio writes 12,288 blocks"
-run_fio write.out --do_verify=0 && pass "fio wrote" || fail "fio write"
+blocks write.out --do_verify=0 && pass "fio wrote" || fail "fio write"
 copies() { local t=0 i; for i in "$@"; do t=$((t + $(stored_on "$i"))); done; echo "$t"; }
 [ "$(copies 0 1 2)" -eq 24576 ] && pass "24,576 copies on three servers" || fail "copies: $(copies 0 1 2)"
 
@@ -94,7 +74,7 @@ list 0 1 2 3
 # Verify passes, one after another, from before the move until after it.
 ( passes=0
   until [ -e "$work/moved" ]; do
-    run_fio verify-during.out --verify_only || { echo failed >"$work/during"; exit 1; }
+    blocks verify-during.out --verify_only || { echo failed >"$work/during"; exit 1; }
     passes=$((passes + 1))
   done
   echo "$passes" >"$work/during" ) &
@@ -111,7 +91,7 @@ on3=$(stored_on 3) total=$(copies 0 1 2 3)
 [ "$total" -eq 24576 ] && pass "no copy left over: $total over four" || fail "$total copies over four, not 24576"
 python3 -c "import sys; sys.exit(0 if abs($on3 - 24576 / 4) < 24576 / 4 * 0.25 else 1)" &&
   pass "zpaged-3 holds $on3 copies (a quarter: 6,144)" || fail "zpaged-3 holds $on3 copies, not about 6,144"
-run_fio verify-after.out --verify_only && pass "every block verified after the move" || fail "verify after the move"
+blocks verify-after.out --verify_only && pass "every block verified after the move" || fail "verify after the move"
 
 echo "==> zpaged-0 leaves the file (a drain), then is killed with -9"
 sweeps=$(metric zpaged_bridge_repair_sweeps_total)
@@ -122,8 +102,7 @@ for _ in $(seq 600); do
 done
 [ "$(copies 1 2 3)" -eq 24576 ] && pass "24,576 copies on the three left" || fail "copies on the three left: $(copies 1 2 3)"
 kill -9 "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids[0]=""
-run_fio verify-drained.out --verify_only && pass "every block verified with zpaged-0 gone" || fail "verify after the drain: $(grep -E 'err=' "$work/verify-drained.out" | head -2)"
+blocks verify-drained.out --verify_only && pass "every block verified with zpaged-0 gone" || fail "verify after the drain: $(grep -E 'err=' "$work/verify-drained.out" | head -2)"
 [ "$(metric zpaged_bridge_failed_requests_total)" = 0 ] && pass "the bridge failed no request" || fail "failed requests: $(metric zpaged_bridge_failed_requests_total)"
 
-echo "$checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+finish

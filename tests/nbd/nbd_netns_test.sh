@@ -11,6 +11,7 @@
 # Usage: nbd_netns_test.sh ZPAGED ZPAGECTL PLUGIN [PRELOAD]
 # Needs root (ip netns); exits 77 (skipped) with the reason without it.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 zpaged=$(realpath "$1") zpagectl=$(realpath "$2") plugin=$(realpath "$3") preload=${4:-}
 if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null; then
   echo "SKIPPED: network namespaces need root and iproute2"; exit 77
@@ -31,11 +32,8 @@ cleanup() {
 trap cleanup EXIT
 cd "$work"  # fio keeps its verify state in the working directory
 
-nbdkit_env=(env)
-[ -n "$preload" ] && nbdkit_env=(env "LD_PRELOAD=$preload" "ASAN_OPTIONS=detect_leaks=0")
-checks=0 failures=0
-pass() { checks=$((checks + 1)); echo "ok: $*"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; }
+# shellcheck source=tests/nbd/testlib.sh
+source "$here/testlib.sh"
 
 echo "==> a switch and four hosts: zpaged on 10.77.0.10-12, the bridge on 10.77.0.20"
 ip -n "$tag-sw" link add br0 type bridge
@@ -77,44 +75,27 @@ ip netns exec "$tag-vm" "${nbdkit_env[@]}" nbdkit -f -U "$sock" "$plugin" \
 nbdkit_pid=$!
 for _ in $(seq 100); do nbdinfo --size "$uri" >/dev/null 2>&1 && break; sleep 0.1; done
 
-cat >"$work/blocks.fio" <<JOB
-[global]
-ioengine=nbd
-uri=$uri
-size=16m
-bs=4k
-iodepth=16
-verify=crc32c
-verify_fatal=1
-[a]
-rw=randwrite
-offset=0
-[b]
-rw=randwrite
-offset=32m
-JOB
-run_fio() {  # run_fio OUT [flags]: true if fio verified without an error
+verify_job "$work/blocks.fio" "$uri" 16m 0 32m
+blocks() {  # blocks OUT [fio flags...]: the job over the same blocks
   local out=$1; shift
-  fio --output="$work/$out" "$@" "$work/blocks.fio" >/dev/null 2>&1 || true
-  grep -q "err= 0" "$work/$out" && ! grep -qE "verify:|err= *[1-9]" "$work/$out"
+  run_fio "$work/blocks.fio" "$work/$out" "$@"
 }
-run_fio write.out --do_verify=0 && pass "fio wrote 8,192 blocks over the switch" || fail "fio write"
+blocks write.out --do_verify=0 && pass "fio wrote 8,192 blocks over the switch" || fail "fio write"
 
 echo "==> zpaged-1's link goes down: no reset, its packets just stop"
 ip -n "$tag-sw" link set p-s1 down
 start=$(date +%s.%N)
-run_fio cut.out --verify_only && pass "every block verified with zpaged-1 cut off ($(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')") s)" ||
+blocks cut.out --verify_only && pass "every block verified with zpaged-1 cut off ($(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')") s)" ||
   fail "verify with zpaged-1 cut off: $(grep -E 'err=' "$work/cut.out" | head -2)"
 sleep 3  # repair_after=1, then the sweep
-run_fio cut-again.out --verify_only && pass "every block verified after the repair around zpaged-1" ||
+blocks cut-again.out --verify_only && pass "every block verified after the repair around zpaged-1" ||
   fail "verify after the repair: $(grep -E 'err=' "$work/cut-again.out" | head -2)"
 
 echo "==> zpaged-1's link comes back"
 ip -n "$tag-sw" link set p-s1 up
 sleep 3
-run_fio back.out --verify_only && pass "every block verified with zpaged-1 back" || fail "verify with zpaged-1 back"
+blocks back.out --verify_only && pass "every block verified with zpaged-1 back" || fail "verify with zpaged-1 back"
 errors=$(grep -c ": error:" "$work/nbdkit.log" || true)
 [ "$errors" -eq 0 ] && pass "the bridge failed no request" || fail "$errors errors: $(grep -m3 ': error:' "$work/nbdkit.log")"
 
-echo "$checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+finish

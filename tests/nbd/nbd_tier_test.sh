@@ -12,6 +12,7 @@
 # Usage: nbd_tier_test.sh ZPAGED ZPAGECTL PLUGIN [PRELOAD]
 # PRELOAD is libasan's path when the plugin is ASan-built.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 zpaged=$(realpath "$1") zpagectl=$(realpath "$2") plugin=$(realpath "$3") preload=${4:-}
 work=$(mktemp -d)
 declare -a pids=("" "" "") ports=()
@@ -24,14 +25,9 @@ cleanup() {
 trap cleanup EXIT
 cd "$work"  # fio keeps its verify state in the working directory
 
-nbdkit_env=(env)
-[ -n "$preload" ] && nbdkit_env=(env "LD_PRELOAD=$preload" "ASAN_OPTIONS=detect_leaks=0")
+# shellcheck source=tests/nbd/testlib.sh
+source "$here/testlib.sh"
 
-checks=0 failures=0
-pass() { checks=$((checks + 1)); echo "ok: $*"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $*"; }
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 for i in 0 1 2; do ports[$i]=$(free_port); done
 metrics_port=$(free_port)
 start_zpaged() {  # start_zpaged I: zpaged-I on its port, empty
@@ -67,24 +63,8 @@ nbdinfo --size "$uri" >/dev/null 2>&1 || { echo "FAILED: nbdkit did not start: $
 
 job() {  # job NAME OFFSET [fio flags...]: 4k random writes with verify data
   local name=$1 offset=$2; shift 2
-  cat >"$work/$name.fio" <<JOB
-[global]
-ioengine=nbd
-uri=$uri
-size=24m
-bs=4k
-iodepth=16
-verify=crc32c
-verify_fatal=1
-[$name-a]
-rw=randwrite
-offset=$offset
-[$name-b]
-rw=randwrite
-offset=$((offset + 32 * 1024 * 1024))
-JOB
-  fio --output="$work/$name.out" "$@" "$work/$name.fio" >/dev/null 2>&1 || true
-  grep -q "err= 0" "$work/$name.out" && ! grep -qE "verify:|err= *[1-9]" "$work/$name.out"
+  verify_job "$work/$name.fio" "$uri" 24m "$offset" $((offset + 32 * 1024 * 1024))
+  run_fio "$work/$name.fio" "$work/$name.out" "$@"
 }
 
 echo "==> fio writes 48 MiB of 4k random blocks with verify data"
@@ -164,5 +144,4 @@ check_metric zpaged_bridge_failed_requests_total "v == 0"
 errors=$(grep -c ": error:" "$work/nbdkit.log" || true)
 [ "$errors" -eq 0 ] && pass "the bridge failed no request" || fail "$errors errors: $(grep -m3 ': error:' "$work/nbdkit.log")"
 
-echo "$checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+finish
