@@ -123,7 +123,7 @@ refused "an unknown key" "unknown parameter 'colour'" \
   server="127.0.0.1:$port" tenant=vm size=1M spill="$work/s3" colour=blue
 refused "copies one server cannot hold" "replicas=2 needs as many servers" \
   server="127.0.0.1:$port" replicas=2 tenant=vm size=1M spill="$work/s4"
-refused "both server= and servers=" "not both" \
+refused "both server= and servers=" "not several" \
   server="127.0.0.1:$port" servers="a=127.0.0.1:$port" tenant=vm size=1M spill="$work/s5"
 start_bridge
 refused "a second bridge on the same spill file" "in use by another bridge" \
