@@ -418,10 +418,18 @@ class TierBlockStoreTest : public ::testing::Test {
     char dir[] = "/tmp/block_store_test.XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
     dir_ = dir;
+  }
+  // Three servers, each with a tenant limit of its own, and the bridge over
+  // them.
+  void StartTier(std::vector<uint64_t> tenant_max_bytes = {
+                     MemoryBudget::kUnlimited, MemoryBudget::kUnlimited,
+                     MemoryBudget::kUnlimited}) {
     std::vector<std::string> members;
     for (int i = 0; i < 3; ++i) {
       ServerOptions options;
       options.listen = "127.0.0.1:0";
+      options.store.tenant_max_bytes = tenant_max_bytes[i];
+      options.ack_deadline = absl::Seconds(2);
       options.node_name = "zpaged-" + std::to_string(i);
       absl::StatusOr<std::unique_ptr<ZpagedServer>> server =
           ZpagedServer::Start(options);
@@ -444,11 +452,20 @@ class TierBlockStoreTest : public ::testing::Test {
     ASSERT_TRUE(store_->Recover().ok());
   }
   void TearDown() override {
+    if (watcher_) watcher_->Stop();
     store_.reset();
     spill_.reset();
     tier_.reset();
     servers_.clear();
     std::system(("rm -rf " + dir_).c_str());
+  }
+  void WatchEvictions() {
+    absl::StatusOr<std::unique_ptr<EvictionWatcher>> watcher =
+        tier_->Watch("vm", [this](uint64_t key, absl::string_view page) {
+          return store_->OnEvicted(key, page);
+        });
+    ASSERT_TRUE(watcher.ok()) << watcher.status();
+    watcher_ = *std::move(watcher);
   }
   size_t BlocksIn(BlockState state) {
     size_t n = 0;
@@ -466,9 +483,11 @@ class TierBlockStoreTest : public ::testing::Test {
   std::unique_ptr<TierClient> tier_;
   std::unique_ptr<SpillFile> spill_;
   std::unique_ptr<BlockStore> store_;
+  std::unique_ptr<EvictionWatcher> watcher_;
 };
 
 TEST_F(TierBlockStoreTest, NoBlockIsLostWithAServer) {
+  StartTier();
   const std::vector<uint8_t> text = TextBlocks(1024, 1);
   ASSERT_TRUE(store_->Write(0, text).ok());
   EXPECT_EQ(BlocksIn(BlockState::kInZpaged), 1024u);
@@ -488,6 +507,7 @@ TEST_F(TierBlockStoreTest, NoBlockIsLostWithAServer) {
 }
 
 TEST_F(TierBlockStoreTest, RepairMakesASecondLossHarmless) {
+  StartTier();
   const std::vector<uint8_t> text = TextBlocks(1024, 4);
   ASSERT_TRUE(store_->Write(0, text).ok());
   servers_[0].reset();
@@ -510,6 +530,38 @@ TEST_F(TierBlockStoreTest, RepairMakesASecondLossHarmless) {
             2 * 1024u);
   servers_[1].reset();
   ExpectReadsBack(0, text);
+}
+
+// Every server evicts, each at its own limit (2, 4 and 6 MiB of the
+// tenant's 2 x 8 MiB of copies, so they do not evict the same blocks), and
+// one is killed halfway: no block is lost, and the spill file holds only
+// last copies: a block spilled has no copy on a server left.
+TEST_F(TierBlockStoreTest, EvictionsOnEveryServerSpillOnlyLastCopies) {
+  StartTier({4 << 20, 2 << 20, 6 << 20});
+  WatchEvictions();
+  const std::vector<uint8_t> first = RandomBlocks(1024, 5);
+  ASSERT_TRUE(store_->Write(0, first).ok());
+  servers_[0].reset();
+  const std::vector<uint8_t> second = RandomBlocks(1024, 6);
+  ASSERT_TRUE(store_->Write(1024 * kBlockSize, second).ok());
+  ExpectReadsBack(0, first);
+  ExpectReadsBack(1024 * kBlockSize, second);
+  const size_t spilled = BlocksIn(BlockState::kSpilled);
+  EXPECT_GT(spilled, 0u);
+  std::vector<uint8_t> page(kBlockSize);
+  size_t spilled_and_held = 0;
+  for (uint64_t block = 0; block < kBlocks; ++block) {
+    const BlockEntry& entry = spill_->entry(block);
+    if (entry.state != BlockState::kSpilled) continue;
+    for (int s : {1, 2}) {
+      spilled_and_held += servers_[s]
+                              ->store()
+                              .Get("vm", BlockKey(block, entry.generation),
+                                   absl::MakeSpan(page))
+                              .ok();
+    }
+  }
+  EXPECT_EQ(spilled_and_held, 0u) << "of " << spilled << " blocks spilled";
 }
 
 }  // namespace

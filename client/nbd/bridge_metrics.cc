@@ -74,6 +74,10 @@ BridgeMetrics::BridgeMetrics(std::unique_ptr<prometheus::Exposer> exposer)
   write_failovers_ = &failovers.Add({{"op", "write"}});
   failed_deletes_ = NewCounter(r, "zpaged_bridge_failed_deletes_total",
                                "Copies a server could not delete");
+  spare_copies_evicted_ =
+      NewCounter(r, "zpaged_bridge_spare_copies_evicted_total",
+                 "Copies a server evicted while another server held the "
+                 "block: acked, and made again by the next repair");
   repair_sweeps_ = NewCounter(r, "zpaged_bridge_repair_sweeps_total",
                               "Repair sweeps of the whole device finished");
   repair_checked_ = NewCounter(r, "zpaged_bridge_repair_checked_total",
@@ -123,6 +127,7 @@ void BridgeMetrics::Refresh(BlockStore& store, const SpillFile& spill,
   Mirror(*read_failovers_, counters.read_failovers);
   Mirror(*write_failovers_, counters.write_failovers);
   Mirror(*failed_deletes_, counters.failed_deletes);
+  Mirror(*spare_copies_evicted_, counters.spare_copies_evicted);
 }
 
 }  // namespace zpaged::nbd

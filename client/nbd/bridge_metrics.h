@@ -66,6 +66,7 @@ class BridgeMetrics {
   prometheus::Counter* read_failovers_;
   prometheus::Counter* write_failovers_;
   prometheus::Counter* failed_deletes_;
+  prometheus::Counter* spare_copies_evicted_;
   prometheus::Counter* repair_sweeps_;
   prometheus::Counter* repair_checked_;
   prometheus::Counter* repair_copied_;

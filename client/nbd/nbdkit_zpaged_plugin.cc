@@ -277,9 +277,13 @@ bool SweepOnce(Bridge* bridge, uint64_t changes) {
 
 // On a tier: sweeps the device each time the set of servers that answer
 // changes and holds for repair_after (a server lost, or back, perhaps
-// empty), until the bridge stops.
+// empty), and repair_after after a server evicted a copy of a block that
+// another still held, until the bridge stops. Evictions go on under memory
+// pressure, so they do not restart a sweep: the next one makes their
+// copies again.
 void RunRepairer(Bridge* bridge) {
   uint64_t seen = bridge->tier->reachability_changes();
+  uint64_t evicted_seen = bridge->tier->counters().spare_copies_evicted;
   absl::Time changed_at = absl::Now();
   bool due = false;
   while (!bridge->stopping.load()) {
@@ -290,6 +294,12 @@ void RunRepairer(Bridge* bridge) {
       changed_at = absl::Now();
       due = true;
       continue;
+    }
+    if (const uint64_t evicted = bridge->tier->counters().spare_copies_evicted;
+        evicted != evicted_seen) {
+      if (!due) changed_at = absl::Now();
+      evicted_seen = evicted;
+      due = true;
     }
     if (!due || absl::Now() - changed_at < bridge->config.repair_after) {
       continue;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -11,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "contract/names.h"
 #include "contract/page.h"
 
@@ -111,13 +113,18 @@ class TierClient::Watcher final : public EvictionWatcher {
   // Only the keeper thread (or Start, before it runs) touches watchers_.
   absl::Status Subscribe(const std::shared_ptr<Member>& member) {
     absl::StatusOr<std::unique_ptr<EvictionWatcher>> watcher =
-        member->client->Watch(tenant_,
-                              [this](uint64_t key, absl::string_view page) {
-                                // One page at a time, as one server's
-                                // watcher delivers them.
-                                std::lock_guard<std::mutex> lock(deliver_mu_);
-                                return on_page_(key, page);
-                              });
+        member->client->Watch(tenant_, [this, member](uint64_t key,
+                                                      absl::string_view page) {
+          OtherCopies others = tier_->FindOtherCopies(tenant_, key, *member);
+          if (others.spare) return true;
+          {
+            // One page at a time, as one server's watcher delivers them.
+            std::lock_guard<std::mutex> lock(deliver_mu_);
+            if (!on_page_(key, page)) return false;
+          }
+          tier_->ForgetCopies(tenant_, key, *member, others.holders);
+          return true;
+        });
     if (!watcher.ok()) return WithMember(watcher.status(), member->name);
     watchers_[member] = *std::move(watcher);
     return absl::OkStatus();
@@ -628,17 +635,27 @@ absl::StatusOr<RepairResult> TierClient::Repair(
       NoteFault(*now->members[m], stored.status());
       return;
     }
+    std::lock_guard<std::mutex> copies_lock(copies_mu_);
     for (size_t k = 0; k < items.size(); ++k) {
       if (!(*stored)[k].ok()) continue;
       holders[items[k]].insert(m);
+      dropped_.Remove(tenant, keys[items[k]], now->members[m]->name);
       result.copied++;
     }
   });
   // 4. Once every target holds a key, its copies on reachable candidates
   // that are no longer targets (its group moved to a member that joined,
-  // or a write failed over while a target was away) go.
+  // or a write failed over while a target was away) go. A target whose copy
+  // was evicted since step 1 no longer holds it, whatever it said then.
+  std::lock_guard<std::mutex> copies_lock(copies_mu_);
+  const absl::Time at = absl::Now();
   Buckets extra;
   for (size_t i = 0; i < n; ++i) {
+    for (auto it = holders[i].begin(); it != holders[i].end();) {
+      it = dropped_.Contains(tenant, keys[i], now->members[*it]->name, at)
+               ? holders[i].erase(it)
+               : std::next(it);
+    }
     if (targets[i].size() != static_cast<size_t>(now->replicas) ||
         holders[i].size() != targets[i].size()) {
       continue;
@@ -733,7 +750,61 @@ absl::StatusOr<bool> TierClient::Serving() {
 
 TierClient::Counters TierClient::counters() const {
   return Counters{under_replicated_writes_.load(), write_failovers_.load(),
-                  read_failovers_.load(), failed_deletes_.load()};
+                  read_failovers_.load(), failed_deletes_.load(),
+                  spare_copies_evicted_.load()};
+}
+
+TierClient::OtherCopies TierClient::FindOtherCopies(absl::string_view tenant,
+                                                    uint64_t key,
+                                                    const Member& from) {
+  const std::shared_ptr<const Membership> now = Snapshot();
+  // Copies left that keep the page through the loss of one member: two, or
+  // one where the caller asked for no more.
+  const size_t enough = std::min(now->replicas, 2);
+  std::lock_guard<std::mutex> lock(copies_mu_);
+  const absl::Time at = absl::Now();
+  std::string page(kPageSize, '\0');
+  uint8_t* out = reinterpret_cast<uint8_t*>(page.data());
+  OtherCopies others;
+  for (size_t m : Candidates(*now, tenant, key)) {
+    const std::shared_ptr<Member>& other = now->members[m];
+    if (other.get() == &from || other->suspect ||
+        dropped_.Contains(tenant, key, other->name, at)) {
+      continue;
+    }
+    absl::StatusOr<std::vector<absl::Status>> held = other->client->GetMany(
+        tenant, absl::MakeConstSpan(&key, 1), absl::MakeConstSpan(&out, 1));
+    if (!held.ok()) {
+      NoteFault(*other, held.status());
+      continue;
+    }
+    if (!(*held)[0].ok()) continue;
+    others.holders.push_back(other);
+    if (others.holders.size() == enough) {
+      dropped_.Add(tenant, key, from.name, at);
+      spare_copies_evicted_++;
+      others.spare = true;
+      return others;
+    }
+  }
+  return others;
+}
+
+void TierClient::ForgetCopies(
+    absl::string_view tenant, uint64_t key, const Member& from,
+    const std::vector<std::shared_ptr<Member>>& holders) {
+  {
+    std::lock_guard<std::mutex> lock(copies_mu_);
+    dropped_.Add(tenant, key, from.name, absl::Now());
+  }
+  for (const std::shared_ptr<Member>& holder : holders) {
+    absl::StatusOr<std::vector<bool>> deleted =
+        holder->client->DeleteMany(tenant, absl::MakeConstSpan(&key, 1));
+    if (!deleted.ok()) {
+      NoteFault(*holder, deleted.status());
+      failed_deletes_++;
+    }
+  }
 }
 
 }  // namespace zpaged

@@ -35,12 +35,22 @@
 // calls run (AddMember, RemoveMember): each call works on the membership of
 // its start.
 //
-// Evictions: Watch subscribes on every member and hands each evicted copy
-// to the callback, from the member's watcher thread; a member that cannot
-// be subscribed to (down) is tried again every second until Stop. A copy
-// evicted from one member may still be held by another: the callback sees
-// it either way, and must keep the newest version (the bridge does, by
-// generation).
+// Evictions: Watch subscribes on every member; a member that cannot be
+// subscribed to (down) is tried again every second until Stop. A copy that
+// a member evicts while enough other members that answer hold the page to
+// lose one of them (two; one at replicas = 1) is a spare: it is acked and
+// forgotten, and the next Repair makes it again
+// (counters().spare_copies_evicted tells the caller one is due). Any other
+// evicted copy is the last that counts: it goes to the callback, one page
+// at a time, from a member's watcher thread, and once the callback took it
+// the copies other members still hold are deleted, so what the callback
+// keeps (the bridge's spill file) is held nowhere else. Fewer than two
+// copies on members is never a resting state: a page lives through the loss
+// of any one member. Evictions and the last step of Repair (dropping extra
+// copies) take one lock in turn, and the copies let go are remembered
+// (dropped_copies.h), so no two decisions can each count on a copy the
+// other is letting go. The callback must keep the newest version of a key
+// (the bridge does, by generation).
 //
 // Thread-safe.
 
@@ -63,6 +73,7 @@
 #include "absl/types/span.h"
 #include "client/lib/page_client.h"
 #include "client/lib/zpaged_client.h"
+#include "client/tier/dropped_copies.h"
 #include "client/tier/rendezvous.h"
 
 namespace zpaged {
@@ -160,6 +171,9 @@ class TierClient final : public PageClient {
     uint64_t write_failovers = 0;          // copies that went past a member
     uint64_t read_failovers = 0;           // reads passed on after an error
     uint64_t failed_deletes = 0;           // copies a member could not delete
+    // Copies evicted while two other members held the page: each leaves a
+    // page short of a copy until Repair.
+    uint64_t spare_copies_evicted = 0;
   };
   Counters counters() const;
 
@@ -202,6 +216,20 @@ class TierClient final : public PageClient {
   void NoteFault(Member& member, const absl::Status& status);
   // Asks suspect members whether they serve again, every probe_every.
   void Probe();
+  // The copies of `key` other than the one `from` evicts: those held by
+  // candidates that answer now and whose own copy was not let go. The
+  // evicted copy is a spare when the others are enough to lose a member
+  // (two; one at replicas = 1): it is then recorded as dropped, to be acked.
+  struct OtherCopies {
+    bool spare = false;
+    std::vector<std::shared_ptr<Member>> holders;
+  };
+  OtherCopies FindOtherCopies(absl::string_view tenant, uint64_t key,
+                              const Member& from);
+  // The caller took the last copy `from` evicted: it is recorded as let go,
+  // and the copies `holders` still have are deleted.
+  void ForgetCopies(absl::string_view tenant, uint64_t key, const Member& from,
+                    const std::vector<std::shared_ptr<Member>>& holders);
 
   const int replicas_wanted_;
   const int group_shift_;
@@ -214,6 +242,11 @@ class TierClient final : public PageClient {
   std::atomic<uint64_t> read_failovers_{0};
   std::atomic<uint64_t> failed_deletes_{0};
   std::atomic<uint64_t> reachability_changes_{0};
+  std::atomic<uint64_t> spare_copies_evicted_{0};
+
+  // Orders eviction decisions and the dropping of extra copies by Repair.
+  std::mutex copies_mu_;
+  DroppedCopies dropped_;  // guarded by copies_mu_
 
   const absl::Duration probe_every_;
   std::mutex probe_mu_;

@@ -40,12 +40,16 @@ class FakeMember final : public PageClient {
     std::lock_guard<std::mutex> lock(mu_);
     return calls_;
   }
-  // Hands `key`'s page to the watcher of `tenant`, if any.
-  bool Evict(const std::string& tenant, uint64_t key) {
+  // Hands `key`'s page to the watcher of `tenant`, if any, and drops it
+  // once acked, as a server does when it reads the ack; with
+  // ack_read = false the ack is still on its way, and the copy stays.
+  bool Evict(const std::string& tenant, uint64_t key, bool ack_read = true) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = pages_.find({tenant, key});
     if (it == pages_.end() || !on_page_) return false;
-    return on_page_(key, it->second);
+    if (!on_page_(key, it->second)) return false;
+    if (ack_read) pages_.erase(it);
+    return true;
   }
 
   absl::StatusOr<PutReply> Put(absl::string_view, uint64_t,
@@ -419,6 +423,9 @@ TEST_F(TierClientTest, DeleteAllNeedsEveryMember) {
   for (uint64_t key : {1, 2, 3}) EXPECT_EQ(Holders(key), 0) << key;
 }
 
+// Both copies evicted in turn, the first while the other member was down:
+// the tier could not tell that the page had another copy, so both reach
+// the callback.
 TEST_F(TierClientTest, EvictionsFromEveryMemberReachTheCallback) {
   Make(3, 2);
   PutKeys({42});
@@ -449,6 +456,94 @@ TEST_F(TierClientTest, EvictionsFromEveryMemberReachTheCallback) {
     EXPECT_EQ(key, 42u);
     EXPECT_EQ(page, PageOf(42));
   }
+}
+
+class EvictionTest : public TierClientTest {
+ protected:
+  void SetUp() override {
+    Make(3, 2);
+    PutKeys({42});
+    rank_ = Ranked(42);
+    absl::StatusOr<std::unique_ptr<EvictionWatcher>> watcher =
+        tier_->Watch("vm", [this](uint64_t key, absl::string_view page) {
+          std::lock_guard<std::mutex> lock(mu_);
+          seen_.emplace_back(key, std::string(page));
+          return true;
+        });
+    ASSERT_TRUE(watcher.ok()) << watcher.status();
+    watcher_ = *std::move(watcher);
+  }
+  void TearDown() override { watcher_->Stop(); }
+  size_t seen() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seen_.size();
+  }
+  // A third copy, beyond the two targets', on the next member in rank.
+  void PutExtraCopy() {
+    const KeyedPage extra{42, pages_[0]};
+    ASSERT_TRUE(rank_[2]->PutMany("vm", absl::MakeConstSpan(&extra, 1)).ok());
+  }
+
+  std::vector<FakeMember*> rank_;
+  std::unique_ptr<EvictionWatcher> watcher_;
+  std::mutex mu_;
+  std::vector<std::pair<uint64_t, std::string>> seen_;
+};
+
+// Two copies: the evicted one goes to the caller, and the other is then
+// deleted, so what the caller keeps is held nowhere else; counting on the
+// other copy alone would leave the page on one member.
+TEST_F(EvictionTest, ALastCopyGoesToTheCallerAndTheOtherIsDeleted) {
+  EXPECT_TRUE(rank_[0]->Evict("vm", 42));
+  ASSERT_EQ(seen(), 1u);
+  EXPECT_EQ(seen_[0], std::make_pair(uint64_t{42}, PageOf(42)));
+  EXPECT_EQ(Holders(42), 0);
+  EXPECT_EQ(tier_->counters().spare_copies_evicted, 0u);
+}
+
+// Three copies (a write failed over, say): one evicted is a spare, acked
+// and forgotten, and counted so that a repair makes it again.
+TEST_F(EvictionTest, ACopyBesideTwoOthersIsAckedAndForgotten) {
+  PutExtraCopy();
+  EXPECT_TRUE(rank_[0]->Evict("vm", 42));
+  EXPECT_EQ(seen(), 0u);
+  EXPECT_FALSE(rank_[0]->Holds("vm", 42));
+  EXPECT_EQ(Holders(42), 2);
+  EXPECT_EQ(tier_->counters().spare_copies_evicted, 1u);
+}
+
+// The first member's server has not read its ack yet, so it still answers
+// for the copy: the second eviction must not count on it.
+TEST_F(EvictionTest, TwoMembersEvictingOnePageCannotEachCountOnTheOther) {
+  PutExtraCopy();
+  EXPECT_TRUE(rank_[0]->Evict("vm", 42, /*ack_read=*/false));
+  EXPECT_TRUE(rank_[1]->Evict("vm", 42, /*ack_read=*/false));
+  ASSERT_EQ(seen(), 1u);
+  EXPECT_EQ(seen_[0].second, PageOf(42));
+  EXPECT_EQ(tier_->counters().spare_copies_evicted, 1u);
+}
+
+// A page held by both targets and by a third member. One target evicts it
+// as a spare, its ack not yet read: a repair that reads the targets then
+// must not delete the third copy as an extra, or the page would be left on
+// one member.
+TEST_F(EvictionTest, RepairKeepsTheCopyAnEvictionCountedOn) {
+  PutExtraCopy();
+  EXPECT_TRUE(rank_[0]->Evict("vm", 42, /*ack_read=*/false));
+  EXPECT_EQ(seen(), 0u);
+  absl::StatusOr<RepairResult> repaired = tier_->Repair("vm", {42});
+  ASSERT_TRUE(repaired.ok()) << repaired.status();
+  EXPECT_EQ(repaired->dropped, 0u);
+  EXPECT_TRUE(rank_[2]->Holds("vm", 42));
+  // The ack is read; the next repair copies the page back to its target
+  // and only then drops the extra.
+  rank_[0]->Lose("vm", 42);
+  repaired = tier_->Repair("vm", {42});
+  ASSERT_TRUE(repaired.ok()) << repaired.status();
+  EXPECT_EQ(repaired->copied, 1u);
+  EXPECT_EQ(repaired->dropped, 1u);
+  EXPECT_TRUE(rank_[0]->Holds("vm", 42) && rank_[1]->Holds("vm", 42));
+  EXPECT_EQ(*tier_->Get("vm", 42), PageOf(42));
 }
 
 // Repair after a loss: every page back to two copies on the two members
