@@ -21,13 +21,16 @@ build_packages=(
 # python3-h2, the frame-level HTTP/2 client of the hardening tests, and the
 # NBD server and clients the bridge is tested and measured with (nbdkit,
 # nbdinfo and nbdcopy, fio's nbd engine, qemu-io and qemu-img), and
-# iproute2, whose network namespaces are the hosts of the tier tests.
+# iproute2, whose network namespaces are the hosts of the tier tests, and
+# the real guest of tests/vm: QEMU, Debian's kernel (and kmod to find its
+# modules), busybox and cpio for its initramfs.
 test_packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang lld libclang-rt-14-dev clang-format
   gdb python3 curl openssl prometheus docker-compose
   libhiredis-dev redis-server python3-h2
   nbdkit libnbd-bin fio qemu-utils iproute2
+  qemu-system-x86 linux-image-amd64 kmod busybox-static cpio
 )
 
 packages=("${build_packages[@]}")
