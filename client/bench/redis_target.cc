@@ -4,6 +4,8 @@
 
 #include <array>
 #include <cstdio>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -12,6 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "client/bench/in_flight_window.h"
 #include "contract/page.h"
 #include "server/codec/page_codec.h"
@@ -39,7 +43,7 @@ absl::StatusOr<RedisAddress> ParseRedisUrl(const std::string& url) {
   absl::string_view rest = url;
   if (!absl::ConsumePrefix(&rest, "redis://") || rest.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--peer must look like redis://HOST:PORT, not \"", url, "\""));
+        "a Redis address must look like redis://HOST:PORT, not \"", url, "\""));
   }
   RedisAddress address;
   const size_t colon = rest.rfind(':');
@@ -47,7 +51,7 @@ absl::StatusOr<RedisAddress> ParseRedisUrl(const std::string& url) {
   if (colon != absl::string_view::npos &&
       (!absl::SimpleAtoi(rest.substr(colon + 1), &address.port) ||
        address.port <= 0 || address.port > 65535)) {
-    return absl::InvalidArgumentError(absl::StrCat("bad port in --peer ", url));
+    return absl::InvalidArgumentError(absl::StrCat("bad port in Redis address ", url));
   }
   return address;
 }
@@ -56,8 +60,11 @@ void RedisTarget::ContextFree::operator()(redisContext* context) const {
   redisFree(context);
 }
 
-RedisTarget::RedisTarget(Flavour flavour, RedisAddress address)
-    : flavour_(flavour), address_(std::move(address)) {}
+RedisTarget::RedisTarget(Flavour flavour, RedisAddress address,
+                         std::optional<RedisAddress> replica)
+    : flavour_(flavour),
+      address_(std::move(address)),
+      replica_(std::move(replica)) {}
 
 RedisTarget::~RedisTarget() = default;
 
@@ -73,15 +80,16 @@ std::string RedisTarget::mode() const {
   return "unknown";
 }
 
-absl::StatusOr<RedisTarget::Connection> RedisTarget::Open() const {
-  Connection connection(redisConnect(address_.host.c_str(), address_.port));
+absl::StatusOr<RedisTarget::Connection> RedisTarget::Open(
+    const RedisAddress& address) {
+  Connection connection(redisConnect(address.host.c_str(), address.port));
   if (connection == nullptr) {
     return absl::ResourceExhaustedError("cannot allocate a Redis context");
   }
   if (connection->err != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot connect to Redis at ", address_.host, ":",
-                     address_.port, ": ", connection->errstr));
+    return absl::UnavailableError(absl::StrCat("cannot connect to Redis at ",
+                                               address.host, ":", address.port,
+                                               ": ", connection->errstr));
   }
   return connection;
 }
@@ -89,13 +97,18 @@ absl::StatusOr<RedisTarget::Connection> RedisTarget::Open() const {
 absl::Status RedisTarget::Connect(int channels) {
   connections_.clear();
   for (int i = 0; i < channels; ++i) {
-    absl::StatusOr<Connection> connection = Open();
+    absl::StatusOr<Connection> connection = Open(address_);
     if (!connection.ok()) return connection.status();
     connections_.push_back(std::move(*connection));
   }
-  absl::StatusOr<Connection> info = Open();
+  absl::StatusOr<Connection> info = Open(address_);
   if (!info.ok()) return info.status();
   info_connection_ = std::move(*info);
+  if (replica_.has_value()) {
+    absl::StatusOr<Connection> replica = Open(*replica_);
+    if (!replica.ok()) return replica.status();
+    replica_connection_ = std::move(*replica);
+  }
   return absl::OkStatus();
 }
 
@@ -189,24 +202,56 @@ absl::Status RedisTarget::RunChannel(int channel, int depth,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<ServerSample>> RedisTarget::SampleServer() {
-  void* reply_memory = redisCommand(info_connection_.get(), "INFO");
+absl::StatusOr<std::string> RedisTarget::Info(redisContext* connection) {
+  void* reply_memory = redisCommand(connection, "INFO");
   if (reply_memory == nullptr) {
     return absl::UnavailableError(
-        absl::StrCat("Redis INFO: ", info_connection_->errstr));
+        absl::StrCat("Redis INFO: ", connection->errstr));
   }
   std::unique_ptr<redisReply, decltype(&freeReplyObject)> reply(
       static_cast<redisReply*>(reply_memory), freeReplyObject);
-  const absl::string_view info(reply->str, reply->len);
-  absl::StatusOr<double> user = InfoField(info, "used_cpu_user");
-  absl::StatusOr<double> system = InfoField(info, "used_cpu_sys");
-  absl::StatusOr<double> memory = InfoField(info, "used_memory");
-  for (const auto* field : {&user, &system, &memory}) {
-    if (!field->ok()) return field->status();
+  if (reply->type != REDIS_REPLY_STRING) {
+    return absl::InternalError("Redis INFO answered no text");
+  }
+  return std::string(reply->str, reply->len);
+}
+
+absl::StatusOr<std::optional<ServerSample>> RedisTarget::SampleServer() {
+  std::vector<std::string> infos;
+  absl::StatusOr<std::string> primary = Info(info_connection_.get());
+  if (!primary.ok()) return primary.status();
+  infos.push_back(*std::move(primary));
+  if (replica_connection_ != nullptr) {
+    // The replica counts once it holds what the primary acknowledged.
+    absl::StatusOr<double> written = InfoField(infos[0], "master_repl_offset");
+    if (!written.ok()) return written.status();
+    const absl::Time give_up = absl::Now() + absl::Seconds(30);
+    for (;;) {
+      absl::StatusOr<std::string> replica = Info(replica_connection_.get());
+      if (!replica.ok()) return replica.status();
+      absl::StatusOr<double> applied = InfoField(*replica, "slave_repl_offset");
+      if (applied.ok() && *applied >= *written) {
+        infos.push_back(*std::move(replica));
+        break;
+      }
+      if (absl::Now() > give_up) {
+        return absl::DeadlineExceededError(
+            "the Redis replica did not catch up with its primary in 30 s");
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
   }
   ServerSample sample;
-  sample.cpu_seconds = *user + *system;
-  sample.memory_bytes = static_cast<uint64_t>(*memory);
+  for (const std::string& info : infos) {
+    absl::StatusOr<double> user = InfoField(info, "used_cpu_user");
+    absl::StatusOr<double> system = InfoField(info, "used_cpu_sys");
+    absl::StatusOr<double> memory = InfoField(info, "used_memory");
+    for (const auto* field : {&user, &system, &memory}) {
+      if (!field->ok()) return field->status();
+    }
+    sample.cpu_seconds += *user + *system;
+    sample.memory_bytes += static_cast<uint64_t>(*memory);
+  }
   return sample;
 }
 

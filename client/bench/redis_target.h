@@ -9,6 +9,12 @@
 // Keys are "zpaged-bench:<flavour>:<key>", so the flavours do not overwrite
 // each other. SampleServer reads INFO: used_cpu_user + used_cpu_sys and
 // used_memory.
+//
+// With a replica (a second redis-server, `replicaof` the first), the sample
+// is the sum of both, taken once the replica has caught up with every write
+// the primary acknowledged. Redis replicates asynchronously: the primary
+// acknowledges a SET before its replica has it, where a tier at two copies
+// acknowledges a Put once both are stored.
 
 #ifndef ZPAGED_CLIENT_BENCH_REDIS_TARGET_H_
 #define ZPAGED_CLIENT_BENCH_REDIS_TARGET_H_
@@ -39,7 +45,8 @@ class RedisTarget : public BenchTarget {
   // (as a user of Redis would to save memory) with LZ4 or zstd level 1.
   enum class Flavour { kRaw, kLz4, kZstd };
 
-  RedisTarget(Flavour flavour, RedisAddress address);
+  RedisTarget(Flavour flavour, RedisAddress address,
+              std::optional<RedisAddress> replica = std::nullopt);
   ~RedisTarget() override;
 
   std::string store() const override { return "redis"; }
@@ -54,12 +61,16 @@ class RedisTarget : public BenchTarget {
   };
   using Connection = std::unique_ptr<redisContext, ContextFree>;
 
-  absl::StatusOr<Connection> Open() const;
+  static absl::StatusOr<Connection> Open(const RedisAddress& address);
+  // The INFO text of the server behind `connection`.
+  static absl::StatusOr<std::string> Info(redisContext* connection);
 
   const Flavour flavour_;
   const RedisAddress address_;
+  const std::optional<RedisAddress> replica_;
   std::vector<Connection> connections_;
   Connection info_connection_;
+  Connection replica_connection_;
 };
 
 }  // namespace zpaged::bench

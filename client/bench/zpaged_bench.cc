@@ -1,9 +1,13 @@
 // zpaged-bench: drives a running zpaged with the page corpus — Put then Get,
-// over streams and over unary calls, N channels x M in flight — and, with
-// --peer, the identical workload against Redis in the same run.
+// over streams, unary calls, batches or the client library's interface, N
+// channels x M in flight — and, with --peer, the identical workload against
+// Redis in the same run. Given several servers, it measures them as a tier
+// through the library (TierClient, --replicas copies of each page).
 //
 //   zpaged-bench --server=127.0.0.1:50051 --pages=200000
 //                --peer=redis://127.0.0.1:6379 --server_pid=$(pidof zpaged)
+//   zpaged-bench --server=127.0.0.1:50051,127.0.0.1:50052,127.0.0.1:50053
+//                --replicas=2 --server_pid=$(pidof zpaged | tr ' ' ,)
 //
 // Prints a table (or --json) and exits 1 if any page was refused or read
 // back wrong. scripts/bench.sh starts both servers and takes medians.
@@ -12,28 +16,38 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "client/bench/bench_runner.h"
+#include "client/bench/page_client_target.h"
 #include "client/bench/redis_target.h"
 #include "client/bench/report.h"
 #include "client/bench/zpaged_target.h"
 #include "contract/page.h"
 #include "tests/corpus/page_corpus.h"
 
-ABSL_FLAG(std::string, server, "127.0.0.1:50051", "zpaged address");
+ABSL_FLAG(std::string, server, "127.0.0.1:50051",
+          "zpaged address, or several comma-separated ([NAME=]HOST:PORT): a "
+          "tier, measured through the client library");
+ABSL_FLAG(int, replicas, 0,
+          "with several servers, copies of each page (1 to 3; default 2)");
 ABSL_FLAG(std::string, tenant, "bench",
           "tenant name prefix; each mode uses <tenant>-<mode>");
 ABSL_FLAG(std::string, token, "", "bearer token, if the server wants one");
-ABSL_FLAG(std::string, modes, "stream,unary",
-          "zpaged modes to run, comma-separated: stream, unary, batch");
+ABSL_FLAG(std::string, modes, "",
+          "zpaged modes to run, comma-separated: stream, unary, batch (the "
+          "protocol's own ways, one server only) and client (PutMany/GetMany "
+          "of the client library); default stream,unary, or client for a "
+          "tier");
 ABSL_FLAG(int, batch, 16,
           "batch mode: pages per PutBatch/GetBatch message (1 to 256); "
           "depth / batch calls are kept in flight");
@@ -48,11 +62,15 @@ ABSL_FLAG(double, seconds, 0,
           "when > 0, run each phase this long instead of --pages");
 ABSL_FLAG(std::string, peer, "",
           "redis://HOST:PORT: run the same workload against Redis too");
+ABSL_FLAG(std::string, peer_replica, "",
+          "redis://HOST:PORT of a replica of --peer (replicaof): its memory "
+          "and CPU are added to the primary's, once it has caught up");
 ABSL_FLAG(std::string, peer_flavours, "raw,lz4,zstd",
           "Redis flavours: raw pages, and/or pages compressed by the client "
           "with LZ4 or zstd (level 1)");
-ABSL_FLAG(int, server_pid, 0,
-          "zpaged's pid, to report its CPU time and resident memory");
+ABSL_FLAG(std::string, server_pid, "",
+          "zpaged's pid, or the pids of a tier's servers (comma- or "
+          "space-separated), to report their CPU time and resident memory");
 ABSL_FLAG(std::string, corpus, "",
           "page corpus directory (default: the build's, or $ZPAGED_CORPUS)");
 ABSL_FLAG(bool, quick, false, "a quick correctness run of 2000 pages");
@@ -73,14 +91,52 @@ int Usage(const std::string& message) {
 // The targets the flags ask for, zpaged first.
 absl::StatusOr<std::vector<std::unique_ptr<BenchTarget>>> TargetsFromFlags() {
   std::vector<std::unique_ptr<BenchTarget>> targets;
+  PageClientTargetOptions library;
+  library.servers =
+      absl::StrSplit(absl::GetFlag(FLAGS_server), ',', absl::SkipEmpty());
+  if (library.servers.empty()) {
+    return absl::InvalidArgumentError("--server names no server");
+  }
+  const bool tier = library.servers.size() > 1;
+  library.replicas = absl::GetFlag(FLAGS_replicas);
+  if (library.replicas == 0) library.replicas = tier ? 2 : 1;
+  if (library.replicas < 1 || library.replicas > 3 ||
+      static_cast<size_t>(library.replicas) > library.servers.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--replicas must be 1 to 3 and at most the servers (",
+                     library.servers.size(), ")"));
+  }
+  for (absl::string_view pid :
+       absl::StrSplit(absl::GetFlag(FLAGS_server_pid), absl::ByAnyChar(", "),
+                      absl::SkipEmpty())) {
+    int value = 0;
+    if (!absl::SimpleAtoi(pid, &value) || value <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--server_pid: \"", pid, "\" is not a pid"));
+    }
+    library.server_pids.push_back(static_cast<pid_t>(value));
+  }
+  library.tenant = absl::GetFlag(FLAGS_tenant);
+  library.token = absl::GetFlag(FLAGS_token);
+  library.batch_pages = absl::GetFlag(FLAGS_batch);
+  library.depth = absl::GetFlag(FLAGS_depth);
   ZpagedTargetOptions zpaged;
-  zpaged.server = absl::GetFlag(FLAGS_server);
-  zpaged.tenant = absl::GetFlag(FLAGS_tenant);
-  zpaged.token = absl::GetFlag(FLAGS_token);
-  zpaged.server_pid = static_cast<pid_t>(absl::GetFlag(FLAGS_server_pid));
-  zpaged.batch_pages = absl::GetFlag(FLAGS_batch);
-  for (absl::string_view mode :
-       absl::StrSplit(absl::GetFlag(FLAGS_modes), ',', absl::SkipEmpty())) {
+  zpaged.server = library.servers[0];
+  zpaged.tenant = library.tenant;
+  zpaged.token = library.token;
+  zpaged.server_pid = library.server_pids.empty() ? 0 : library.server_pids[0];
+  zpaged.batch_pages = library.batch_pages;
+  std::string modes = absl::GetFlag(FLAGS_modes);
+  if (modes.empty()) modes = tier ? "client" : "stream,unary";
+  for (absl::string_view mode : absl::StrSplit(modes, ',', absl::SkipEmpty())) {
+    if (mode == "client") {
+      targets.push_back(std::make_unique<PageClientTarget>(library));
+      continue;
+    }
+    if (tier) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "mode \"", mode, "\" drives one server; a tier runs --modes=client"));
+    }
     if (mode == "stream") {
       targets.push_back(
           std::make_unique<ZpagedTarget>(ZpagedTarget::Mode::kStream, zpaged));
@@ -99,17 +155,23 @@ absl::StatusOr<std::vector<std::unique_ptr<BenchTarget>>> TargetsFromFlags() {
   if (peer.empty()) return targets;
   absl::StatusOr<RedisAddress> address = ParseRedisUrl(peer);
   if (!address.ok()) return address.status();
+  std::optional<RedisAddress> replica;
+  if (const std::string url = absl::GetFlag(FLAGS_peer_replica); !url.empty()) {
+    absl::StatusOr<RedisAddress> parsed = ParseRedisUrl(url);
+    if (!parsed.ok()) return parsed.status();
+    replica = *std::move(parsed);
+  }
   for (absl::string_view flavour : absl::StrSplit(
            absl::GetFlag(FLAGS_peer_flavours), ',', absl::SkipEmpty())) {
     if (flavour == "raw") {
-      targets.push_back(
-          std::make_unique<RedisTarget>(RedisTarget::Flavour::kRaw, *address));
+      targets.push_back(std::make_unique<RedisTarget>(
+          RedisTarget::Flavour::kRaw, *address, replica));
     } else if (flavour == "lz4") {
-      targets.push_back(
-          std::make_unique<RedisTarget>(RedisTarget::Flavour::kLz4, *address));
+      targets.push_back(std::make_unique<RedisTarget>(
+          RedisTarget::Flavour::kLz4, *address, replica));
     } else if (flavour == "zstd") {
-      targets.push_back(
-          std::make_unique<RedisTarget>(RedisTarget::Flavour::kZstd, *address));
+      targets.push_back(std::make_unique<RedisTarget>(
+          RedisTarget::Flavour::kZstd, *address, replica));
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("unknown flavour \"", flavour, "\" in --peer_flavours"));
