@@ -58,7 +58,7 @@ start_all() {
   done
   primary=$(free_port) replica=$(free_port)
   for p in "$primary" "$replica"; do
-    redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no \
+    redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --dir "$out" \
       $([ "$p" = "$replica" ] && echo "--replicaof 127.0.0.1 $primary") \
       >>"$out/redis.log" 2>&1 &
     pids+=($!)

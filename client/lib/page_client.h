@@ -58,7 +58,10 @@ struct RepairResult {
 
 // Called for each evicted page; return true once the page is safe (the
 // client then acks it and the server drops its copy), false to leave it on
-// the server.
+// the server. A refusal ends the subscription (FAILED_PRECONDITION): a
+// server sends nothing more to a watcher that leaves a page unacked, so
+// the caller subscribes again once it can keep pages, and the server,
+// which kept the page, delivers it again.
 using EvictionCallback =
     std::function<bool(uint64_t key, absl::string_view page)>;
 

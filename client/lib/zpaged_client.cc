@@ -75,17 +75,26 @@ class StreamWatcher final : public EvictionWatcher {
       const auto& metadata = context_->GetServerInitialMetadata();
       const bool ok = metadata.find(kSubscribedMetadata) != metadata.end();
       subscribed.set_value(ok);
+      absl::Status refused;
       if (ok) {
         v1::EvictedPage page;
         while (stream->Read(&page)) {
-          if (!on_page(page.key(), page.data())) continue;
+          if (!on_page(page.key(), page.data())) {
+            // Unacked, the page would stall this subscription for good.
+            refused = absl::FailedPreconditionError(absl::StrCat(
+                "the callback could not keep evicted page ", page.key(),
+                "; the server keeps it for the next subscription"));
+            context_->TryCancel();
+            break;
+          }
           v1::EvictionAck ack;
           ack.set_sequence(page.sequence());
           if (!stream->Write(ack)) break;
         }
       }
       stream->WritesDone();
-      SetEnded(FromGrpcStatus(stream->Finish()));
+      const absl::Status finished = FromGrpcStatus(stream->Finish());
+      SetEnded(refused.ok() ? finished : refused);
     });
   }
 

@@ -86,14 +86,16 @@ class BlockStoreTest : public ::testing::Test {
           log_ += m + "\n";
         });
     ASSERT_TRUE(store_->Recover().ok());
-    if (watch) {
-      absl::StatusOr<std::unique_ptr<EvictionWatcher>> watcher =
-          client_->Watch("vm", [this](uint64_t key, absl::string_view page) {
-            return store_->OnEvicted(key, page);
-          });
-      ASSERT_TRUE(watcher.ok()) << watcher.status();
-      watcher_ = *std::move(watcher);
-    }
+    if (watch) StartWatcher();
+  }
+  // The bridge's eviction watcher: evicted pages to the spill file.
+  void StartWatcher() {
+    absl::StatusOr<std::unique_ptr<EvictionWatcher>> watcher =
+        client_->Watch("vm", [this](uint64_t key, absl::string_view page) {
+          return store_->OnEvicted(key, page);
+        });
+    ASSERT_TRUE(watcher.ok()) << watcher.status();
+    watcher_ = *std::move(watcher);
   }
   void StopBridge() {
     watcher_.reset();
@@ -227,6 +229,38 @@ TEST_F(BlockStoreTest, EvictionsReachTheSpillFileAndEverythingReadsBack) {
   EXPECT_GT(BlocksIn(BlockState::kSpilled), 800u);
   EXPECT_GT(client_->Stats("vm")->evicted_pages(), 0u);
   EXPECT_EQ(ReadBack(0, data.size()), data);
+}
+
+// A page the bridge cannot keep (its spill disk full) ends the
+// subscription, so that the next one gets pages again. Left unacked on a
+// live subscription, it stalled the watcher for good: zpaged sends nothing
+// more to a watcher that did not ack, and the watcher waited for pages.
+TEST_F(BlockStoreTest, ARefusedEvictionEndsTheSubscriptionAndTheNextGoesOn) {
+  StoreOptions small;
+  small.tenant_max_bytes = 64 * kBlockSize;
+  StartServer(small);
+  StartBridge(/*watch=*/false);
+  std::atomic<int> refused{0};
+  absl::StatusOr<std::unique_ptr<EvictionWatcher>> full =
+      client_->Watch("vm", [&](uint64_t, absl::string_view) {
+        refused++;
+        return false;
+      });
+  ASSERT_TRUE(full.ok()) << full.status();
+  const std::vector<uint8_t> data = RandomBlocks(200, 7);
+  ASSERT_TRUE(store_->Write(0, data).ok());  // spilled when zpaged is full
+  EXPECT_GT(refused.load(), 0);
+  ASSERT_TRUE((*full)->WaitFor(absl::Seconds(5)))
+      << "the subscription that refused a page is still open";
+  EXPECT_TRUE(absl::IsFailedPrecondition((*full)->Wait()));
+  // Room again: a new subscription, as the plugin makes a second later.
+  StartWatcher();
+  const uint64_t evicted = client_->Stats("vm")->evicted_pages();
+  const std::vector<uint8_t> more = RandomBlocks(200, 8);
+  ASSERT_TRUE(store_->Write(200 * kBlockSize, more).ok());
+  EXPECT_GT(client_->Stats("vm")->evicted_pages(), evicted);
+  EXPECT_EQ(ReadBack(0, data.size()), data);
+  EXPECT_EQ(ReadBack(200 * kBlockSize, more.size()), more);
 }
 
 TEST_F(BlockStoreTest, AnOutdatedEvictedCopyIsDroppedNotWritten) {

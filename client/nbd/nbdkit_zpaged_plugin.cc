@@ -186,7 +186,9 @@ absl::Status CheckReachable(const std::string& target) {
 }
 
 // Keeps one WatchEvictions stream open for the tenant, reconnecting after
-// zpaged restarts, until the bridge stops.
+// zpaged restarts, until the bridge stops. A subscription ends when the
+// spill file could not take a page (its disk full): the next one, a second
+// later, finds out whether it can again.
 void RunWatcher(Bridge* bridge) {
   bool said_down = false;
   while (!bridge->stopping.load()) {
@@ -202,6 +204,11 @@ void RunWatcher(Bridge* bridge) {
              !(*watcher)->WaitFor(absl::Milliseconds(200))) {
       }
       (*watcher)->Stop();
+      if (absl::IsFailedPrecondition((*watcher)->Wait())) {
+        for (int i = 0; i < 10 && !bridge->stopping.load(); ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      }
       continue;
     }
     if (!said_down) {
