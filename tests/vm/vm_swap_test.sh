@@ -14,7 +14,8 @@
 # Checks: page_churn found no page wrong; the guest's own counters
 # (/proc/vmstat pswpin, pswpout) show it swapped; the kernel reported no
 # swap I/O error and the bridge failed no request; zpaged's counters show
-# the pages reached it, and the spill file took what it evicted.
+# the pages reached it, and the spill file took what it evicted; on the
+# tier, that the servers left hold no copy of a spilled block.
 #
 # Usage: vm_swap_test.sh one|tier ZPAGED ZPAGECTL PLUGIN GUEST_DIR
 # GUEST_DIR is what build_guest.sh made.
@@ -158,6 +159,10 @@ if [ "$mode" = tier ]; then
     e=$(stat_of "$i" evicted_pages)
     [ "$e" -gt 0 ] && pass "zpaged-$i evicted $e pages" || fail "zpaged-$i evicted nothing"
   done
+  # A spilled block's other copies are deleted once the spill file has it.
+  [ "$stored" -le $((2 * in_zpaged)) ] &&
+    pass "the spill file holds only last copies: $stored pages on the servers left for $in_zpaged blocks in zpaged" ||
+    fail "$stored pages on the servers left, more than two for each of $in_zpaged blocks in zpaged"
   sweeps=$(metric zpaged_bridge_repair_sweeps_total) lost=$(metric zpaged_bridge_repair_lost_total)
   [ "${sweeps:-0}" -ge 1 ] && [ "${lost:-1}" -eq 0 ] &&
     pass "the repair swept the device $sweeps time(s) after the kill; no block lost" ||
