@@ -48,12 +48,14 @@ struct KeyedPage {
 };
 
 // What Repair did: keys checked, copies made again, copies dropped from
-// servers no longer theirs, and keys no server has.
+// servers no longer theirs, keys no server has, and keys left with fewer
+// copies than asked for (too few servers answer, or none that holds one).
 struct RepairResult {
   uint64_t checked = 0;
   uint64_t copied = 0;
   uint64_t dropped = 0;
   uint64_t lost = 0;
+  uint64_t short_of_copies = 0;
 };
 
 // Called for each evicted page; return true once the page is safe (the

@@ -60,6 +60,11 @@ BridgeMetrics::BridgeMetrics(std::unique_ptr<prometheus::Exposer> exposer)
                "answered a probe since");
   repair_running_ = NewGauge(r, "zpaged_bridge_repair_running",
                              "1 while a repair sweep runs");
+  under_replicated_blocks_ = NewGauge(
+      r, "zpaged_bridge_under_replicated_blocks",
+      "Blocks in zpaged that may have fewer copies than replicas=: those a "
+      "due repair has not checked yet, and those the last sweep could not "
+      "bring back");
   under_replicated_writes_ =
       NewCounter(r, "zpaged_bridge_under_replicated_writes_total",
                  "Blocks written with fewer copies than replicas= (kept in "
@@ -107,6 +112,8 @@ void BridgeMetrics::Refresh(BlockStore& store, const SpillFile& spill,
   blocks_same_filled_->Set(static_cast<double>(census.same_filled));
   spill_bytes_->Set(static_cast<double>(spill.AllocatedBytes()));
   repair_running_->Set(repair.running ? 1 : 0);
+  under_replicated_blocks_->Set(
+      static_cast<double>(repair.unchecked + repair.short_of_copies));
   Mirror(*repair_sweeps_, repair.sweeps);
   Mirror(*repair_checked_, repair.checked);
   Mirror(*repair_copied_, repair.copied);

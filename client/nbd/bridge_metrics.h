@@ -33,6 +33,11 @@ struct RepairProgress {
   std::atomic<uint64_t> copied{0};
   std::atomic<uint64_t> lost{0};
   std::atomic<bool> running{false};
+  // Blocks in zpaged that may have fewer copies than asked for: those a
+  // due repair has not checked yet (all of them when the servers that
+  // answer change), and those the last sweep left short of copies.
+  std::atomic<uint64_t> unchecked{0};
+  std::atomic<uint64_t> short_of_copies{0};
 };
 
 class BridgeMetrics {
@@ -62,6 +67,7 @@ class BridgeMetrics {
   prometheus::Gauge* servers_;
   prometheus::Gauge* servers_unreachable_;
   prometheus::Gauge* repair_running_;
+  prometheus::Gauge* under_replicated_blocks_;
   prometheus::Counter* under_replicated_writes_;
   prometheus::Counter* read_failovers_;
   prometheus::Counter* write_failovers_;

@@ -248,6 +248,7 @@ bool SweepOnce(Bridge* bridge, uint64_t changes) {
     ~Done() { repair.running = false; }
   } done{bridge->repair};
   RepairResult total;
+  RepairProgress& progress = bridge->repair;
   for (uint64_t first = 0; first < bridge->spill->blocks();
        first += kRepairChunk) {
     if (bridge->stopping.load() ||
@@ -264,9 +265,12 @@ bool SweepOnce(Bridge* bridge, uint64_t changes) {
     total.checked += repaired->checked;
     total.copied += repaired->copied;
     total.lost += repaired->lost;
-    bridge->repair.checked += repaired->checked;
-    bridge->repair.copied += repaired->copied;
-    bridge->repair.lost += repaired->lost;
+    total.short_of_copies += repaired->short_of_copies;
+    progress.checked += repaired->checked;
+    progress.copied += repaired->copied;
+    progress.lost += repaired->lost;
+    progress.unchecked -=
+        std::min<uint64_t>(progress.unchecked.load(), repaired->checked);
     const absl::Time due =
         start + absl::Seconds(static_cast<double>(total.checked) /
                               bridge->config.repair_rate);
@@ -274,11 +278,14 @@ bool SweepOnce(Bridge* bridge, uint64_t changes) {
       absl::SleepFor(std::min(due - absl::Now(), absl::Milliseconds(100)));
     }
   }
-  bridge->repair.sweeps++;
+  progress.sweeps++;
+  progress.unchecked = 0;
+  progress.short_of_copies = total.short_of_copies;
   Note(absl::StrCat("repair: done in ",
                     absl::FormatDuration(absl::Now() - start), ": checked ",
                     total.checked, " blocks in zpaged, made ", total.copied,
-                    " copies again, ", total.lost, " lost"));
+                    " copies again, ", total.lost, " lost, ",
+                    total.short_of_copies, " still short of copies"));
   return true;
 }
 
@@ -300,11 +307,14 @@ void RunRepairer(Bridge* bridge) {
       seen = now;
       changed_at = absl::Now();
       due = true;
+      // Until the sweep has checked them, any block may be short a copy.
+      bridge->repair.unchecked = bridge->store->Census().in_zpaged;
       continue;
     }
     if (const uint64_t evicted = bridge->tier->counters().spare_copies_evicted;
         evicted != evicted_seen) {
       if (!due) changed_at = absl::Now();
+      bridge->repair.short_of_copies += evicted - evicted_seen;
       evicted_seen = evicted;
       due = true;
     }

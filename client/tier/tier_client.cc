@@ -600,6 +600,7 @@ absl::StatusOr<RepairResult> TierClient::Repair(
     }
   }
   RepairResult result{.checked = n};
+  std::set<size_t> lost_keys;
   if (!elsewhere.empty()) {
     std::vector<std::string> pages(elsewhere.size(),
                                    std::string(kPageSize, '\0'));
@@ -614,6 +615,7 @@ absl::StatusOr<RepairResult> TierClient::Repair(
         copy[elsewhere[k]] = std::move(pages[k]);
       } else if (absl::IsNotFound((*got)[k])) {
         result.lost++;
+        lost_keys.insert(elsewhere[k]);
       }  // else its holders are unreachable now: left for a later repair
     }
   }
@@ -643,6 +645,12 @@ absl::StatusOr<RepairResult> TierClient::Repair(
       result.copied++;
     }
   });
+  for (size_t i = 0; i < n; ++i) {
+    if (holders[i].size() < static_cast<size_t>(now->replicas) &&
+        !lost_keys.count(i)) {
+      result.short_of_copies++;
+    }
+  }
   // 4. Once every target holds a key, its copies on reachable candidates
   // that are no longer targets (its group moved to a member that joined,
   // or a write failed over while a target was away) go. A target whose copy

@@ -562,6 +562,7 @@ TEST_F(TierClientTest, RepairMakesASecondLossHarmless) {
   ASSERT_TRUE(repaired.ok()) << repaired.status();
   EXPECT_EQ(repaired->checked, 300u);
   EXPECT_EQ(repaired->lost, 0u);
+  EXPECT_EQ(repaired->short_of_copies, 0u);
   EXPECT_GT(repaired->copied, 50u);  // about two thirds of the pages had m0
   for (uint64_t key : keys) {
     EXPECT_TRUE(fakes_[1]->Holds("vm", key) && fakes_[2]->Holds("vm", key))
@@ -588,6 +589,26 @@ TEST_F(TierClientTest, RepairRefillsAMemberThatCameBackEmpty) {
   EXPECT_EQ(repaired->copied, static_cast<uint64_t>(had));
   for (uint64_t key : keys) EXPECT_EQ(Holders(key), 2) << key;
   EXPECT_EQ(tier_->Repair("vm", keys)->copied, 0u);  // nothing left to do
+}
+
+// Two members at R=2, one down: every key has one copy, and repair can
+// make no second one; it says so, until the member is back.
+TEST_F(TierClientTest, RepairCountsKeysItCannotBringBackToR) {
+  Make(2, 2);
+  PutKeys({1, 2, 3});
+  fakes_[1]->set_fault(FakeMember::Fault::kDown);
+  fakes_[1]->LoseAll();
+  for (uint64_t key : {1, 2, 3}) tier_->Get("vm", key).IgnoreError();
+  absl::StatusOr<RepairResult> repaired = tier_->Repair("vm", {1, 2, 3});
+  ASSERT_TRUE(repaired.ok()) << repaired.status();
+  EXPECT_EQ(repaired->short_of_copies, 3u);
+  EXPECT_EQ(repaired->lost, 0u);
+  fakes_[1]->set_fault(FakeMember::Fault::kNone);
+  absl::SleepFor(absl::Milliseconds(500));  // a probe finds it serving
+  repaired = tier_->Repair("vm", {1, 2, 3});
+  ASSERT_TRUE(repaired.ok()) << repaired.status();
+  EXPECT_EQ(repaired->short_of_copies, 0u);
+  EXPECT_EQ(repaired->copied, 3u);
 }
 
 TEST_F(TierClientTest, RepairCountsAKeyNoMemberHasAsLost) {

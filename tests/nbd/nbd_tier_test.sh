@@ -97,6 +97,7 @@ nbdcopy "$uri" "$work/image" && [ "$(stat -c %s "$work/image")" -eq $((256 * 102
 
 echo "==> zpaged-1 comes back empty; everything still verifies"
 repairs_before=$(grep -c "repair: done" "$work/nbdkit.log" || true)
+back_at=$SECONDS
 start_zpaged 1
 job first 0 --verify_only && job second $((128 * 1024 * 1024)) --verify_only &&
   job third $((192 * 1024 * 1024)) --verify_only &&
@@ -112,16 +113,33 @@ if [ "$(grep -c "repair: done" "$work/nbdkit.log" || true)" -gt "$repairs_before
 else
   fail "no repair within 60 s: $(grep repair "$work/nbdkit.log" | tail -3)"
 fi
+metric() {  # metric SERIES: its value on the bridge's /metrics, or empty
+  curl -s "http://127.0.0.1:$metrics_port/metrics" | awk -v s="$1" '$1 == s {print $2}'
+}
+# wait_replicated SINCE WHAT: until the bridge reports no block short of
+# its two copies (the metrics are refreshed every 2 s), at most 60 s.
+wait_replicated() {
+  local since=$1 what=$2
+  for _ in $(seq 300); do
+    [ "$(metric zpaged_bridge_under_replicated_blocks)" = 0 ] && break
+    sleep 0.2
+  done
+  [ "$(metric zpaged_bridge_under_replicated_blocks)" = 0 ] &&
+    pass "every block has two copies again $((SECONDS - since)) s after $what" ||
+    fail "$(metric zpaged_bridge_under_replicated_blocks) blocks short of copies 60 s after $what"
+}
+wait_replicated "$back_at" "zpaged-1 came back empty"
+
 echo "==> kill -9 zpaged-2, a second loss: every block still verifies"
+killed_at=$SECONDS
 kill -9 "${pids[2]}"; wait "${pids[2]}" 2>/dev/null || true; pids[2]=""
 job first 0 --verify_only && job second $((128 * 1024 * 1024)) --verify_only &&
   job third $((192 * 1024 * 1024)) --verify_only &&
   pass "all verified after a second server died" || fail "after the second loss: $(grep -hE 'err=|verify' "$work"/*.out | grep -v 'err= 0' | head -3)"
+echo "==> the bridge repairs onto the two left (repair_after=5 s)"
+wait_replicated "$killed_at" "kill -9 of zpaged-2"
 
 echo "==> the bridge's /metrics"
-metric() {  # metric SERIES: its value on the bridge's /metrics, or empty
-  curl -s "http://127.0.0.1:$metrics_port/metrics" | awk -v s="$1" '$1 == s {print $2}'
-}
 for _ in $(seq 50); do  # refreshed every 2 s
   [ "$(metric zpaged_bridge_servers_unreachable)" = 1 ] && break
   sleep 0.1
