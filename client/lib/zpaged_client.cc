@@ -62,14 +62,15 @@ class StreamWatcher final : public EvictionWatcher {
   // Runs the stream on the watcher's thread: subscribes to `tenant`, says
   // through `subscribed` whether the server took the subscription, then
   // hands each page to `on_page` and acks it when that returns true.
-  void Start(v1::PageStore::Stub* stub, std::string tenant,
+  void Start(v1::PageStore::Stub* stub, std::string tenant, bool exclusive,
              EvictionCallback on_page, std::promise<bool> subscribed) {
-    thread_ = std::thread([this, stub, tenant = std::move(tenant),
+    thread_ = std::thread([this, stub, tenant = std::move(tenant), exclusive,
                            on_page = std::move(on_page),
                            subscribed = std::move(subscribed)]() mutable {
       auto stream = stub->WatchEvictions(context_.get());
       v1::EvictionAck subscribe;
       subscribe.set_tenant(tenant);
+      subscribe.set_exclusive(exclusive);
       stream->Write(subscribe);
       stream->WaitForInitialMetadata();
       const auto& metadata = context_->GetServerInitialMetadata();
@@ -456,8 +457,8 @@ absl::StatusOr<std::unique_ptr<EvictionWatcher>> Client::Watch(
       std::make_unique<StreamWatcher>(NewContext(/*streaming=*/true));
   std::promise<bool> subscribed;
   std::future<bool> subscribed_future = subscribed.get_future();
-  watcher->Start(stub_.get(), std::string(tenant), std::move(on_page),
-                 std::move(subscribed));
+  watcher->Start(stub_.get(), std::string(tenant), options_.exclusive_watch,
+                 std::move(on_page), std::move(subscribed));
   // The stream has no deadline, but its subscription does: a hung server
   // must not hold the caller.
   if (subscribed_future.wait_for(absl::ToChronoNanoseconds(ReadTimeout())) !=

@@ -61,6 +61,11 @@ struct ClientOptions {
   // and calls kept in flight at once, 1 to 64.
   int pages_per_call = 16;
   int calls_in_flight = 4;
+  // Watch claims the tenant: the subscription is refused while the tenant
+  // has another watcher, and while it stays any other is
+  // (FAILED_PRECONDITION). The NBD bridge's, so that a tenant has one
+  // writer.
+  bool exclusive_watch = false;
 };
 
 class Client final : public PageClient {

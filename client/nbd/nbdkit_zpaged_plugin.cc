@@ -37,6 +37,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/lib/zpaged_client.h"
@@ -72,7 +73,9 @@ struct Config {
   // A write's blocks go in PutBatch calls of 64, four at once, so that
   // zpaged compresses them on several threads (measured: 273 MB/s for
   // 1 MiB writes against 173 as one call); reads likewise.
-  ClientOptions client{.pages_per_call = 64, .calls_in_flight = 4};
+  // The bridge is its tenant's one writer: its watcher is exclusive.
+  ClientOptions client{
+      .pages_per_call = 64, .calls_in_flight = 4, .exclusive_watch = true};
   std::string tls_ca, tls_cert, tls_key;  // paths
 };
 
@@ -82,6 +85,7 @@ struct Bridge {
   std::unique_ptr<PageClient> client;
   TierClient* tier = nullptr;  // client, when it is a tier
   std::unique_ptr<BlockStore> store;
+  absl::Notification recovered;  // the store may take evicted pages
   std::thread watcher;
   std::thread repairer;
   RepairProgress repair;
@@ -185,18 +189,28 @@ absl::Status CheckReachable(const std::string& target) {
       "zpaged is not reachable at ", target, ": ", std::strerror(error)));
 }
 
-// Keeps one WatchEvictions stream open for the tenant, reconnecting after
-// zpaged restarts, until the bridge stops. A subscription ends when the
-// spill file could not take a page (its disk full): the next one, a second
-// later, finds out whether it can again.
-void RunWatcher(Bridge* bridge) {
+// Subscribes the bridge's (exclusive) eviction watcher: evicted pages go
+// to the spill file, once the store has recovered.
+absl::StatusOr<std::unique_ptr<EvictionWatcher>> Subscribe(Bridge* bridge) {
+  return bridge->client->Watch(
+      bridge->config.tenant, [bridge](uint64_t key, absl::string_view page) {
+        while (!bridge->recovered.WaitForNotificationWithTimeout(
+            absl::Milliseconds(100))) {
+          if (bridge->stopping.load()) return false;
+        }
+        return bridge->store->OnEvicted(key, page);
+      });
+}
+
+// Keeps the WatchEvictions stream that `first` began open for the tenant,
+// reconnecting after zpaged restarts, until the bridge stops. A
+// subscription ends when the spill file could not take a page (its disk
+// full): the next one, a second later, finds out whether it can again.
+void RunWatcher(Bridge* bridge, std::unique_ptr<EvictionWatcher> first) {
   bool said_down = false;
   while (!bridge->stopping.load()) {
     absl::StatusOr<std::unique_ptr<EvictionWatcher>> watcher =
-        bridge->client->Watch(bridge->config.tenant,
-                              [bridge](uint64_t key, absl::string_view page) {
-                                return bridge->store->OnEvicted(key, page);
-                              });
+        first != nullptr ? std::move(first) : Subscribe(bridge);
     if (watcher.ok()) {
       if (said_down) nbdkit_debug("zpaged eviction watcher connected again");
       said_down = false;
@@ -577,6 +591,9 @@ void RunMembership(Bridge* bridge) {
   }
 }
 
+// How long a starting bridge waits for its tenant's other watcher to go.
+constexpr absl::Duration kClaimPatience = absl::Seconds(5);
+
 int AfterFork() {
   Bridge& bridge = TheBridge();
   if (absl::Status connected = ConnectClient(bridge); !connected.ok()) {
@@ -585,9 +602,32 @@ int AfterFork() {
   bridge.store = std::make_unique<BlockStore>(
       bridge.spill.get(), bridge.client.get(), bridge.config.tenant,
       bridge.config.replicas, Log);
+  // Claim the tenant before touching it: a new spill file's recovery
+  // deletes whatever the tenant holds, and a second bridge must not do
+  // that to a live one's pages, nor write beside it.
+  // A bridge restarted on its spill file may find its last run's watcher
+  // still going away at zpaged: it is given a few seconds.
+  absl::StatusOr<std::unique_ptr<EvictionWatcher>> watcher = Subscribe(&bridge);
+  for (const absl::Time give_up = absl::Now() + kClaimPatience;
+       absl::IsFailedPrecondition(watcher.status()) && absl::Now() < give_up;
+       watcher = Subscribe(&bridge)) {
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  if (absl::IsFailedPrecondition(watcher.status())) {
+    bridge.stopping = true;
+    return Fail(absl::FailedPreconditionError(absl::StrCat(
+        "tenant '", bridge.config.tenant,
+        "' already has a live NBD bridge (one bridge per tenant): ",
+        watcher.status().message())));
+  }
+  // Any other failure (zpaged down): the watcher thread keeps trying.
+  std::unique_ptr<EvictionWatcher> first =
+      watcher.ok() ? *std::move(watcher) : nullptr;
   if (absl::Status recovered = bridge.store->Recover(); !recovered.ok()) {
+    bridge.stopping = true;
     return Fail(recovered);
   }
+  bridge.recovered.Notify();
   if (!bridge.config.metrics.empty()) {
     absl::StatusOr<std::unique_ptr<BridgeMetrics>> metrics =
         BridgeMetrics::Serve(bridge.config.metrics);
@@ -595,7 +635,7 @@ int AfterFork() {
     bridge.metrics = *std::move(metrics);
     bridge.metrics_refresher = std::thread(RunMetricsRefresher, &bridge);
   }
-  bridge.watcher = std::thread(RunWatcher, &bridge);
+  bridge.watcher = std::thread(RunWatcher, &bridge, std::move(first));
   if (bridge.tier != nullptr) {
     bridge.repairer = std::thread(RunRepairer, &bridge);
   }

@@ -70,12 +70,15 @@ class TierClient::Watcher final : public EvictionWatcher {
       : tier_(tier), tenant_(std::move(tenant)), on_page_(std::move(on_page)) {}
   ~Watcher() override { Stop(); }
 
-  // Subscribes on every member it can; OK if one took it.
+  // Subscribes on every member it can; OK if one took it, unless one
+  // refused (FAILED_PRECONDITION: the tenant has another, exclusive
+  // watcher there): then the tenant is not this watcher's.
   absl::Status Start() {
     absl::Status last = absl::UnavailableError("no member");
     bool any = false;
     for (const std::shared_ptr<Member>& member : tier_->Snapshot()->members) {
       absl::Status subscribed = Subscribe(member);
+      if (absl::IsFailedPrecondition(subscribed)) return subscribed;
       any |= subscribed.ok();
       if (!subscribed.ok()) last = subscribed;
     }

@@ -79,7 +79,7 @@ absl::Status EvictionBroker::Deliver(absl::string_view tenant, uint64_t key,
 }
 
 absl::StatusOr<EvictionBroker::WatcherId> EvictionBroker::Attach(
-    absl::string_view tenant, WatcherChannel* channel) {
+    absl::string_view tenant, WatcherChannel* channel, bool exclusive) {
   WatcherId id;
   size_t watching;
   {
@@ -92,6 +92,18 @@ absl::StatusOr<EvictionBroker::WatcherId> EvictionBroker::Attach(
           " tenants (--max_tenants); no watcher for another one"));
     }
     TenantWatchers& group = tenants_[tenant];
+    if (group.exclusive) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "tenant '", tenant,
+          "' has an exclusive eviction watcher (its NBD bridge); it takes "
+          "no other"));
+    }
+    if (exclusive && !group.watchers.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "tenant '", tenant, "' already has ", group.watchers.size(),
+          " eviction watcher(s), perhaps another NBD bridge; an exclusive "
+          "one must be its only one"));
+    }
     if (group.watchers.size() >= options_.max_watchers_per_tenant) {
       if (group.watchers.empty()) tenants_.erase(tenant);
       return absl::ResourceExhaustedError(
@@ -105,11 +117,13 @@ absl::StatusOr<EvictionBroker::WatcherId> EvictionBroker::Attach(
     watcher->tenant = std::string(tenant);
     watcher->channel = channel;
     group.watchers.push_back(watcher.get());
+    group.exclusive = exclusive;
     watchers_.emplace(id, std::move(watcher));
     watching = group.watchers.size();
   }
   Log(absl::StrCat("eviction watcher ", id, " of tenant '", tenant,
-                   "' connected (", watching, " watching)"));
+                   "' connected", exclusive ? ", exclusive" : "", " (",
+                   watching, " watching)"));
   return id;
 }
 

@@ -103,9 +103,13 @@ class EvictionBroker final : public EvictionSink {
   // Subscribes `channel` to `tenant`'s evictions; it must stay valid until
   // Detach returns. RESOURCE_EXHAUSTED when the tenant has its maximum of
   // watchers, or it has none and max_watched_tenants have some;
-  // UNAVAILABLE once Shutdown has begun.
+  // UNAVAILABLE once Shutdown has begun. An `exclusive` watcher is the
+  // tenant's only one, the mark of its one writer (the NBD bridge): it is
+  // refused while the tenant has another, and while it stays any other is
+  // (FAILED_PRECONDITION both ways).
   absl::StatusOr<WatcherId> Attach(absl::string_view tenant,
-                                   WatcherChannel* channel);
+                                   WatcherChannel* channel,
+                                   bool exclusive = false);
 
   // The watcher is gone: deliveries awaiting its ack end as kDisconnected
   // (the pages stay stored), and the keys it held are let go. After it
@@ -161,6 +165,8 @@ class EvictionBroker final : public EvictionSink {
   struct TenantWatchers {
     std::vector<Watcher*> watchers;  // in attach order, for round robin
     size_t next_pick = 0;
+    // The one watcher is exclusive. The group goes when it detaches.
+    bool exclusive = false;
     // Every key with a copy out (awaiting or overdue), and who holds it.
     absl::flat_hash_map<uint64_t, WatcherId> held_keys;
   };

@@ -324,6 +324,28 @@ TEST_F(EvictionBrokerTest, WatchersPerTenantAreCapped) {
   EXPECT_EQ(broker_->WatcherCount("vm"), 3u);
 }
 
+// The NBD bridge's watcher is exclusive: a tenant has one writer.
+TEST_F(EvictionBrokerTest, AnExclusiveWatcherIsItsTenantsOnlyOne) {
+  FakeChannel bridge, second, plain, other;
+  const absl::StatusOr<EvictionBroker::WatcherId> first =
+      broker_->Attach("vm", &bridge, /*exclusive=*/true);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const absl::Status refused =
+      broker_->Attach("vm", &second, /*exclusive=*/true).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("exclusive"), absl::string_view::npos);
+  EXPECT_EQ(broker_->Attach("vm", &plain).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(broker_->Attach("other", &other, /*exclusive=*/true).ok());
+  EXPECT_EQ(broker_->WatcherCount("vm"), 1u);
+  broker_->Detach(*first);  // the bridge stopped: the tenant is free
+  const auto id_plain = Attach("vm", &plain);
+  EXPECT_EQ(broker_->Attach("vm", &second, /*exclusive=*/true).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  broker_->Detach(id_plain);
+  EXPECT_TRUE(broker_->Attach("vm", &second, /*exclusive=*/true).ok());
+}
+
 TEST_F(EvictionBrokerTest, WatchedTenantsAreCapped) {
   BrokerOptions options;
   options.max_watched_tenants = 2;

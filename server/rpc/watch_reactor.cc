@@ -100,7 +100,7 @@ void WatchReactor::Subscribe() {
     return;
   }
   absl::StatusOr<EvictionBroker::WatcherId> attached =
-      broker_->Attach(incoming_.tenant(), this);
+      broker_->Attach(incoming_.tenant(), this, incoming_.exclusive());
   if (!attached.ok()) {
     FinishOnce(ToGrpcStatus(attached.status()));
     return;

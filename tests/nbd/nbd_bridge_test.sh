@@ -128,6 +128,16 @@ refused "both server= and servers=" "not several" \
 start_bridge
 refused "a second bridge on the same spill file" "in use by another bridge" \
   server="127.0.0.1:$port" tenant=vm size=$size spill="$work/spill"
+# One bridge per tenant, whatever its spill file: the first's watcher is
+# exclusive. A copy's bridge would write beside it; a new file's would
+# first delete everything the tenant holds.
+cp --sparse=always "$work/spill" "$work/spill-copy"
+refused "a second bridge for the tenant, on a copy of its spill file" \
+  "already has a live NBD bridge" \
+  server="127.0.0.1:$port" tenant=vm size=$size spill="$work/spill-copy"
+refused "a second bridge for the tenant, on a new spill file" \
+  "already has a live NBD bridge" \
+  server="127.0.0.1:$port" tenant=vm size=1M spill="$work/s6"
 if "${nbdkit_env[@]}" nbdkit "$plugin" --help | grep -q "spill=PATH"; then
   pass "--help describes the keys"
 else
