@@ -464,6 +464,65 @@ absl::StatusOr<RepairResult> BlockStore::Repair(uint64_t first,
 
 absl::Status BlockStore::Flush() { return spill_->Sync(); }
 
+absl::Status BlockStore::Persist(uint64_t offset, uint64_t length) {
+  if (offset > size_bytes() || length > size_bytes() - offset) {
+    return OutOfRange(offset, length, size_bytes());
+  }
+  if (length == 0) return spill_->Sync();
+  const uint64_t first = offset / kBlockSize;
+  const uint64_t end = (offset + length - 1) / kBlockSize + 1;
+  for (uint64_t batch = first; batch < end; batch += kMaxBatch) {
+    const uint64_t n = std::min<uint64_t>(kMaxBatch, end - batch);
+    WriteLocks locks(*this, batch, n);
+    std::vector<uint64_t> keys;
+    for (uint64_t block = batch; block < batch + n; ++block) {
+      std::lock_guard<std::mutex> lock(EntryLock(block));
+      const BlockEntry& entry = spill_->entry(block);
+      if (entry.state == BlockState::kInZpaged) {
+        keys.push_back(BlockKey(block, entry.generation));
+      }
+    }
+    if (keys.empty()) continue;
+    std::vector<uint8_t> pages(keys.size() * kBlockSize);
+    std::vector<uint8_t*> outs;
+    for (size_t k = 0; k < keys.size(); ++k) {
+      outs.push_back(pages.data() + k * kBlockSize);
+    }
+    absl::StatusOr<std::vector<absl::Status>> got =
+        client_->GetMany(tenant_, keys, outs);
+    if (!got.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot read blocks back from zpaged to persist them: ",
+                       got.status().message()));
+    }
+    std::vector<uint64_t> persisted;
+    for (size_t k = 0; k < keys.size(); ++k) {
+      const uint64_t block = BlockOfKey(keys[k]);
+      std::lock_guard<std::mutex> lock(EntryLock(block));
+      BlockEntry& entry = spill_->entry(block);
+      // An eviction may have spilled it meanwhile: durable already.
+      if (entry.state != BlockState::kInZpaged ||
+          BlockKey(block, entry.generation) != keys[k]) {
+        continue;
+      }
+      if (!(*got)[k].ok()) {
+        return absl::DataLossError(
+            absl::StrCat("block ", block, " is lost: zpaged no longer has it (",
+                         (*got)[k].message(), ")"));
+      }
+      if (absl::Status written = spill_->WriteSlot(
+              block, absl::MakeConstSpan(outs[k], kBlockSize));
+          !written.ok()) {
+        return written;
+      }
+      SetEntry(entry, BlockState::kSpilled, entry.generation);
+      persisted.push_back(keys[k]);
+    }
+    DeleteCopies(persisted);
+  }
+  return spill_->Sync();
+}
+
 BlockCensus BlockStore::Census() {
   BlockCensus census;
   for (uint64_t block = 0; block < spill_->blocks(); ++block) {

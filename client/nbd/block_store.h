@@ -115,6 +115,11 @@ class BlockStore {
   // Makes every completed write durable in the spill file and its index.
   // Blocks held by zpaged are as durable as zpaged (docs/vm.md).
   absl::Status Flush();
+  // Makes the blocks within [offset, offset + length) durable on the local
+  // disk: each held only in zpaged is read back and written to the spill
+  // file (its copies in zpaged then go), and the spill file is synced. A
+  // flush and a FUA write of a bridge with flush=disk.
+  absl::Status Persist(uint64_t offset, uint64_t length);
   // The extents covering [offset, offset + length), coalesced.
   std::vector<Extent> Extents(uint64_t offset, uint64_t length);
 

@@ -263,6 +263,25 @@ TEST_F(BlockStoreTest, ARefusedEvictionEndsTheSubscriptionAndTheNextGoesOn) {
   EXPECT_EQ(ReadBack(200 * kBlockSize, more.size()), more);
 }
 
+// flush=disk: Persist moves the blocks of its range held only in zpaged
+// to the spill file and frees their copies; zpaged's loss then costs none
+// of them. Blocks outside the range stay in zpaged.
+TEST_F(BlockStoreTest, PersistPutsItsBlocksOnTheLocalDisk) {
+  StartBridge(/*watch=*/false);
+  const std::vector<uint8_t> data = RandomBlocks(100, 9);
+  ASSERT_TRUE(store_->Write(0, data).ok());
+  ASSERT_EQ(BlocksIn(BlockState::kInZpaged), 100u);
+  ASSERT_TRUE(store_->Persist(10 * kBlockSize, 40 * kBlockSize - 1).ok());
+  EXPECT_EQ(BlocksIn(BlockState::kSpilled), 40u);
+  EXPECT_EQ(StoredPages(), 60u);  // the persisted blocks' copies are gone
+  ASSERT_TRUE(store_->Persist(0, store_->size_bytes()).ok());
+  EXPECT_EQ(BlocksIn(BlockState::kSpilled), 100u);
+  EXPECT_EQ(StoredPages(), 0u);
+  StartServer(StoreOptions{});  // zpaged restarted empty
+  StartBridge(/*watch=*/false);
+  EXPECT_EQ(ReadBack(0, data.size()), data);
+}
+
 TEST_F(BlockStoreTest, AnOutdatedEvictedCopyIsDroppedNotWritten) {
   StartBridge(/*watch=*/false);
   const std::vector<uint8_t> old_data = RandomBlocks(1, 5);

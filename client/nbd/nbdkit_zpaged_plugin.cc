@@ -67,6 +67,10 @@ struct Config {
   absl::Duration repair_after = absl::Seconds(5);
   int repair_rate = 20000;
   std::string metrics;  // HOST:PORT of /metrics; empty: none
+  // What a flush and a FUA write promise: disk (the blocks are on the
+  // local disk, synced: what NBD means) or memory (every copy is stored,
+  // in zpaged's memory or the spill file).
+  bool flush_to_disk = true;
   std::string tenant;
   int64_t size = -1;
   std::string spill;
@@ -408,6 +412,12 @@ int ConfigKey(const char* key, const char* value) {
     config.tls_cert = value;
   } else if (k == "tls_key") {
     config.tls_key = value;
+  } else if (k == "flush") {
+    if (std::string(value) != "disk" && std::string(value) != "memory") {
+      nbdkit_error("flush=%s: flush=disk or flush=memory", value);
+      return -1;
+    }
+    config.flush_to_disk = std::string(value) == "disk";
   } else if (k == "timeout") {
     int seconds;
     if (!absl::SimpleAtoi(value, &seconds) || seconds < 1) {
@@ -668,7 +678,9 @@ int64_t GetSize(void* handle) {
 }
 
 int Yes(void*) { return 1; }
-int CanFua(void*) { return NBDKIT_FUA_EMULATE; }
+// Native: a FUA write makes only its own blocks durable (flush=), where
+// nbdkit's emulation would flush the whole device.
+int CanFua(void*) { return NBDKIT_FUA_NATIVE; }
 
 int BlockSize(void*, uint32_t* minimum, uint32_t* preferred,
               uint32_t* maximum) {
@@ -691,21 +703,43 @@ int Pread(void* handle, void* buf, uint32_t count, uint64_t offset,
       offset, absl::MakeSpan(static_cast<uint8_t*>(buf), count)));
 }
 
-int Pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset,
-           uint32_t /*flags: FUA is emulated by nbdkit with a flush*/) {
-  return Answer(Store(handle).Write(
-      offset, absl::MakeConstSpan(static_cast<const uint8_t*>(buf), count)));
+// What a flush or FUA write of [offset, offset + length) waits for.
+absl::Status MakeDurable(void* handle, uint64_t offset, uint64_t length) {
+  if (static_cast<Bridge*>(handle)->config.flush_to_disk) {
+    return Store(handle).Persist(offset, length);
+  }
+  return Store(handle).Flush();
 }
 
-int Flush(void* handle, uint32_t) { return Answer(Store(handle).Flush()); }
+int Pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset,
+           uint32_t flags) {
+  absl::Status written = Store(handle).Write(
+      offset, absl::MakeConstSpan(static_cast<const uint8_t*>(buf), count));
+  if (written.ok() && (flags & NBDKIT_FLAG_FUA)) {
+    written = MakeDurable(handle, offset, count);
+  }
+  return Answer(written);
+}
 
-int Trim(void* handle, uint32_t count, uint64_t offset, uint32_t) {
-  return Answer(Store(handle).Trim(offset, count));
+int Flush(void* handle, uint32_t) {
+  return Answer(MakeDurable(handle, 0, Store(handle).size_bytes()));
+}
+
+int Trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
+  absl::Status trimmed = Store(handle).Trim(offset, count);
+  if (trimmed.ok() && (flags & NBDKIT_FLAG_FUA)) {
+    trimmed = MakeDurable(handle, offset, count);
+  }
+  return Answer(trimmed);
 }
 
 // Always fast: zeroing whole blocks only changes the index.
-int Zero(void* handle, uint32_t count, uint64_t offset, uint32_t) {
-  return Answer(Store(handle).Zero(offset, count));
+int Zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
+  absl::Status zeroed = Store(handle).Zero(offset, count);
+  if (zeroed.ok() && (flags & NBDKIT_FLAG_FUA)) {
+    zeroed = MakeDurable(handle, offset, count);
+  }
+  return Answer(zeroed);
 }
 
 int Extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
@@ -762,6 +796,10 @@ nbdkit_plugin MakePlugin() {
       "chains to\n"
       "tls_cert=PATH tls_key=PATH  mutual TLS: this bridge's certificate and "
       "key\n"
+      "flush=disk|memory    what a flush or FUA write waits for: the "
+      "blocks on the\n"
+      "                     local disk (default), or every copy stored, in "
+      "zpaged too\n"
       "timeout=SECONDS      deadline of each zpaged call (default 30)";
   plugin.get_ready = GetReady;
   plugin.after_fork = AfterFork;

@@ -49,10 +49,12 @@ start_zpaged() {  # start_zpaged EXTRA_FLAGS...
   done
   echo "FAILED: zpaged did not start: $(tail "$work/zpaged.log")"; exit 1
 }
-start_bridge() {  # start_bridge [SPILL]: nbdkit in the foreground, in the background
+start_bridge() {  # start_bridge [SPILL [KEY=VALUE...]]: nbdkit in the foreground, in the background
+  local spill=${1:-$work/spill}
+  shift || true
   rm -f "$sock"
   "${nbdkit_env[@]}" nbdkit -f -U "$sock" "$plugin" server="127.0.0.1:$port" \
-    tenant=vm size=$size spill="${1:-$work/spill}" >>"$work/nbdkit.log" 2>&1 &
+    tenant=vm size=$size spill="$spill" "$@" >>"$work/nbdkit.log" 2>&1 &
   nbdkit_pid=$!
   for _ in $(seq 100); do
     [ -S "$sock" ] && nbdinfo --size "$uri" >/dev/null 2>&1 && return 0
@@ -236,11 +238,35 @@ expect "nbdcopy out after the drained restart" nbdcopy "$uri" "$work/after.bin"
 cmp -s "$work/now.bin" "$work/after.bin" && pass "every block survived a drained restart" ||
   fail "blocks lost across a drained restart"
 
-echo "==> zpaged killed with -9: what it held is an I/O error, never zeros"
 stored() {
   "$zpagectl" --server="127.0.0.1:$port" --tenant=vm stats |
     awk '/^stored pages/ {print $3}'
 }
+# Compares 1 MiB of the device at MIB with FILE.
+same_mib() {  # same_mib MIB FILE
+  nbdcopy "$uri" "$work/device.bin" &&
+    cmp -s <(dd if="$work/device.bin" bs=1M skip="$1" count=1 status=none) "$2"
+}
+
+echo "==> flush=disk (the default): a FUA write and a flush are on the local disk"
+# qemu-io's writes go to zpaged; -f is FUA. A plain write, then a flush.
+python3 -c 'import os,sys; open(sys.argv[1],"wb").write(os.urandom(1 << 20))' "$work/fua.bin"
+python3 -c 'import os,sys; open(sys.argv[1],"wb").write(os.urandom(1 << 20))' "$work/flushed.bin"
+expect "a FUA write" qemu-io -f raw -c "write -f -s $work/fua.bin 100M 1M" "$uri"
+expect "a write, then a flush" qemu-io -f raw -c "write -s $work/flushed.bin 101M 1M" -c flush "$uri"
+kill -9 "$nbdkit_pid" "$server_pid"; wait "$nbdkit_pid" "$server_pid" 2>/dev/null || true
+nbdkit_pid="" server_pid=""
+start_zpaged --drain_on_shutdown --drain_deadline=20s
+start_bridge "$work/spill2"
+same_mib 100 "$work/fua.bin" && pass "the FUA write survived kill -9 of nbdkit and zpaged" ||
+  fail "the FUA write was lost with nbdkit and zpaged"
+same_mib 101 "$work/flushed.bin" && pass "the flushed write survived kill -9 of nbdkit and zpaged" ||
+  fail "the flushed write was lost with nbdkit and zpaged"
+stop_bridge TERM
+
+echo "==> zpaged killed with -9: what it held is an I/O error, never zeros"
+# flush=memory: qemu-io's flush on closing leaves the blocks in zpaged.
+start_bridge "$work/spill2" flush=memory
 # Right after zpaged's restart the bridge's channel may still be backing off,
 # and writes then go to the spill file; write until zpaged holds the text.
 for _ in $(seq 40); do
