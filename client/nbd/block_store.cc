@@ -32,12 +32,21 @@ void FillWithWord(uint64_t word, uint8_t* out) {
 // Sets where a block is. The generation and word go first, so that a
 // bridge killed between the stores leaves the old state with harmless new
 // fields, never a new state with stale ones.
-void SetEntry(BlockEntry& entry, BlockState state, uint32_t generation,
-              uint64_t word = 0) {
+// Sets `block`'s entry to `state`, `generation` and `word`, its put_pending
+// flag as it was.
+void SetEntry(SpillFile& spill, uint64_t block, BlockState state,
+              uint32_t generation, uint64_t word = 0) {
+  BlockEntry entry = spill.entry(block);
+  entry.state = state;
   entry.generation = generation;
   entry.word = word;
-  std::atomic_signal_fence(std::memory_order_release);
-  entry.state = state;
+  spill.SetEntry(block, entry);
+}
+
+void SetPutPending(SpillFile& spill, uint64_t block, bool pending) {
+  BlockEntry entry = spill.entry(block);
+  entry.put_pending = pending ? 1 : 0;
+  spill.SetEntry(block, entry);
 }
 
 uint32_t NextGeneration(uint32_t generation) {
@@ -103,11 +112,19 @@ absl::Status BlockStore::Recover() {
     return absl::OkStatus();
   }
   std::vector<uint64_t> pending;
+  uint64_t corrupt = 0;
   for (uint64_t b = 0; b < spill_->blocks(); ++b) {
     const BlockEntry& entry = spill_->entry(b);
-    if (entry.put_pending) {
+    if (!spill_->Intact(b)) {
+      corrupt++;
+    } else if (entry.put_pending) {
       pending.push_back(BlockKey(b, NextGeneration(entry.generation)));
     }
+  }
+  if (corrupt > 0) {
+    log_(absl::StrCat("the spill file's index has ", corrupt,
+                      " corrupt entries: those blocks read as errors until "
+                      "they are written again"));
   }
   if (!pending.empty()) {
     absl::StatusOr<std::vector<bool>> deleted =
@@ -118,7 +135,7 @@ absl::Status BlockStore::Recover() {
           deleted.status().message()));
     }
   }
-  for (uint64_t key : pending) spill_->entry(BlockOfKey(key)).put_pending = 0;
+  for (uint64_t key : pending) SetPutPending(*spill_, BlockOfKey(key), false);
   return absl::OkStatus();
 }
 
@@ -184,6 +201,12 @@ absl::Status BlockStore::ReadBlocks(uint64_t first, uint64_t count,
 std::optional<absl::Status> BlockStore::ReadLocally(uint64_t block,
                                                     const BlockEntry& entry,
                                                     uint8_t* out) const {
+  if (!spill_->Intact(block)) {
+    return absl::DataLossError(absl::StrCat(
+        "block ", block,
+        "'s entry in the spill file's index is corrupt (its check fails); "
+        "the block reads as an error until it is written again"));
+  }
   switch (entry.state) {
     case BlockState::kUnwritten:
       std::memset(out, 0, kBlockSize);
@@ -289,19 +312,20 @@ absl::Status BlockStore::WriteBlocks(uint64_t first, uint64_t count,
       const uint8_t* page = data + i * kBlockSize;
       const std::optional<uint64_t> word = SameFilledWord(page);
       std::lock_guard<std::mutex> lock(EntryLock(block));
-      BlockEntry& entry = spill_->entry(block);
+      const BlockEntry& entry = spill_->entry(block);
       if (word.has_value()) {
         if (entry.state == BlockState::kInZpaged) {
           obsolete.push_back(BlockKey(block, entry.generation));
         } else if (entry.state == BlockState::kSpilled) {
           spill_->PunchSlot(block).IgnoreError();  // only disk space
         }
-        SetEntry(entry, BlockState::kSameFilled, entry.generation, *word);
+        SetEntry(*spill_, block, BlockState::kSameFilled, entry.generation,
+                 *word);
         continue;
       }
       const uint32_t generation = NextGeneration(entry.generation);
       puts.push_back({block, generation, entry});
-      entry.put_pending = 1;
+      SetPutPending(*spill_, block, true);
       pages.push_back(
           {BlockKey(block, generation),
            absl::string_view(reinterpret_cast<const char*>(page), kBlockSize)});
@@ -327,26 +351,26 @@ absl::Status BlockStore::WriteBlocks(uint64_t first, uint64_t count,
         obsolete.push_back(BlockKey(put.block, put.replaced.generation));
       }
       std::lock_guard<std::mutex> lock(EntryLock(put.block));
-      BlockEntry& entry = spill_->entry(put.block);
+      const BlockEntry& entry = spill_->entry(put.block);
       const bool spilled_already = entry.state == BlockState::kSpilled &&
                                    entry.generation == put.generation;
       if (in_zpaged && !spilled_already) {
         if (entry.state == BlockState::kSpilled) {
           spill_->PunchSlot(put.block).IgnoreError();  // only disk space
         }
-        SetEntry(entry, BlockState::kInZpaged, put.generation);
+        SetEntry(*spill_, put.block, BlockState::kInZpaged, put.generation);
       } else if (!in_zpaged) {
         const absl::Status spilled = spill_->WriteSlot(
             put.block,
             absl::MakeConstSpan(data + (put.block - first) * kBlockSize,
                                 kBlockSize));
         if (spilled.ok()) {
-          SetEntry(entry, BlockState::kSpilled, put.generation);
+          SetEntry(*spill_, put.block, BlockState::kSpilled, put.generation);
         } else if (result.ok()) {
           result = spilled;  // the block keeps its old content
         }
       }
-      entry.put_pending = 0;
+      SetPutPending(*spill_, put.block, false);
     }
     done += n;
   }
@@ -401,14 +425,14 @@ absl::Status BlockStore::Free(uint64_t first, uint64_t count) {
   std::vector<uint64_t> obsolete;
   for (uint64_t block = first; block < first + count; ++block) {
     std::lock_guard<std::mutex> lock(EntryLock(block));
-    BlockEntry& entry = spill_->entry(block);
+    const BlockEntry& entry = spill_->entry(block);
     if (entry.state == BlockState::kInZpaged) {
       obsolete.push_back(BlockKey(block, entry.generation));
     } else if (entry.state == BlockState::kSpilled) {
       spill_->PunchSlot(block).IgnoreError();  // only disk space
     }
     // The generation stays: the next write must still take a newer one.
-    SetEntry(entry, BlockState::kUnwritten, entry.generation);
+    SetEntry(*spill_, block, BlockState::kUnwritten, entry.generation);
   }
   DeleteCopies(obsolete);
   return absl::OkStatus();
@@ -434,7 +458,7 @@ absl::StatusOr<RepairResult> BlockStore::Repair(uint64_t first,
   for (uint64_t block = first; block < first + count; ++block) {
     std::lock_guard<std::mutex> lock(EntryLock(block));
     const BlockEntry& entry = spill_->entry(block);
-    if (entry.state == BlockState::kInZpaged) {
+    if (entry.state == BlockState::kInZpaged && spill_->Intact(block)) {
       keys.push_back(BlockKey(block, entry.generation));
     }
   }
@@ -478,7 +502,7 @@ absl::Status BlockStore::Persist(uint64_t offset, uint64_t length) {
     for (uint64_t block = batch; block < batch + n; ++block) {
       std::lock_guard<std::mutex> lock(EntryLock(block));
       const BlockEntry& entry = spill_->entry(block);
-      if (entry.state == BlockState::kInZpaged) {
+      if (entry.state == BlockState::kInZpaged && spill_->Intact(block)) {
         keys.push_back(BlockKey(block, entry.generation));
       }
     }
@@ -499,7 +523,7 @@ absl::Status BlockStore::Persist(uint64_t offset, uint64_t length) {
     for (size_t k = 0; k < keys.size(); ++k) {
       const uint64_t block = BlockOfKey(keys[k]);
       std::lock_guard<std::mutex> lock(EntryLock(block));
-      BlockEntry& entry = spill_->entry(block);
+      const BlockEntry& entry = spill_->entry(block);
       // An eviction may have spilled it meanwhile: durable already.
       if (entry.state != BlockState::kInZpaged ||
           BlockKey(block, entry.generation) != keys[k]) {
@@ -515,7 +539,7 @@ absl::Status BlockStore::Persist(uint64_t offset, uint64_t length) {
           !written.ok()) {
         return written;
       }
-      SetEntry(entry, BlockState::kSpilled, entry.generation);
+      SetEntry(*spill_, block, BlockState::kSpilled, entry.generation);
       persisted.push_back(keys[k]);
     }
     DeleteCopies(persisted);
@@ -553,13 +577,17 @@ std::vector<Extent> BlockStore::Extents(uint64_t offset, uint64_t length) {
   const uint64_t last = (offset + length - 1) / kBlockSize;
   for (uint64_t block = first; block <= last; ++block) {
     BlockEntry entry;
+    bool intact;
     {
       std::lock_guard<std::mutex> lock(EntryLock(block));
       entry = spill_->entry(block);
+      intact = spill_->Intact(block);
     }
-    const bool hole = entry.state == BlockState::kUnwritten;
+    // A corrupt entry's block is data (it reads as an error), never a hole.
+    const bool hole = intact && entry.state == BlockState::kUnwritten;
     const bool zero =
-        hole || (entry.state == BlockState::kSameFilled && entry.word == 0);
+        hole ||
+        (intact && entry.state == BlockState::kSameFilled && entry.word == 0);
     const uint64_t start = block * kBlockSize;
     if (!extents.empty() && extents.back().hole == hole &&
         extents.back().zero == zero) {
@@ -580,7 +608,10 @@ bool BlockStore::OnEvicted(uint64_t key, absl::string_view page) {
   }
   const uint32_t generation = GenerationOfKey(key);
   std::lock_guard<std::mutex> lock(EntryLock(block));
-  BlockEntry& entry = spill_->entry(block);
+  const BlockEntry& entry = spill_->entry(block);
+  // A corrupt entry cannot say whether the copy is current; the block reads
+  // as an error until it is written again either way.
+  if (!spill_->Intact(block)) return true;
   const bool current =
       (entry.state == BlockState::kInZpaged &&
        entry.generation == generation) ||
@@ -594,7 +625,7 @@ bool BlockStore::OnEvicted(uint64_t key, absl::string_view page) {
                       written.message()));
     return false;
   }
-  SetEntry(entry, BlockState::kSpilled, generation);
+  SetEntry(*spill_, block, BlockState::kSpilled, generation);
   return true;
 }
 

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -370,7 +371,9 @@ TEST_F(BlockStoreTest, ARestartOnTheSameSpillFileServesEveryBlock) {
   ASSERT_TRUE(store_->Write(0, data).ok());
   // A Put cut short by a crash: its copy is in zpaged, the index never
   // learned of it.
-  spill_->entry(300).put_pending = 1;
+  BlockEntry cut_short = spill_->entry(300);
+  cut_short.put_pending = 1;
+  spill_->SetEntry(300, cut_short);
   const uint64_t orphan = BlockKey(300, spill_->entry(300).generation + 1);
   ASSERT_TRUE(client_->Put("vm", orphan, std::string(kBlockSize, 'o')).ok());
   StopBridge();
@@ -415,7 +418,7 @@ TEST(SpillFileTest, AFullDiskIsAnErrorNeverASignal) {
     EXPECT_NE(written.message().find("No space"), std::string::npos) << written;
     // Every page of the index, written with the disk full.
     for (uint64_t b = 0; b < (*spill)->blocks(); b += kBlockSize / 16) {
-      (*spill)->entry(b).generation = 7;
+      (*spill)->SetEntry(b, {.generation = 7});
     }
     EXPECT_TRUE((*spill)->Sync().ok());
   }
@@ -428,6 +431,79 @@ TEST(SpillFileTest, AFullDiskIsAnErrorNeverASignal) {
   again->reset();
   umount2(dir, MNT_DETACH);
   rmdir(dir);
+}
+
+// Writes `bytes` into the spill file `path` at `offset`, as a disk fault.
+void Corrupt(const std::string& path, uint64_t offset,
+             const std::vector<uint8_t>& bytes) {
+  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekp(static_cast<std::streamoff>(offset));
+  file.write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
+}
+
+// Index entries damaged on disk, with random bytes or zeros (a lost
+// sector), are errors for their blocks, whatever the blocks held: never
+// zeros, never another block. Written again, a block is fine.
+TEST_F(BlockStoreTest, ACorruptIndexEntryIsAnErrorNeverZeros) {
+  StartBridge(/*watch=*/false);
+  ASSERT_TRUE(store_->Write(0, RandomBlocks(16, 12)).ok());  // in zpaged
+  ASSERT_TRUE(
+      store_->Write(16 * kBlockSize, std::vector<uint8_t>(16 * kBlockSize, 0))
+          .ok());  // same-filled; 32..47 never written
+  ASSERT_TRUE(store_->Write(48 * kBlockSize, TextBlocks(16, 13)).ok());
+  ASSERT_TRUE(store_->Persist(48 * kBlockSize, 16 * kBlockSize).ok());
+  StopBridge();
+  std::mt19937 rng(14);
+  for (uint64_t block = 0; block < 64; ++block) {
+    std::vector<uint8_t> bytes(sizeof(BlockEntry), 0);
+    if (block % 4 != 0) {
+      for (uint8_t& byte : bytes) byte = static_cast<uint8_t>(rng());
+    }
+    Corrupt(dir_ + "/spill", kBlockSize + block * sizeof(BlockEntry), bytes);
+  }
+  StartBridge(/*watch=*/false);
+  EXPECT_NE(log_.find("64 corrupt entries"), std::string::npos) << log_;
+  std::vector<uint8_t> out(kBlockSize);
+  for (uint64_t block = 0; block < 64; ++block) {
+    const absl::Status read =
+        store_->Read(block * kBlockSize, absl::MakeSpan(out));
+    EXPECT_TRUE(absl::IsDataLoss(read)) << "block " << block << ": " << read;
+  }
+  const std::vector<uint8_t> again = RandomBlocks(1, 15);
+  ASSERT_TRUE(store_->Write(3 * kBlockSize, again).ok());
+  EXPECT_EQ(ReadBack(3 * kBlockSize, kBlockSize), again);
+}
+
+// A spill file from before the checks (version 1: checks all zero, the
+// header without one) is upgraded when opened, every block as it was.
+TEST_F(BlockStoreTest, AVersionOneSpillFileIsUpgraded) {
+  StartBridge(/*watch=*/false);
+  const std::vector<uint8_t> data = TextBlocks(8, 16);
+  ASSERT_TRUE(store_->Write(0, data).ok());
+  StopBridge();
+  Corrupt(dir_ + "/spill", 8, {1, 0, 0, 0});  // the version
+  for (uint64_t block = 0; block < kBlocks; ++block) {
+    Corrupt(dir_ + "/spill", kBlockSize + block * sizeof(BlockEntry) + 2,
+            {0, 0});
+  }
+  StartBridge(/*watch=*/false);
+  EXPECT_EQ(log_.find("corrupt"), std::string::npos) << log_;
+  EXPECT_EQ(ReadBack(0, data.size()), data);
+  EXPECT_EQ(ReadBack(8 * kBlockSize, kBlockSize),
+            std::vector<uint8_t>(kBlockSize, 0));
+}
+
+TEST(SpillFileTest, ACorruptHeaderIsRefused) {
+  char dir[] = "/tmp/spill_file_test.XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/spill";
+  ASSERT_TRUE(SpillFile::Open(path, 1 << 20, "vm").ok());
+  Corrupt(path, 20, {0x01});  // a bit of the device's size
+  const absl::Status opened = SpillFile::Open(path, 1 << 20, "vm").status();
+  EXPECT_TRUE(absl::IsDataLoss(opened)) << opened;
+  EXPECT_NE(opened.message().find("header is corrupt"), std::string::npos);
+  std::system(("rm -rf " + std::string(dir)).c_str());
 }
 
 TEST(SpillFileTest, RefusesASecondOpenerAndAnotherSizeOrTenant) {

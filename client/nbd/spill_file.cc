@@ -1,5 +1,6 @@
 #include "client/nbd/spill_file.h"
 
+#include <emmintrin.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -15,7 +17,9 @@ namespace zpaged::nbd {
 namespace {
 
 constexpr char kMagic[8] = {'Z', 'P', 'A', 'G', 'E', 'S', 'P', 'L'};
-constexpr uint32_t kVersion = 1;
+// 2: entries and the header carry checks. 1 is opened and upgraded.
+constexpr uint32_t kVersion = 2;
+constexpr uint32_t kUncheckedVersion = 1;
 constexpr size_t kMaxTenantBytes = 128;
 constexpr uint64_t kIndexOffset = kBlockSize;
 
@@ -27,8 +31,35 @@ struct SpillHeader {
   uint64_t size_bytes;
   uint32_t tenant_bytes;
   char tenant[kMaxTenantBytes];
+  uint32_t check;  // of the bytes before it; version 2 on
 };
 static_assert(sizeof(SpillHeader) <= kBlockSize);
+
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+uint32_t HeaderCheck(const SpillHeader& header) {
+  uint32_t hash = 2166136261u;  // FNV-1a
+  const auto* bytes = reinterpret_cast<const unsigned char*>(&header);
+  for (size_t i = 0; i < offsetof(SpillHeader, check); ++i) {
+    hash = (hash ^ bytes[i]) * 16777619u;
+  }
+  return hash;
+}
+
+// Never 0, so that an entry of zeros (a lost write, a zeroed sector) fails.
+uint16_t EntryCheck(uint64_t block, const BlockEntry& entry) {
+  const uint64_t fields = static_cast<uint64_t>(entry.state) |
+                          static_cast<uint64_t>(entry.put_pending) << 8 |
+                          static_cast<uint64_t>(entry.generation) << 16;
+  const uint16_t check =
+      static_cast<uint16_t>(Mix(Mix(block ^ fields) ^ entry.word));
+  return check == 0 ? 1 : check;
+}
 
 uint64_t RoundUp(uint64_t n) {
   return (n + kBlockSize - 1) / kBlockSize * kBlockSize;
@@ -46,11 +77,18 @@ absl::Status Errno(absl::string_view what) {
 absl::Status CheckHeader(const SpillHeader& header, const std::string& path,
                          uint64_t size_bytes, absl::string_view tenant) {
   if (std::memcmp(header.magic, kMagic, sizeof(kMagic)) != 0 ||
-      header.version != kVersion || header.block_size != kBlockSize ||
+      (header.version != kVersion && header.version != kUncheckedVersion) ||
+      header.block_size != kBlockSize ||
       header.tenant_bytes > kMaxTenantBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, " is not a zpaged spill file (version ", kVersion,
                      "); give a new path or remove it"));
+  }
+  if (header.version == kVersion && header.check != HeaderCheck(header)) {
+    return absl::DataLossError(absl::StrCat(
+        path,
+        "'s header is corrupt (its check fails); its blocks cannot be "
+        "trusted: give a new path"));
   }
   const absl::string_view made_for(header.tenant, header.tenant_bytes);
   if (header.size_bytes != size_bytes || made_for != tenant) {
@@ -94,26 +132,17 @@ absl::StatusOr<std::unique_ptr<SpillFile>> SpillFile::Open(
                : Errno(absl::StrCat("cannot lock ", path));
   }
 
+  SpillHeader header = {};
   if (file->created_) {
-    SpillHeader header = {};
     std::memcpy(header.magic, kMagic, sizeof(kMagic));
-    header.version = kVersion;
     header.block_size = kBlockSize;
     header.size_bytes = size_bytes;
     header.tenant_bytes = static_cast<uint32_t>(tenant.size());
     std::memcpy(header.tenant, tenant.data(), tenant.size());
-    // The file is sized first, so a header on disk always has its index and
-    // slots behind it; the index is zeros (every block unwritten).
     if (ftruncate(fd, file->slots_offset_ + blocks * kBlockSize) != 0) {
       return Errno(absl::StrCat("cannot size ", path));
     }
-    if (pwrite(fd, &header, sizeof(header), 0) !=
-        static_cast<ssize_t>(sizeof(header))) {
-      return Errno(absl::StrCat("cannot write the header of ", path));
-    }
-    if (fdatasync(fd) != 0) return Errno(absl::StrCat("cannot sync ", path));
   } else {
-    SpillHeader header = {};
     if (pread(fd, &header, sizeof(header), 0) !=
         static_cast<ssize_t>(sizeof(header))) {
       return absl::InvalidArgumentError(
@@ -144,7 +173,35 @@ absl::StatusOr<std::unique_ptr<SpillFile>> SpillFile::Open(
                : Errno(absl::StrCat("cannot allocate the index of ", path));
   }
   if (absl::Status mapped = file->MapIndex(); !mapped.ok()) return mapped;
+  if (header.version != kVersion) {
+    // A new file's index (zeros) becomes checked unwritten entries, and a
+    // version 1 file's entries get their checks; only then does the header
+    // say version 2, so a file cut short by a crash here is done again.
+    for (uint64_t block = 0; block < blocks; ++block) {
+      file->SetEntry(block, file->entry(block));
+    }
+    header.version = kVersion;
+    header.check = HeaderCheck(header);
+    if (absl::Status synced = file->Sync(); !synced.ok()) return synced;
+    if (pwrite(fd, &header, sizeof(header), 0) !=
+        static_cast<ssize_t>(sizeof(header))) {
+      return Errno(absl::StrCat("cannot write the header of ", path));
+    }
+    if (fdatasync(fd) != 0) return Errno(absl::StrCat("cannot sync ", path));
+  }
   return file;
+}
+
+bool SpillFile::Intact(uint64_t block) const {
+  return index_[block].check == EntryCheck(block, index_[block]);
+}
+
+void SpillFile::SetEntry(uint64_t block, BlockEntry value) {
+  value.check = EntryCheck(block, value);
+  __m128i bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  // One instruction: a kill lands before or after it, never within.
+  _mm_store_si128(reinterpret_cast<__m128i*>(&index_[block]), bits);
 }
 
 SpillFile::SpillFile(int fd, uint64_t blocks, bool created)

@@ -11,8 +11,16 @@
 // The index is shared memory with the file (MAP_SHARED), so an index update
 // survives the bridge being killed at any point; Sync() makes it and the
 // slots durable against a host crash. Each entry is updated by the caller
-// under its own per-block lock (block_store.h); this class only lays the
-// file out, maps it and moves slot bytes.
+// under its own per-block lock (block_store.h), with SetEntry: one 16-byte
+// store, which a kill cannot tear. This class lays the file out, maps it,
+// checks entries and moves slot bytes.
+//
+// Every entry carries a check of its fields and its block's number, and so
+// does the header: a corrupted entry (flipped bits, a zeroed sector, an
+// entry written at the wrong place) is an error for its block, never zeros
+// or another block's data. A fresh index is written out with every entry
+// unwritten and checked, so no entry is ever all zeros. Version 1 files,
+// from before the checks, are given them when opened.
 //
 // Open locks the file (flock, exclusive, non-blocking): a second bridge on
 // the same file is refused while the first lives, and the lock goes with
@@ -44,13 +52,14 @@ enum class BlockState : uint8_t {
 };
 
 // One block's index entry: 16 bytes, written in place in the mapped file.
-struct BlockEntry {
+struct alignas(16) BlockEntry {
   BlockState state;
   // Set while a Put of generation + 1 is in flight: if the bridge dies
   // then, zpaged may hold a copy the index never learned of, which the
   // next start deletes.
   uint8_t put_pending;
-  uint16_t reserved;
+  // A check of the other fields and the block's number (SpillFile sets it).
+  uint16_t check;
   // The generation of the block's newest copy: each write to zpaged takes
   // the next one, so a copy evicted before a newer write is recognised as
   // outdated. Wraps at kGenerationBits.
@@ -92,7 +101,11 @@ class SpillFile {
   uint64_t slots_offset() const { return slots_offset_; }
 
   // The entry of `block` < blocks(), in the mapped file.
-  BlockEntry& entry(uint64_t block) { return index_[block]; }
+  const BlockEntry& entry(uint64_t block) const { return index_[block]; }
+  // Whether `block`'s entry passes its check: false for a corrupted one.
+  bool Intact(uint64_t block) const;
+  // Replaces `block`'s entry with `value`, checked, in one store.
+  void SetEntry(uint64_t block, BlockEntry value);
 
   // Slot I/O; each moves exactly kBlockSize bytes or fails with errno's
   // message.
