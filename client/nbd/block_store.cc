@@ -442,12 +442,20 @@ void BlockStore::DeleteCopies(const std::vector<uint64_t>& keys) {
   if (keys.empty()) return;
   absl::StatusOr<std::vector<bool>> deleted =
       client_->DeleteMany(tenant_, keys);
-  if (!deleted.ok()) {
-    log_(absl::StrCat("could not delete ", keys.size(),
-                      " replaced copies from zpaged (they stay until the "
-                      "tenant is cleared): ",
-                      deleted.status().message()));
-  }
+  if (deleted.ok()) return;
+  std::lock_guard<std::mutex> lock(failed_deletes_mu_);
+  failed_deletes_unlogged_ += keys.size();
+  const absl::Time now = absl::Now();
+  if (now - failed_deletes_logged_ < kFailedDeleteLogEvery) return;
+  log_(absl::StrCat(
+      "could not delete ", failed_deletes_unlogged_,
+      " copies zpaged may hold of blocks since rewritten, freed or spilled (",
+      deleted.status().message(),
+      "); any it holds stay until the bridge starts on a new spill file or "
+      "the tenant is cleared. At most one such line every ",
+      absl::FormatDuration(kFailedDeleteLogEvery)));
+  failed_deletes_logged_ = now;
+  failed_deletes_unlogged_ = 0;
 }
 
 absl::StatusOr<RepairResult> BlockStore::Repair(uint64_t first,

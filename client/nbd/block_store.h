@@ -160,9 +160,13 @@ class BlockStore {
   // Marks whole blocks unwritten and frees what held them; requires their
   // write locks.
   absl::Status Free(uint64_t first, uint64_t count);
-  // Deletes copies zpaged no longer needs to keep. Failures are logged, not
-  // returned: the block is already right, only zpaged memory is at stake.
+  // Deletes copies zpaged no longer needs to keep (or may hold: a write
+  // whose call failed). Failures are logged, not returned: the block is
+  // already right, only zpaged memory is at stake. One line per
+  // kFailedDeleteLogEvery at most, counting those in between: with zpaged
+  // down every write fails to delete.
   void DeleteCopies(const std::vector<uint64_t>& keys);
+  static constexpr absl::Duration kFailedDeleteLogEvery = absl::Seconds(10);
 
   SpillFile* const spill_;
   PageClient* const client_;
@@ -170,6 +174,9 @@ class BlockStore {
   const uint32_t replicas_;
   const LogFunction log_;
   GetCoalescer coalescer_;
+  std::mutex failed_deletes_mu_;
+  absl::Time failed_deletes_logged_ = absl::InfinitePast();
+  uint64_t failed_deletes_unlogged_ = 0;  // guarded by failed_deletes_mu_
   std::array<std::mutex, kStripes> write_locks_;
   std::array<std::mutex, kStripes> entry_locks_;
 };
