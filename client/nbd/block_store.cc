@@ -317,7 +317,7 @@ absl::Status BlockStore::WriteBlocks(uint64_t first, uint64_t count,
         if (entry.state == BlockState::kInZpaged) {
           obsolete.push_back(BlockKey(block, entry.generation));
         } else if (entry.state == BlockState::kSpilled) {
-          spill_->PunchSlot(block).IgnoreError();  // only disk space
+          spill_->PunchSlots(block).IgnoreError();  // only disk space
         }
         SetEntry(*spill_, block, BlockState::kSameFilled, entry.generation,
                  *word);
@@ -356,7 +356,7 @@ absl::Status BlockStore::WriteBlocks(uint64_t first, uint64_t count,
                                    entry.generation == put.generation;
       if (in_zpaged && !spilled_already) {
         if (entry.state == BlockState::kSpilled) {
-          spill_->PunchSlot(put.block).IgnoreError();  // only disk space
+          spill_->PunchSlots(put.block).IgnoreError();  // only disk space
         }
         SetEntry(*spill_, put.block, BlockState::kInZpaged, put.generation);
       } else if (!in_zpaged) {
@@ -423,16 +423,27 @@ absl::Status BlockStore::Trim(uint64_t offset, uint64_t length) {
 
 absl::Status BlockStore::Free(uint64_t first, uint64_t count) {
   std::vector<uint64_t> obsolete;
+  // Runs of spilled blocks, [start, end): one hole each, punched once the
+  // entries say unwritten. The write locks keep writes out until then, and
+  // an eviction spills no block whose entry is unwritten.
+  std::vector<std::pair<uint64_t, uint64_t>> spilled;
   for (uint64_t block = first; block < first + count; ++block) {
     std::lock_guard<std::mutex> lock(EntryLock(block));
     const BlockEntry& entry = spill_->entry(block);
     if (entry.state == BlockState::kInZpaged) {
       obsolete.push_back(BlockKey(block, entry.generation));
     } else if (entry.state == BlockState::kSpilled) {
-      spill_->PunchSlot(block).IgnoreError();  // only disk space
+      if (!spilled.empty() && spilled.back().second == block) {
+        spilled.back().second++;
+      } else {
+        spilled.emplace_back(block, block + 1);
+      }
     }
     // The generation stays: the next write must still take a newer one.
     SetEntry(*spill_, block, BlockState::kUnwritten, entry.generation);
+  }
+  for (const auto& [start, end] : spilled) {
+    spill_->PunchSlots(start, end - start).IgnoreError();  // only disk space
   }
   DeleteCopies(obsolete);
   return absl::OkStatus();

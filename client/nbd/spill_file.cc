@@ -244,10 +244,13 @@ absl::Status SpillFile::WriteSlot(uint64_t block,
       absl::StrCat("cannot write block ", block, " to the spill file"));
 }
 
-absl::Status SpillFile::PunchSlot(uint64_t block) {
+absl::Status SpillFile::PunchSlots(uint64_t first, uint64_t count) {
+  punch_calls_++;
   if (fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                slots_offset_ + block * kBlockSize, kBlockSize) != 0) {
-    return Errno(absl::StrCat("cannot free block ", block, "'s spill slot"));
+                static_cast<off_t>(slots_offset_ + first * kBlockSize),
+                static_cast<off_t>(count * kBlockSize)) != 0) {
+    return Errno(absl::StrCat("cannot free the spill slots of blocks ", first,
+                              "..", first + count - 1));
   }
   return absl::OkStatus();
 }

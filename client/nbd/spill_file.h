@@ -29,6 +29,7 @@
 #ifndef ZPAGED_CLIENT_NBD_SPILL_FILE_H_
 #define ZPAGED_CLIENT_NBD_SPILL_FILE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -111,8 +112,11 @@ class SpillFile {
   // message.
   absl::Status ReadSlot(uint64_t block, absl::Span<uint8_t> out) const;
   absl::Status WriteSlot(uint64_t block, absl::Span<const uint8_t> page);
-  // Gives the slot's disk space back (a hole that reads as zeros).
-  absl::Status PunchSlot(uint64_t block);
+  // Gives the disk space of the slots of blocks [first, first + count) back
+  // (a hole that reads as zeros), in one call.
+  absl::Status PunchSlots(uint64_t first, uint64_t count = 1);
+  // Calls PunchSlots made: a run of slots costs one, however long.
+  uint64_t punch_calls() const { return punch_calls_; }
 
   // Makes the slots and the index durable (fdatasync, msync).
   absl::Status Sync();
@@ -131,6 +135,7 @@ class SpillFile {
   const bool created_;
   BlockEntry* index_ = nullptr;
   size_t index_bytes_ = 0;
+  std::atomic<uint64_t> punch_calls_{0};
 };
 
 }  // namespace zpaged::nbd
