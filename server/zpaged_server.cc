@@ -174,6 +174,10 @@ ZpagedServer::ZpagedServer(const ServerOptions& options, std::string node_name,
           .ack_deadline = options.ack_deadline,
           .max_watchers_per_tenant = options.max_watchers_per_tenant,
           .max_watched_tenants = options.store.max_tenants,
+          .holds_pages =
+              [this](absl::string_view tenant) {
+                return store_.StatsOf({std::string(tenant)}).stored_pages > 0;
+              },
           .on_ack = [this](absl::Duration d) { eviction_metrics_.OnAck(d); },
           .log = {}}),
       store_(WithRoomWaitMetrics(options.store, &eviction_metrics_), &broker_),

@@ -80,18 +80,74 @@ absl::Status EvictionBroker::Deliver(absl::string_view tenant, uint64_t key,
 
 absl::StatusOr<EvictionBroker::WatcherId> EvictionBroker::Attach(
     absl::string_view tenant, WatcherChannel* channel, bool exclusive) {
+  bool at_tenant_limit = false;
+  absl::StatusOr<WatcherId> attached =
+      TryAttach(tenant, channel, exclusive, &at_tenant_limit);
+  // Made-up tenant names must not crowd out tenants that hold pages.
+  if (at_tenant_limit && options_.holds_pages && options_.holds_pages(tenant) &&
+      DisplaceIdleTenant()) {
+    attached = TryAttach(tenant, channel, exclusive, &at_tenant_limit);
+  }
+  return attached;
+}
+
+bool EvictionBroker::DisplaceIdleTenant() {
+  std::vector<std::string> watched;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [name, group] : tenants_) {
+      if (!group.displaced) watched.push_back(name);
+    }
+  }
+  // The store's locks come before the broker's: asked with none held.
+  for (const std::string& name : watched) {
+    if (options_.holds_pages(name)) continue;
+    size_t closed = 0;
+    {
+      MutexLock lock(&mu_);
+      auto it = tenants_.find(name);
+      if (it == tenants_.end() || it->second.displaced) continue;
+      it->second.displaced = true;
+      displaced_groups_++;
+      for (Watcher* w : it->second.watchers) {
+        w->channel->Close(absl::ResourceExhaustedError(absl::StrCat(
+            "tenant '", name,
+            "' holds no pages, and a tenant that does needed its watcher "
+            "slot (--max_tenants)")));
+        closed++;
+      }
+    }
+    Log(absl::StrCat("eviction watchers of tenant '", name,
+                     "', which holds no pages, closed to make room for a "
+                     "tenant that does (",
+                     closed, " watchers)"));
+    return true;
+  }
+  return false;
+}
+
+absl::StatusOr<EvictionBroker::WatcherId> EvictionBroker::TryAttach(
+    absl::string_view tenant, WatcherChannel* channel, bool exclusive,
+    bool* at_tenant_limit) {
   WatcherId id;
   size_t watching;
   {
     MutexLock lock(&mu_);
     if (shut_down_) return absl::UnavailableError("zpaged is shutting down");
     if (!tenants_.contains(tenant) &&
-        tenants_.size() >= options_.max_watched_tenants) {
+        tenants_.size() - displaced_groups_ >= options_.max_watched_tenants) {
+      *at_tenant_limit = true;
       return absl::ResourceExhaustedError(absl::StrCat(
           "eviction watchers already watch ", options_.max_watched_tenants,
           " tenants (--max_tenants); no watcher for another one"));
     }
     TenantWatchers& group = tenants_[tenant];
+    if (group.displaced) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "tenant '", tenant,
+          "''s watchers were displaced for a tenant that holds pages; try "
+          "again once its last watcher is gone"));
+    }
     if (group.exclusive) {
       return absl::FailedPreconditionError(absl::StrCat(
           "tenant '", tenant,
@@ -151,6 +207,7 @@ void EvictionBroker::Detach(WatcherId id) {
     list.erase(std::find(list.begin(), list.end(), watcher.get()));
     left = list.size();
     if (list.empty()) {
+      if (group.displaced) displaced_groups_--;
       tenants_.erase(group_it);
     } else {
       group.next_pick %= list.size();

@@ -64,9 +64,14 @@ struct BrokerOptions {
   // Watchers one tenant may have at once; Attach refuses more.
   size_t max_watchers_per_tenant = 16;
   // Tenants that may have watchers at once, whether or not they store
-  // pages: a watcher on a new tenant name past it is refused. The server
-  // sets it to --max_tenants.
+  // pages: past it, a watcher on a new tenant name that holds pages
+  // displaces the watchers of one that holds none (their streams end with
+  // RESOURCE_EXHAUSTED), and any other is refused. The server sets it to
+  // --max_tenants.
   size_t max_watched_tenants = 1024;
+  // Whether a tenant holds pages; asked without the broker's lock. Empty:
+  // every tenant is taken to hold some, and none is displaced.
+  std::function<bool(absl::string_view tenant)> holds_pages;
   // Told how long each ack took (for a histogram); may be empty.
   std::function<void(absl::Duration)> on_ack;
   // Receives one line, without a newline, for each watcher that connects,
@@ -167,6 +172,9 @@ class EvictionBroker final : public EvictionSink {
     size_t next_pick = 0;
     // The one watcher is exclusive. The group goes when it detaches.
     bool exclusive = false;
+    // Its watchers were closed for a tenant that holds pages; the group
+    // no longer counts against max_watched_tenants, and takes no watcher.
+    bool displaced = false;
     // Every key with a copy out (awaiting or overdue), and who holds it.
     absl::flat_hash_map<uint64_t, WatcherId> held_keys;
   };
@@ -175,6 +183,15 @@ class EvictionBroker final : public EvictionSink {
     WatcherId watcher;
     uint64_t sequence;
   };
+
+  // Attach, once: `at_tenant_limit` says whether it was refused for the
+  // watched-tenant limit.
+  absl::StatusOr<WatcherId> TryAttach(absl::string_view tenant,
+                                      WatcherChannel* channel, bool exclusive,
+                                      bool* at_tenant_limit);
+  // Closes the watchers of one watched tenant that holds no pages, to make
+  // room for one that does; false if there is none.
+  bool DisplaceIdleTenant();
 
   // Runs on timer_: moves deliveries past their deadline to overdue.
   void ExpireLoop();
@@ -192,6 +209,7 @@ class EvictionBroker final : public EvictionSink {
   WatcherId next_watcher_id_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<WatcherId, std::unique_ptr<Watcher>> watchers_
       ABSL_GUARDED_BY(mu_);
+  size_t displaced_groups_ = 0;  // in tenants_; guarded by mu_
   absl::flat_hash_map<std::string, TenantWatchers> tenants_
       ABSL_GUARDED_BY(mu_);
   // Every delivery has the same deadline after its send, so sending order

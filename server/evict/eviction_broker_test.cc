@@ -365,6 +365,37 @@ TEST_F(EvictionBrokerTest, WatchedTenantsAreCapped) {
   EXPECT_EQ(broker_->CountsByTenant().size(), 2u);
 }
 
+// 1,024 watchers on made-up tenant names held every slot, and a real
+// tenant's watcher was refused, so its Puts at the limit failed. Now a
+// tenant that holds pages takes the slot of one that holds none.
+TEST_F(EvictionBrokerTest, TenantsThatHoldNothingGiveWayToOnesThatDo) {
+  BrokerOptions options;
+  options.max_watched_tenants = 2;
+  options.holds_pages = [](absl::string_view tenant) {
+    return absl::StartsWith(tenant, "real");
+  };
+  options.log = [](const std::string&) {};
+  broker_ = std::make_unique<EvictionBroker>(std::move(options));
+  FakeChannel junk1, junk2, another_junk, real, real2, late;
+  const auto id_junk1 = Attach("junk1", &junk1);
+  Attach("junk2", &junk2);
+  // A tenant that holds nothing does not displace another.
+  EXPECT_EQ(broker_->Attach("junk3", &another_junk).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(junk1.close_status().has_value());
+  // One that holds pages does: one idle tenant's watchers are closed.
+  ASSERT_TRUE(broker_->Attach("real", &real).ok());
+  EXPECT_NE(junk1.close_status().has_value(), junk2.close_status().has_value());
+  FakeChannel& closed = junk1.close_status().has_value() ? junk1 : junk2;
+  EXPECT_EQ(closed.close_status()->code(),
+            absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(broker_->Attach("real2", &real2).ok());  // the other idle one
+  // Only tenants that hold pages are left: the limit holds.
+  EXPECT_EQ(broker_->Attach("real3", &late).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  broker_->Detach(id_junk1);
+}
+
 TEST_F(EvictionBrokerTest, VisitChannelsSeesEachWatcherWithItsTenant) {
   FakeChannel a, b;
   Attach("t1", &a);

@@ -183,6 +183,47 @@ TEST_F(HardeningTest, WatchersOnNewTenantNamesCountAgainstMaxTenants) {
                   .ok());
 }
 
+// Issue 22: watchers on made-up tenant names filled every slot, and a real
+// tenant's watcher was refused, so its Puts at the limit failed. A tenant
+// that holds pages now takes the slot of one that holds none, whose stream
+// ends with RESOURCE_EXHAUSTED.
+TEST_F(HardeningTest, MadeUpTenantsCannotCrowdOutOnesWithPages) {
+  ServerOptions options;
+  options.store.max_tenants = 4;
+  Start(options);
+  std::vector<std::unique_ptr<EvictionWatcher>> junk;
+  for (int i = 0; i < 3; ++i) {
+    auto watcher =
+        client_->Watch("made-up-" + std::to_string(i),
+                       [](uint64_t, absl::string_view) { return true; });
+    ASSERT_TRUE(watcher.ok()) << watcher.status();
+    junk.push_back(std::move(*watcher));
+  }
+  ASSERT_TRUE(client_->Put("real", 1, std::string(kPageSize, 'r')).ok());
+  // 3 made-up tenants and "real" (it holds a page) make 4 tenants, and
+  // one more watched tenant name fills the watcher slots.
+  auto fourth = client_->Watch(
+      "made-up-3", [](uint64_t, absl::string_view) { return true; });
+  ASSERT_TRUE(fourth.ok()) << fourth.status();
+  junk.push_back(std::move(*fourth));
+  absl::StatusOr<std::unique_ptr<EvictionWatcher>> real =
+      client_->Watch("real", [](uint64_t, absl::string_view) { return true; });
+  ASSERT_TRUE(real.ok()) << real.status();
+  EvictionWatcher* displaced = nullptr;
+  for (int poll = 0; poll < 500 && displaced == nullptr; ++poll) {
+    for (const auto& watcher : junk) {
+      if (watcher->WaitFor(absl::ZeroDuration())) displaced = watcher.get();
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_NE(displaced, nullptr) << "no made-up tenant's watcher was closed";
+  EXPECT_EQ(displaced->Wait().code(), absl::StatusCode::kResourceExhausted);
+  int ended = 0;
+  for (const auto& watcher : junk)
+    ended += watcher->WaitFor(absl::ZeroDuration());
+  EXPECT_EQ(ended, 1);
+}
+
 // Issue 11 #1: with --drain_on_shutdown a client that kept putting after
 // SIGTERM got its Puts answered OK and the drain did not end; a watcher that
 // acked slowly held shutdown for far longer than its grace. Here the watcher
