@@ -25,6 +25,7 @@
 #include "server/rpc/watch_reactor.h"
 #include "server/zpaged_server.h"
 #include "tests/testing/many_pages.h"
+#include "tests/testing/stuck_watcher.h"
 
 namespace zpaged {
 namespace {
@@ -240,9 +241,7 @@ TEST_F(HardeningTest, ShutdownTakesNoNewPagesAndEndsInTime) {
     ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
   }
   ASSERT_TRUE(client_->Put("vm", 5, std::string(kPageSize, '\0')).ok());
-  auto silent = client_->Watch("vm", [](uint64_t, absl::string_view) {
-    return false;  // never acks
-  });
+  auto silent = StuckWatcher::Start(*client_, "vm");  // never acks
   ASSERT_TRUE(silent.ok()) << silent.status();
 
   // A Put that must wait for room: its eviction is out to the silent watcher.
@@ -286,9 +285,7 @@ TEST_F(HardeningTest, OneTenantsSlowWatchersDoNotStallAnothersPuts) {
     ASSERT_TRUE(client_->Put("a", key, RandomPage(key)).ok());
     ASSERT_TRUE(client_->Put("b", key, RandomPage(100 + key)).ok());
   }
-  auto silent = client_->Watch("a", [](uint64_t, absl::string_view) {
-    return false;  // never acks
-  });
+  auto silent = StuckWatcher::Start(*client_, "a");  // never acks
   ASSERT_TRUE(silent.ok());
   auto quick =
       client_->Watch("b", [](uint64_t, absl::string_view) { return true; });

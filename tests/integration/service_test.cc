@@ -23,6 +23,7 @@
 #include "server/zpaged_server.h"
 #include "tests/testing/many_pages.h"
 #include "tests/testing/store_flavour.h"
+#include "tests/testing/stuck_watcher.h"
 
 namespace zpaged {
 namespace {
@@ -293,19 +294,13 @@ TEST_P(ServiceTest, PagesNotAckedStayReadableAndTheWatcherStalls) {
   for (int key = 1; key <= 4; ++key) {
     ASSERT_TRUE(client_->Put("vm", key, RandomPage(key)).ok());
   }
-  std::atomic<int> offered{0};
-  auto watcher = client_->Watch("vm", [&](uint64_t, absl::string_view) {
-    offered++;
-    return false;  // never safe: no ack
-  });
-  ASSERT_TRUE(watcher.ok());
+  auto watcher = StuckWatcher::Start(*client_, "vm");  // never acks
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
   absl::StatusOr<v1::ReclaimResponse> r = client_->Reclaim("vm", 4);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->reclaimed_pool_pages(), 0u);
   EXPECT_EQ(r->evicted_pages(), 0u);
-  // The four frames went out at once and missed one deadline together: a
-  // stuck watcher costs a reclaim one deadline, not one per page.
-  EXPECT_EQ(offered.load(), 4);
+  EXPECT_EQ((*watcher)->offered(), 1);  // it holds the first, unacked
   v1::StatsResponse stats = *client_->Stats("vm");
   EXPECT_EQ(stats.stored_pages(), 4u);
   for (int key = 1; key <= 4; ++key) {
@@ -444,9 +439,8 @@ TEST_P(ServiceTest, FullTenantWhoseWatcherDoesNotAckIsResourceExhausted) {
   Start(Options({.tenant_max_bytes = 2 * 4096}));
   ASSERT_TRUE(client_->Put("vm", 1, RandomPage(1)).ok());
   ASSERT_TRUE(client_->Put("vm", 2, RandomPage(2)).ok());
-  auto watcher =
-      client_->Watch("vm", [](uint64_t, absl::string_view) { return false; });
-  ASSERT_TRUE(watcher.ok());
+  auto watcher = StuckWatcher::Start(*client_, "vm");  // never acks
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
   EXPECT_EQ(client_->Put("vm", 3, RandomPage(3)).status().code(),
             absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(*client_->Get("vm", 1), RandomPage(1));

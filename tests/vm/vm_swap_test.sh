@@ -65,7 +65,9 @@ target="servers=$members replicas=$replicas"
 [ "$servers" -eq 1 ] && target="server=127.0.0.1:${ports[0]}"
 echo "==> nbdkit: the bridge, $target, a 512 MiB device"
 # shellcheck disable=SC2086
-nbdkit -f -U "$sock" "$plugin" $target tenant=guest size=512M \
+# flush=memory, as for any swap device: QEMU flushes its disks when the VM
+# stops, which with flush=disk would move every block to the spill file.
+nbdkit -f -U "$sock" "$plugin" $target tenant=guest size=512M flush=memory \
   spill="$work/spill" metrics="127.0.0.1:$metrics_port" repair_after=2 \
   >>"$work/nbdkit.log" 2>&1 &
 nbdkit_pid=$!
