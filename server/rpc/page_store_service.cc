@@ -340,12 +340,17 @@ void PageStoreService::RunPutBatch(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* PageStoreService::GetBatch(
     grpc::CallbackServerContext* context, RawRequest request,
     RawResponse response) {
-  return Serve(context, RpcMethod::kGetBatch, request, response, kGetBatchArena,
-               &PageStoreService::ServeGetBatch);
+  auto* reactor = new ChargedReplyReactor(&stream_buffers_);
+  GetBatchCall* call =
+      GetBatchCall::Create(*context, reactor, RpcMethod::kGetBatch, observer_,
+                           response, kGetBatchArena);
+  if (call->Parse(*context, *request)) ServeGetBatch(context, call, reactor);
+  return reactor;
 }
 
 void PageStoreService::ServeGetBatch(grpc::CallbackServerContext* context,
-                                     GetBatchCall* call) {
+                                     GetBatchCall* call,
+                                     ChargedReplyReactor* reactor) {
   const v1::GetBatchRequest& request = call->request();
   if (Refused(context, call, request.tenant())) return;
   const int keys = request.keys_size();
@@ -353,6 +358,16 @@ void PageStoreService::ServeGetBatch(grpc::CallbackServerContext* context,
           ValidateBatch(request.tenant(), keys, /*pages_bytes=*/std::nullopt);
       !valid.ok()) {
     call->Reply(ToGrpcStatus(valid));
+    return;
+  }
+  // Replies not yet read by their clients share the stream buffers' limit.
+  if (absl::Status charged = reactor->Charge(uint64_t{kPageSize} * keys);
+      !charged.ok()) {
+    call->Reply(ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
+        "replies not yet read by their clients fill zpaged's buffers (",
+        charged.message(),
+        ", --stream_buffer_bytes); read replies, or "
+        "try again"))));
     return;
   }
   if (observer_ != nullptr) observer_->OnPages(RpcMethod::kGetBatch, keys);

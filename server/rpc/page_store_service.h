@@ -17,6 +17,7 @@
 #include "server/auth/authorizer.h"
 #include "server/evict/eviction_broker.h"
 #include "server/rpc/call_observer.h"
+#include "server/rpc/charged_reply_reactor.h"
 #include "server/rpc/unary_call.h"
 #include "server/store/page_store.h"
 #include "zpaged/v1/page_store.grpc.pb.h"
@@ -115,7 +116,8 @@ class PageStoreService final : public RawPageStoreService {
   void ServeReclaim(grpc::CallbackServerContext* context, ReclaimCall* call);
   void ServeStats(grpc::CallbackServerContext* context, StatsCall* call);
   void ServePutBatch(grpc::CallbackServerContext* context, PutBatchCall* call);
-  void ServeGetBatch(grpc::CallbackServerContext* context, GetBatchCall* call);
+  void ServeGetBatch(grpc::CallbackServerContext* context, GetBatchCall* call,
+                     ChargedReplyReactor* reactor);
   void ServeDeleteBatch(grpc::CallbackServerContext* context,
                         DeleteBatchCall* call);
   void ServeDeleteAll(grpc::CallbackServerContext* context,

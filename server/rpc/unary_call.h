@@ -38,13 +38,22 @@ class UnaryCall final {
                            RpcMethod method, CallObserver* observer,
                            grpc::ByteBuffer* raw_response,
                            size_t first_block_bytes) {
+    return Create(context, context.DefaultReactor(), method, observer,
+                  raw_response, first_block_bytes);
+  }
+  // The same, finished through `reactor` instead of gRPC's default one.
+  static UnaryCall* Create(grpc::CallbackServerContext& context,
+                           grpc::ServerUnaryReactor* reactor, RpcMethod method,
+                           CallObserver* observer,
+                           grpc::ByteBuffer* raw_response,
+                           size_t first_block_bytes) {
     void* memory = grpc_call_arena_alloc(context.c_call(), sizeof(UnaryCall));
     google::protobuf::ArenaOptions options;
     options.initial_block = static_cast<char*>(
         grpc_call_arena_alloc(context.c_call(), first_block_bytes));
     options.initial_block_size = first_block_bytes;
-    return new (memory) UnaryCall(context.DefaultReactor(), method, observer,
-                                  raw_response, options);
+    return new (memory)
+        UnaryCall(reactor, method, observer, raw_response, options);
   }
 
   UnaryCall(const UnaryCall&) = delete;

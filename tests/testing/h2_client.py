@@ -87,6 +87,10 @@ def get_request(key, tenant=b"vm-h2"):  # zpaged.v1.GetRequest, by hand
     return field(1, 2, tenant) + field(2, 0, key)
 
 
+def get_batch_request(keys, tenant=b"vm-h2"):  # zpaged.v1.GetBatchRequest
+    return field(1, 2, tenant) + field(2, 2, b"".join(varint(k) for k in keys))
+
+
 def put_request(key, tenant=b"vm-h2"):  # zpaged.v1.PutRequest
     """A page that compresses, unlike a same-filled one, so it takes pool
     memory."""
@@ -101,12 +105,14 @@ def frame(message):
 class Conn:
     """One HTTP/2 connection to zpaged on 127.0.0.1:`port`."""
 
-    def __init__(self, port):
+    def __init__(self, port, initial_window=None):
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.settimeout(30)
         self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=True, header_encoding="utf-8"))
         self.h2.local_settings.max_concurrent_streams = 2**31 - 1
+        if initial_window is not None:  # 0: the server may send no DATA
+            self.h2.local_settings.initial_window_size = initial_window
         self.h2.initiate_connection()
         self.flush()
         self.port = port
@@ -238,6 +244,27 @@ def open_unread_get_streams(port, connections, streams, gets, keys):
                     frame(get_request(k % keys)) for k in range(gets)))
             except h2.exceptions.ProtocolError:
                 break  # flow control or the server's limits
+        conn.flush()
+        conns.append(conn)
+    return conns
+
+
+def open_unread_get_batches(port, connections, calls, keys):
+    """Sends `calls` GetBatch calls of `keys` keys (0 to `keys` - 1) on each
+    of `connections` connections whose flow-control window is 0, so that no
+    reply can be sent. Returns the connections, open while referenced."""
+    conns = []
+    request = frame(get_batch_request(range(keys)))
+    for _ in range(connections):
+        conn = Conn(port, initial_window=0)
+        conn.lift_stream_limit()
+        for c in range(calls):
+            stream = conn.h2.get_next_available_stream_id()
+            try:
+                conn.h2.send_headers(stream, conn.headers(stream, "GetBatch"))
+                conn.h2.send_data(stream, request, end_stream=True)
+            except h2.exceptions.ProtocolError:
+                break  # the server's limits
         conn.flush()
         conns.append(conn)
     return conns
