@@ -185,7 +185,10 @@ ZpagedServer::ZpagedServer(const ServerOptions& options, std::string node_name,
       store_collector_(std::make_shared<StoreCollector>(
           &store_, &broker_, options.metrics_per_tenant)),
       service_(&store_, &broker_, authorizer_.get(), &request_metrics_,
-               options.stream_buffer_bytes, node_name_),
+               ServiceBounds{.stream_buffer_bytes = options.stream_buffer_bytes,
+                             .requests = RequestAdmission::WithinGrpcMemory(
+                                 options.grpc_memory_bytes)},
+               node_name_),
       drain_on_shutdown_(options.drain_on_shutdown),
       drain_deadline_(options.drain_deadline) {}
 

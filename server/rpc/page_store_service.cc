@@ -88,13 +88,14 @@ constexpr size_t kGetBatchArena = 8 * 1024;
 PageStoreService::PageStoreService(PageStore* store, EvictionBroker* broker,
                                    const Authorizer* authorizer,
                                    CallObserver* observer,
-                                   uint64_t stream_buffer_bytes,
+                                   const ServiceBounds& bounds,
                                    std::string node_name)
     : store_(store),
       broker_(broker),
       authorizer_(authorizer),
       observer_(observer),
-      stream_buffers_(stream_buffer_bytes, "stream buffer limit"),
+      stream_buffers_(bounds.stream_buffer_bytes, "stream buffer limit"),
+      admission_(bounds.requests),
       node_name_(std::move(node_name)) {}
 
 template <typename Call>
@@ -142,8 +143,22 @@ grpc::ServerUnaryReactor* PageStoreService::Put(
                &PageStoreService::ServePut);
 }
 
+template <typename Call>
+bool PageStoreService::Admitted(Call* call, absl::string_view tenant,
+                                uint64_t bytes) {
+  absl::StatusOr<RequestAdmission::Ticket> ticket =
+      admission_.Admit(tenant, bytes);
+  if (!ticket.ok()) {
+    call->Reply(ToGrpcStatus(ticket.status()));
+    return false;
+  }
+  call->Hold(*std::move(ticket));
+  return true;
+}
+
 void PageStoreService::ServePut(grpc::CallbackServerContext* context,
                                 PutCall* call) {
+  if (!Admitted(call, call->request().tenant(), kPageSize)) return;
   if (observer_ != nullptr) observer_->OnPages(RpcMethod::kPut, 1);
   auto finish = [call](const absl::StatusOr<PutResult>& result) {
     call->Reply(Respond(result, call->response()));
@@ -308,6 +323,7 @@ void PageStoreService::ServePutBatch(grpc::CallbackServerContext* context,
     call->Reply(ToGrpcStatus(valid));
     return;
   }
+  if (!Admitted(call, request.tenant(), request.pages().size())) return;
   if (observer_ != nullptr) {
     observer_->OnPages(RpcMethod::kPutBatch, request.keys_size());
   }

@@ -18,6 +18,7 @@
 #include "server/evict/eviction_broker.h"
 #include "server/rpc/call_observer.h"
 #include "server/rpc/charged_reply_reactor.h"
+#include "server/rpc/request_admission.h"
 #include "server/rpc/unary_call.h"
 #include "server/store/page_store.h"
 #include "zpaged/v1/page_store.grpc.pb.h"
@@ -43,16 +44,23 @@ using RawPageStoreService = v1::PageStore::WithRawCallbackMethod_Put<
                                                         v1::PageStore::
                                                             Service>>>>>>>>>>>>;
 
+// What the service holds for its callers, at most.
+struct ServiceBounds {
+  // Responses and evicted pages that streams hold serialized and unwritten,
+  // and GetBatch replies until their call is done, all together
+  // (ItemStreamReactor, WatchReactor, ChargedReplyReactor).
+  uint64_t stream_buffer_bytes;
+  // Write requests in flight, per tenant and in all (RequestAdmission).
+  RequestAdmission::Limits requests;
+};
+
 class PageStoreService final : public RawPageStoreService {
  public:
   // All must outlive the service; `observer` may be null.
-  // `stream_buffer_bytes` bounds the responses and evicted pages that
-  // streams hold serialized and unwritten, all streams together
-  // (ItemStreamReactor, WatchReactor).
   // `node_name` is reported in every Stats answer.
   PageStoreService(PageStore* store, EvictionBroker* broker,
                    const Authorizer* authorizer, CallObserver* observer,
-                   uint64_t stream_buffer_bytes, std::string node_name);
+                   const ServiceBounds& bounds, std::string node_name);
 
   using RawRequest = const grpc::ByteBuffer*;
   using RawResponse = grpc::ByteBuffer*;
@@ -143,12 +151,17 @@ class PageStoreService final : public RawPageStoreService {
   template <typename Call>
   bool Refused(grpc::CallbackServerContext* context, Call* call,
                absl::string_view tenant);
+  // Admits a write request of `bytes` for `tenant`, its ticket held by the
+  // call; if refused, finishes the call with the reason and returns false.
+  template <typename Call>
+  bool Admitted(Call* call, absl::string_view tenant, uint64_t bytes);
 
   PageStore* const store_;
   EvictionBroker* const broker_;
   const Authorizer* const authorizer_;
   CallObserver* const observer_;
   MemoryBudget stream_buffers_;
+  RequestAdmission admission_;
   const std::string node_name_;
 };
 

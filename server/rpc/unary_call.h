@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <new>
+#include <utility>
 
 #include "absl/time/clock.h"
 #include "google/protobuf/arena.h"
@@ -24,6 +25,7 @@
 #include "grpcpp/support/server_callback.h"
 #include "server/rpc/call_observer.h"
 #include "server/rpc/raw_message.h"
+#include "server/rpc/request_admission.h"
 
 namespace zpaged {
 
@@ -73,6 +75,9 @@ class UnaryCall final {
   const Request& request() const { return *request_; }
   Response* response() { return response_; }
 
+  // Keeps `ticket` (the request's admission) until the call is finished.
+  void Hold(RequestAdmission::Ticket ticket) { admission_ = std::move(ticket); }
+
   // Finishes the call: with the response if `status` is OK. Once; the call
   // is destroyed then.
   void Reply(const grpc::Status& status) {
@@ -110,6 +115,7 @@ class UnaryCall final {
   google::protobuf::Arena arena_;
   Request* const request_;
   Response* const response_;
+  RequestAdmission::Ticket admission_;
 };
 
 }  // namespace zpaged

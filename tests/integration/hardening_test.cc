@@ -316,6 +316,61 @@ TEST_F(HardeningTest, OneTenantsSlowWatchersDoNotStallAnothersPuts) {
   EXPECT_TRUE(Eventually([&] { return answered.load() == 8; }));
 }
 
+// Issue 22 #2: 800 PutBatches of one tenant waiting for evictions held
+// 1,112 MiB, and gRPC's memory quota then reset other tenants' streams.
+// zpaged now admits a tenant's write requests up to an eighth of
+// --grpc_memory_bytes (here 2 MiB): past it the flood is refused at once.
+TEST_F(HardeningTest, OneTenantsWaitingBatchesAreBoundedAndOthersGoOn) {
+  ServerOptions options;
+  options.grpc_memory_bytes = 16 << 20;
+  options.ack_deadline = absl::Minutes(10);
+  options.store.tenant_max_bytes = 4 * kPageSize;
+  Start(options);
+  for (int key = 0; key < 4; ++key) {
+    ASSERT_TRUE(client_->Put("a", key, RandomPage(key)).ok());
+  }
+  auto stuck = StuckWatcher::Start(*client_, "a");  // A's Puts wait
+  ASSERT_TRUE(stuck.ok()) << stuck.status();
+  // Four batches of 512 KiB, each waiting for room: A's 2 MiB.
+  constexpr int kBatchPages = 128;
+  auto batch = [](int first) {
+    v1::PutBatchRequest request;
+    request.set_tenant("a");
+    for (int i = 0; i < kBatchPages; ++i) {
+      request.add_keys(first + i);
+      request.mutable_pages()->append(RandomPage(first + i));
+    }
+    return request;
+  };
+  std::atomic<int> answered{0};
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<v1::PutBatchRequest> requests;
+  std::vector<v1::PutBatchResponse> responses(4);
+  for (int b = 0; b < 4; ++b) requests.push_back(batch(100 + b * kBatchPages));
+  for (int b = 0; b < 4; ++b) {
+    auto& context = contexts.emplace_back(new grpc::ClientContext);
+    client_->stub().async()->PutBatch(context.get(), &requests[b],
+                                      &responses[b],
+                                      [&](grpc::Status) { answered++; });
+  }
+  ASSERT_TRUE(Eventually([&] { return InFlight("a") > 0; }));
+  // A fifth is refused at once, not left waiting with the others.
+  grpc::ClientContext fifth_context;
+  fifth_context.set_deadline(std::chrono::system_clock::now() +
+                             std::chrono::seconds(5));
+  v1::PutBatchRequest fifth = batch(1000);
+  v1::PutBatchResponse fifth_response;
+  const grpc::Status refused =
+      client_->stub().PutBatch(&fifth_context, fifth, &fifth_response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << refused.error_message();
+  EXPECT_NE(refused.error_message().find("tenant 'a'"), std::string::npos);
+  // Another tenant's writes go on.
+  EXPECT_TRUE(client_->Put("b", 1, RandomPage(1)).ok());
+  for (auto& context : contexts) context->TryCancel();
+  EXPECT_TRUE(Eventually([&] { return answered.load() == 4; }));
+}
+
 // The status line and body of GET /metrics on `port`, with an Authorization
 // header when `authorization` is not empty.
 std::string HttpGetMetrics(int port, const std::string& authorization) {
