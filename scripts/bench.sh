@@ -26,15 +26,8 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--runs N] [--pages N] [--latency_pages N]" >&2; exit 2 ;;
   esac
 done
-build=${ZPAGED_BUILD_DIR:-build}
-
-echo "==> checking dependencies"
-scripts/install-deps.sh
-echo "==> building zpaged, zpaged-bench, page_codec_bench and the corpus ($build/)"
-cmake -S . -B "$build" -G Ninja >/dev/null
-cmake --build "$build" -j "$(nproc)" \
-  --target zpaged zpagectl zpaged-bench grpc-floor page_codec_bench corpus \
-  >/dev/null
+source scripts/bench_build.sh
+bench_build zpaged zpagectl zpaged-bench grpc-floor page_codec_bench corpus
 
 out=$(mktemp -d /tmp/zpaged-bench.XXXXXX)
 server_pid="" redis_pid=""

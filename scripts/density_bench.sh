@@ -23,14 +23,8 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--runs N] [--pages N] [--latency_pages N]" >&2; exit 2 ;;
   esac
 done
-build=${ZPAGED_BUILD_DIR:-build}
-
-echo "==> checking dependencies"
-scripts/install-deps.sh
-echo "==> building zpaged, zpagectl, zpaged-bench and the corpus ($build/)"
-cmake -S . -B "$build" -G Ninja >/dev/null
-cmake --build "$build" -j "$(nproc)" --target zpaged zpagectl zpaged-bench corpus \
-  >/dev/null
+source scripts/bench_build.sh
+bench_build zpaged zpagectl zpaged-bench corpus
 
 out=$(mktemp -d /tmp/zpaged-density.XXXXXX)
 server_pid="" redis_pid=""

@@ -25,14 +25,8 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--runs N] [--size MIB] [--seconds S]" >&2; exit 2 ;;
   esac
 done
-build=${ZPAGED_BUILD_DIR:-build}
-
-echo "==> checking dependencies"
-scripts/install-deps.sh
-echo "==> building zpaged, zpagectl, zpaged-bench, the plugin and the corpus ($build/)"
-cmake -S . -B "$build" -G Ninja >/dev/null
-cmake --build "$build" -j "$(nproc)" \
-  --target zpaged zpagectl zpaged-bench nbdkit-zpaged-plugin corpus >/dev/null
+source scripts/bench_build.sh
+bench_build zpaged zpagectl zpaged-bench nbdkit-zpaged-plugin corpus
 
 out=$(mktemp -d /tmp/zpaged-nbd-bench.XXXXXX)
 pids=()

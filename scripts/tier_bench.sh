@@ -30,13 +30,8 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--runs N] [--size MIB] [--repair_after SECONDS] [--repair_rate BLOCKS]" >&2; exit 2 ;;
   esac
 done
-build=${ZPAGED_BUILD_DIR:-build}
-
-echo "==> checking dependencies"
-scripts/install-deps.sh
-echo "==> building zpaged, zpagectl and the bridge ($build/)"
-cmake -S . -B "$build" -G Ninja >/dev/null
-cmake --build "$build" -j "$(nproc)" --target zpaged zpagectl nbdkit-zpaged-plugin >/dev/null
+source scripts/bench_build.sh
+bench_build zpaged zpagectl nbdkit-zpaged-plugin
 
 out=$(mktemp -d /tmp/zpaged-tier-bench.XXXXXX)
 pids=() nbdkit_pid=""

@@ -64,6 +64,20 @@ class HardeningTest : public ::testing::Test {
     return done();
   }
 
+  // Subscribes an acking watcher to each of tenants PREFIX0..PREFIX<n-1>.
+  std::vector<std::unique_ptr<EvictionWatcher>> WatchTenants(
+      const std::string& prefix, int n) {
+    std::vector<std::unique_ptr<EvictionWatcher>> watchers;
+    for (int i = 0; i < n; ++i) {
+      absl::StatusOr<std::unique_ptr<EvictionWatcher>> watcher =
+          client_->Watch(prefix + std::to_string(i),
+                         [](uint64_t, absl::string_view) { return true; });
+      EXPECT_TRUE(watcher.ok()) << watcher.status();
+      if (watcher.ok()) watchers.push_back(*std::move(watcher));
+    }
+    return watchers;
+  }
+
   uint64_t InFlight(absl::string_view tenant) {
     for (const auto& [name, counts] : server_->broker().CountsByTenant()) {
       if (name == tenant) return counts.in_flight;
@@ -163,14 +177,9 @@ TEST_F(HardeningTest, WatchersOnNewTenantNamesCountAgainstMaxTenants) {
   ServerOptions options;
   options.store.max_tenants = 4;
   Start(options);
-  std::vector<std::unique_ptr<EvictionWatcher>> watchers;
-  for (int i = 0; i < 4; ++i) {
-    auto watcher =
-        client_->Watch("never-used-" + std::to_string(i),
-                       [](uint64_t, absl::string_view) { return true; });
-    ASSERT_TRUE(watcher.ok()) << watcher.status();
-    watchers.push_back(std::move(*watcher));
-  }
+  std::vector<std::unique_ptr<EvictionWatcher>> watchers =
+      WatchTenants("never-used-", 4);
+  ASSERT_EQ(watchers.size(), 4u);
   const absl::Status fifth =
       client_
           ->Watch("never-used-4",
@@ -192,14 +201,9 @@ TEST_F(HardeningTest, MadeUpTenantsCannotCrowdOutOnesWithPages) {
   ServerOptions options;
   options.store.max_tenants = 4;
   Start(options);
-  std::vector<std::unique_ptr<EvictionWatcher>> junk;
-  for (int i = 0; i < 3; ++i) {
-    auto watcher =
-        client_->Watch("made-up-" + std::to_string(i),
-                       [](uint64_t, absl::string_view) { return true; });
-    ASSERT_TRUE(watcher.ok()) << watcher.status();
-    junk.push_back(std::move(*watcher));
-  }
+  std::vector<std::unique_ptr<EvictionWatcher>> junk =
+      WatchTenants("made-up-", 3);
+  ASSERT_EQ(junk.size(), 3u);
   ASSERT_TRUE(client_->Put("real", 1, std::string(kPageSize, 'r')).ok());
   // 3 made-up tenants and "real" (it holds a page) make 4 tenants, and
   // one more watched tenant name fills the watcher slots.
