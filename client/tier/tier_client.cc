@@ -623,6 +623,7 @@ absl::StatusOr<RepairResult> TierClient::Repair(
     }
   }
   // 3. A copy to every target without one.
+  std::vector<std::pair<size_t, size_t>> made;  // (key, member) stored here
   Buckets missing;
   for (size_t i = 0; i < n; ++i) {
     if (copy[i].empty()) continue;
@@ -640,11 +641,10 @@ absl::StatusOr<RepairResult> TierClient::Repair(
       NoteFault(*now->members[m], stored.status());
       return;
     }
-    std::lock_guard<std::mutex> copies_lock(copies_mu_);
     for (size_t k = 0; k < items.size(); ++k) {
       if (!(*stored)[k].ok()) continue;
       holders[items[k]].insert(m);
-      dropped_.Remove(tenant, keys[items[k]], now->members[m]->name);
+      made.emplace_back(items[k], m);
       result.copied++;
     }
   });
@@ -659,6 +659,9 @@ absl::StatusOr<RepairResult> TierClient::Repair(
   // or a write failed over while a target was away) go. A target whose copy
   // was evicted since step 1 no longer holds it, whatever it said then.
   std::lock_guard<std::mutex> copies_lock(copies_mu_);
+  for (const auto& [i, m] : made) {  // held again, whatever was dropped
+    dropped_.Remove(tenant, keys[i], now->members[m]->name);
+  }
   const absl::Time at = absl::Now();
   Buckets extra;
   for (size_t i = 0; i < n; ++i) {

@@ -44,11 +44,19 @@ class FakeMember final : public PageClient {
   // once acked, as a server does when it reads the ack; with
   // ack_read = false the ack is still on its way, and the copy stays.
   bool Evict(const std::string& tenant, uint64_t key, bool ack_read = true) {
+    EvictionCallback on_page;
+    std::string page;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = pages_.find({tenant, key});
+      if (it == pages_.end() || !on_page_) return false;
+      on_page = on_page_;
+      page = it->second;
+    }
+    // As a client's watcher thread: no lock of the member held.
+    if (!on_page(key, page)) return false;
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = pages_.find({tenant, key});
-    if (it == pages_.end() || !on_page_) return false;
-    if (!on_page_(key, it->second)) return false;
-    if (ack_read) pages_.erase(it);
+    if (ack_read) pages_.erase({tenant, key});
     return true;
   }
 
