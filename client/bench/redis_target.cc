@@ -51,7 +51,8 @@ absl::StatusOr<RedisAddress> ParseRedisUrl(const std::string& url) {
   if (colon != absl::string_view::npos &&
       (!absl::SimpleAtoi(rest.substr(colon + 1), &address.port) ||
        address.port <= 0 || address.port > 65535)) {
-    return absl::InvalidArgumentError(absl::StrCat("bad port in Redis address ", url));
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad port in Redis address ", url));
   }
   return address;
 }

@@ -20,9 +20,9 @@ TEST(RequestAdmissionTest, EachTenantHasItsShareAndAllHaveTheTotal) {
   ASSERT_TRUE(c.ok());
   // 100 in all: d, though within its own share, waits for the others.
   EXPECT_TRUE(absl::IsResourceExhausted(admission.Admit("d", 10).status()));
-  *a1 = RequestAdmission::Ticket();  // a's call finished
+  *a1 = RequestAdmission::Ticket();            // a's call finished
   EXPECT_TRUE(admission.Admit("d", 10).ok());  // released at once
-  EXPECT_TRUE(admission.Admit("a", 30).ok());   // 100 in all again
+  EXPECT_TRUE(admission.Admit("a", 30).ok());  // 100 in all again
 }
 
 TEST(RequestAdmissionTest, AMovedTicketReleasesOnce) {
