@@ -4,6 +4,7 @@
 #define ZPAGED_CONTRACT_PAGE_ENCODING_H_
 
 #include <cstdint>
+#include <initializer_list>
 
 namespace zpaged {
 
@@ -13,6 +14,27 @@ enum class PageEncoding : uint8_t { kSameFilled, kLz4, kRaw, kZstd };
 
 // "same_filled", "lz4", "raw" or "zstd".
 const char* PageEncodingName(PageEncoding encoding);
+
+// Encodings a client decodes itself, so that pages stored in them may come
+// back as stored. Empty: pages come back whole.
+class PageEncodingSet {
+ public:
+  constexpr PageEncodingSet() = default;
+  constexpr PageEncodingSet(std::initializer_list<PageEncoding> encodings) {
+    for (PageEncoding e : encodings) Add(e);
+  }
+  constexpr void Add(PageEncoding encoding) { bits_ |= Bit(encoding); }
+  constexpr bool Contains(PageEncoding encoding) const {
+    return (bits_ & Bit(encoding)) != 0;
+  }
+  constexpr bool empty() const { return bits_ == 0; }
+
+ private:
+  static constexpr uint8_t Bit(PageEncoding encoding) {
+    return static_cast<uint8_t>(1u << static_cast<unsigned>(encoding));
+  }
+  uint8_t bits_ = 0;
+};
 
 }  // namespace zpaged
 

@@ -35,4 +35,23 @@ absl::StatusOr<PageEncoding> FromWireEncoding(v1::Encoding encoding) {
   }
 }
 
+PageEncodingSet FromWireAccept(
+    const google::protobuf::RepeatedField<int>& accept) {
+  PageEncodingSet set;
+  for (int number : accept) {
+    absl::StatusOr<PageEncoding> encoding =
+        FromWireEncoding(static_cast<v1::Encoding>(number));
+    if (encoding.ok()) set.Add(*encoding);
+  }
+  return set;
+}
+
+void ToWireAccept(PageEncodingSet accept,
+                  google::protobuf::RepeatedField<int>* field) {
+  for (PageEncoding encoding : {PageEncoding::kSameFilled, PageEncoding::kLz4,
+                                PageEncoding::kRaw, PageEncoding::kZstd}) {
+    if (accept.Contains(encoding)) field->Add(ToWireEncoding(encoding));
+  }
+}
+
 }  // namespace zpaged

@@ -15,6 +15,15 @@ v1::Encoding ToWireEncoding(PageEncoding encoding);
 // (a newer server's).
 absl::StatusOr<PageEncoding> FromWireEncoding(v1::Encoding encoding);
 
+// The set a request's `accept` names; numbers this build does not know (a
+// newer client's) are left out.
+PageEncodingSet FromWireAccept(
+    const google::protobuf::RepeatedField<int>& accept);
+
+// Names every encoding of `accept` in `field`.
+void ToWireAccept(PageEncodingSet accept,
+                  google::protobuf::RepeatedField<int>* field);
+
 }  // namespace zpaged
 
 #endif  // ZPAGED_CONTRACT_WIRE_ENCODING_H_

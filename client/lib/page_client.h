@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,10 +42,13 @@ struct PutReply {
 };
 
 // One page of PutMany: its key and its 4096 bytes, which the caller keeps
-// alive for the call.
+// alive for the call; or, with `encoding` set, the page already encoded that
+// way (edge_codec.h: a client of several servers encodes a page once for
+// all of its copies).
 struct KeyedPage {
   uint64_t key;
   absl::string_view page;
+  std::optional<PageEncoding> encoding = std::nullopt;
 };
 
 // What Repair did: keys checked, copies made again, copies dropped from

@@ -33,6 +33,64 @@ absl::Status ItemStatus(int32_t code, absl::string_view message) {
   return absl::Status(static_cast<absl::StatusCode>(code), message);
 }
 
+// A page the server would refuse for its size, refused before it is sent,
+// as the server would: a whole page is kPageSize bytes, and no encoded one
+// is larger.
+absl::Status CheckPageSize(const KeyedPage& page) {
+  if (page.encoding.has_value() ? page.page.size() <= kPageSize
+                                : page.page.size() == kPageSize) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "page data is ", page.page.size(), " bytes; it must be ",
+      page.encoding.has_value() ? "at most " : "exactly ", kPageSize));
+}
+
+absl::Span<const uint8_t> Bytes(absl::string_view s) {
+  return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(s.data()),
+                             s.size());
+}
+
+// Appends `page` to `data` as the wire carries it: as given when it is
+// encoded, encoded as `compression` says when that is not kNone, whole
+// otherwise. Returns its encoding; none for a page sent whole.
+std::optional<PageEncoding> AppendPage(const EdgeCompression& compression,
+                                       const KeyedPage& page,
+                                       std::string* data) {
+  if (page.encoding.has_value()) {
+    data->append(page.page.data(), page.page.size());
+    return page.encoding;
+  }
+  if (compression.compressor == EdgeCompressor::kNone) {
+    data->append(page.page.data(), page.page.size());
+    return std::nullopt;
+  }
+  const size_t at = data->size();
+  data->resize(at + kPageSize);
+  const EdgeEncoded encoded = EncodeAtEdge(
+      compression, Bytes(page.page),
+      absl::MakeSpan(reinterpret_cast<uint8_t*>(data->data()) + at, kPageSize));
+  data->resize(at + encoded.bytes);
+  return encoded.encoding;
+}
+
+// Decodes a page a response carries in `data` into `out`: whole unless the
+// response names an encoding (it answers a request that named `accept`).
+absl::Status TakePage(v1::Encoding encoding, absl::string_view data,
+                      uint8_t* out) {
+  if (encoding == v1::ENCODING_UNSPECIFIED) {
+    if (data.size() != kPageSize) {
+      return absl::DataLossError(absl::StrCat(
+          "the server returned ", data.size(), " bytes for a whole page"));
+    }
+    std::memcpy(out, data.data(), kPageSize);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<PageEncoding> named = FromWireEncoding(encoding);
+  if (!named.ok()) return named.status();
+  return ExpandAtEdge(*named, data, out);
+}
+
 // One WatchEvictions stream, run on its own thread until Stop or the end of
 // the stream.
 class StreamWatcher final : public EvictionWatcher {
@@ -186,10 +244,19 @@ absl::StatusOr<Response> Client::Call(
 
 absl::StatusOr<PutReply> Client::Put(absl::string_view tenant, uint64_t key,
                                      absl::string_view page) {
+  // Whole pages go as they are, for the server to judge; one to encode
+  // must be a page.
+  const KeyedPage whole{key, page};
+  if (options_.compression.compressor != EdgeCompressor::kNone) {
+    if (absl::Status size = CheckPageSize(whole); !size.ok()) return size;
+  }
   v1::PutRequest request;
   request.set_tenant(std::string(tenant));
   request.set_key(key);
-  request.set_data(std::string(page));
+  if (std::optional<PageEncoding> encoding =
+          AppendPage(options_.compression, whole, request.mutable_data())) {
+    request.set_encoding(ToWireEncoding(*encoding));
+  }
   absl::StatusOr<v1::PutResponse> response =
       Call(&v1::PageStore::Stub::Put, request, options_.timeout);
   if (!response.ok()) return response.status();
@@ -204,10 +271,19 @@ absl::StatusOr<std::string> Client::Get(absl::string_view tenant,
   v1::GetRequest request;
   request.set_tenant(std::string(tenant));
   request.set_key(key);
+  ToWireAccept(AcceptedEncodings(options_.compression),
+               request.mutable_accept());
   absl::StatusOr<v1::GetResponse> response =
       Call(&v1::PageStore::Stub::Get, request, ReadTimeout());
   if (!response.ok()) return response.status();
-  return std::move(*response->mutable_data());
+  if (response->encoding() == v1::ENCODING_UNSPECIFIED) {
+    return std::move(*response->mutable_data());
+  }
+  std::string page(kPageSize, '\0');
+  absl::Status taken = TakePage(response->encoding(), response->data(),
+                                reinterpret_cast<uint8_t*>(page.data()));
+  if (!taken.ok()) return taken;
+  return page;
 }
 
 absl::StatusOr<bool> Client::Delete(absl::string_view tenant, uint64_t key) {
@@ -337,13 +413,11 @@ absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> Client::PutMany(
   std::vector<size_t> sendable;
   sendable.reserve(pages.size());
   for (size_t i = 0; i < pages.size(); ++i) {
-    if (pages[i].page.size() == kPageSize) {
-      sendable.push_back(i);
+    if (absl::Status size = CheckPageSize(pages[i]); !size.ok()) {
+      results[i] = size;
       continue;
     }
-    results[i] = absl::InvalidArgumentError(
-        absl::StrCat("page data is ", pages[i].page.size(),
-                     " bytes; it must be exactly ", kPageSize));
+    sendable.push_back(i);
   }
   absl::Status status = RunBatches<v1::PutBatchRequest, v1::PutBatchResponse>(
       &v1::PageStore::Stub::PrepareAsyncPutBatch, sendable.size(),
@@ -353,10 +427,25 @@ absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> Client::PutMany(
         request.set_tenant(std::string(tenant));
         std::string* data = request.mutable_pages();
         data->reserve(n * kPageSize);
+        // Encoded, every page names its encoding and size; a whole page
+        // among encoded ones is RAW.
+        bool encoded = false;
         for (size_t i = first; i < first + n; ++i) {
-          request.add_keys(pages[sendable[i]].key);
-          data->append(pages[sendable[i]].page.data(),
-                       pages[sendable[i]].page.size());
+          const KeyedPage& page = pages[sendable[i]];
+          const size_t at = data->size();
+          const std::optional<PageEncoding> encoding =
+              AppendPage(options_.compression, page, data);
+          request.add_keys(page.key);
+          if (encoding.has_value() && !encoded) {
+            encoded = true;
+            request.mutable_encodings()->Resize(i - first, v1::RAW);
+            request.mutable_sizes()->Resize(i - first, kPageSize);
+          }
+          if (encoded) {
+            request.add_encodings(
+                ToWireEncoding(encoding.value_or(PageEncoding::kRaw)));
+            request.add_sizes(static_cast<uint32_t>(data->size() - at));
+          }
         }
         return request;
       },
@@ -393,6 +482,7 @@ absl::StatusOr<std::vector<absl::Status>> Client::GetMany(
         "GetMany: ", keys.size(), " keys but ", outs.size(), " outputs"));
   }
   std::vector<absl::Status> results(keys.size());
+  const PageEncodingSet accept = AcceptedEncodings(options_.compression);
   absl::Status status = RunBatches<v1::GetBatchRequest, v1::GetBatchResponse>(
       &v1::PageStore::Stub::PrepareAsyncGetBatch, keys.size(), ReadTimeout(),
       [&](size_t first, size_t n) {
@@ -400,21 +490,42 @@ absl::StatusOr<std::vector<absl::Status>> Client::GetMany(
         request.set_tenant(std::string(tenant));
         request.mutable_keys()->Add(keys.begin() + first,
                                     keys.begin() + first + n);
+        ToWireAccept(accept, request.mutable_accept());
         return request;
       },
       [&](size_t first, size_t n, const v1::GetBatchResponse& response) {
-        const bool whole = response.pages().size() == n * kPageSize &&
-                           size_t(response.codes_size()) == n;
+        // Pages as stored come with an encoding and a size each; whole ones
+        // (the request accepted none, or the server predates encodings)
+        // without. Where each lies in `data` is checked before any is read.
+        const bool as_stored =
+            response.sizes_size() > 0 || response.encodings_size() > 0;
+        const absl::string_view data = response.pages();
+        std::vector<size_t> sizes(n, kPageSize);
+        bool complete = size_t(response.codes_size()) == n;
+        if (as_stored) {
+          complete = complete && size_t(response.sizes_size()) == n &&
+                     size_t(response.encodings_size()) == n;
+          for (size_t i = 0; complete && i < n; ++i) {
+            sizes[i] = response.sizes(i);
+          }
+        }
+        size_t total = 0;
+        for (size_t size : sizes) total += size;
+        complete = complete && data.size() == total;
+        size_t offset = 0;
         for (size_t i = 0; i < n; ++i) {
           absl::Status& out = results[first + i];
-          if (!whole) {
+          const absl::string_view page = data.substr(offset, sizes[i]);
+          offset += sizes[i];
+          if (!complete) {
             out = Missing(n, response.codes_size());
             continue;
           }
           out = ItemStatus(response.codes(i), "");
           if (out.ok()) {
-            std::memcpy(outs[first + i],
-                        response.pages().data() + i * kPageSize, kPageSize);
+            out = TakePage(
+                as_stored ? response.encodings(i) : v1::ENCODING_UNSPECIFIED,
+                page, outs[first + i]);
           }
         }
       });

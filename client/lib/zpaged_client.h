@@ -29,6 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "client/lib/edge_codec.h"
 #include "client/lib/page_client.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
@@ -61,6 +62,11 @@ struct ClientOptions {
   // and calls kept in flight at once, 1 to 64.
   int pages_per_call = 16;
   int calls_in_flight = 4;
+  // Compression at the edge (edge_codec.h): pages are encoded on the
+  // caller's thread before they are sent and decoded after they come back,
+  // and the server keeps the client's bytes. kNone sends whole pages for
+  // the server to compress, as clients before it did.
+  EdgeCompression compression;
   // Watch claims the tenant: the subscription is refused while the tenant
   // has another watcher, and while it stays any other is
   // (FAILED_PRECONDITION). The NBD bridge's, so that a tenant has one

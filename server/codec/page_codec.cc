@@ -131,4 +131,83 @@ absl::Status DecompressPage(PageEncoding encoding,
                                          : Lz4DecompressPage(compressed, page);
 }
 
+namespace {
+
+// Checks a zstd frame's header before decoding it: one frame, exactly the
+// input, of one page, needing no dictionary.
+absl::Status CheckZstdFrame(absl::Span<const uint8_t> frame) {
+  const size_t frame_bytes =
+      ZSTD_findFrameCompressedSize(frame.data(), frame.size());
+  if (ZSTD_isError(frame_bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "zstd data of ", frame.size(),
+        " bytes is not a whole frame: ", ZSTD_getErrorName(frame_bytes)));
+  }
+  if (frame_bytes != frame.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("zstd data of ", frame.size(), " bytes holds a frame of ",
+                     frame_bytes, " bytes and more after it"));
+  }
+  const unsigned long long content =
+      ZSTD_getFrameContentSize(frame.data(), frame.size());
+  if (content != kPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a zstd frame must name its content size, ", kPageSize, "; this one ",
+        content == ZSTD_CONTENTSIZE_UNKNOWN ? std::string("does not name it")
+                                            : absl::StrCat("names ", content)));
+  }
+  if (const unsigned dictionary =
+          ZSTD_getDictID_fromFrame(frame.data(), frame.size());
+      dictionary != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the zstd frame needs dictionary ", dictionary,
+                     ", which zpaged has not"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ExpandEncodedPage(PageEncoding encoding,
+                               absl::Span<const uint8_t> encoded,
+                               absl::Span<uint8_t> page) {
+  switch (encoding) {
+    case PageEncoding::kSameFilled: {
+      uint64_t word;
+      if (encoded.size() != sizeof(word)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("a SAME_FILLED page is its ", sizeof(word),
+                         "-byte word, not ", encoded.size(), " bytes"));
+      }
+      std::memcpy(&word, encoded.data(), sizeof(word));
+      FillWithWord(word, page);
+      return absl::OkStatus();
+    }
+    case PageEncoding::kRaw:
+      if (encoded.size() != kPageSize) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "a RAW page is ", kPageSize, " bytes, not ", encoded.size()));
+      }
+      std::memcpy(page.data(), encoded.data(), kPageSize);
+      return absl::OkStatus();
+    case PageEncoding::kLz4:
+      if (!Lz4DecompressPage(encoded, page).ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "LZ4 data of ", encoded.size(),
+            " bytes does not decode to exactly ", kPageSize, " bytes"));
+      }
+      return absl::OkStatus();
+    case PageEncoding::kZstd:
+      if (absl::Status frame = CheckZstdFrame(encoded); !frame.ok()) {
+        return frame;
+      }
+      if (absl::Status decoded = ZstdDecompressPage(encoded, page);
+          !decoded.ok()) {
+        return absl::InvalidArgumentError(decoded.message());
+      }
+      return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError("unknown page encoding");
+}
+
 }  // namespace zpaged

@@ -84,6 +84,17 @@ absl::Status DecompressPage(PageEncoding encoding,
                             absl::Span<const uint8_t> compressed,
                             absl::Span<uint8_t> page);
 
+// A page as a client encoded it, for the server to check or a client to
+// expand: SAME_FILLED, the 8-byte word; LZ4, one block; ZSTD, one frame that
+// names its content size and no dictionary; RAW, the kPageSize-byte page.
+// Writes the page into `page` (kPageSize bytes) and returns OK only if
+// `encoded` is exactly that and decodes to exactly one page; otherwise
+// INVALID_ARGUMENT saying what is wrong, with `page` undefined. Never reads
+// past `encoded` nor writes past `page`, whatever the bytes claim.
+absl::Status ExpandEncodedPage(PageEncoding encoding,
+                               absl::Span<const uint8_t> encoded,
+                               absl::Span<uint8_t> page);
+
 }  // namespace zpaged
 
 #endif  // ZPAGED_SERVER_CODEC_PAGE_CODEC_H_

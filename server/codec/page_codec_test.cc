@@ -1,8 +1,14 @@
 #include "server/codec/page_codec.h"
 
+#include <lz4.h>
+#include <zstd.h>
+
 #include <array>
+#include <cstring>
+#include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "contract/page.h"
@@ -120,6 +126,139 @@ TEST(PageCodecTest, ZstdLevelsOutsideItsRangeAreRefused) {
             absl::StatusCode::kInvalidArgument);
   // The level means nothing to LZ4.
   EXPECT_TRUE(ValidateCodecOptions({.zstd_level = 99}).ok());
+}
+
+// Pages as a client encodes them: each encoding's well-formed bytes expand
+// to the page, and every malformed form is refused, never read or written
+// past its bounds.
+class EncodedPageTest : public ::testing::Test {
+ protected:
+  static Page TextPage() {
+    Page page;
+    for (size_t i = 0; i < kPageSize; ++i) page[i] = "edge pages "[i % 11];
+    return page;
+  }
+  static std::vector<uint8_t> Lz4(absl::Span<const uint8_t> input) {
+    std::vector<uint8_t> out(LZ4_compressBound(input.size()));
+    out.resize(LZ4_compress_default(reinterpret_cast<const char*>(input.data()),
+                                    reinterpret_cast<char*>(out.data()),
+                                    input.size(), out.size()));
+    return out;
+  }
+  static std::vector<uint8_t> Zstd(absl::Span<const uint8_t> input,
+                                   bool name_size = true) {
+    std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx(ZSTD_createCCtx(),
+                                                            ZSTD_freeCCtx);
+    ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_contentSizeFlag, name_size);
+    std::vector<uint8_t> out(ZSTD_compressBound(input.size()));
+    out.resize(ZSTD_compress2(cctx.get(), out.data(), out.size(), input.data(),
+                              input.size()));
+    return out;
+  }
+  static absl::StatusCode Expand(PageEncoding encoding,
+                                 const std::vector<uint8_t>& bytes) {
+    Page out;
+    return ExpandEncodedPage(encoding, bytes, absl::MakeSpan(out)).code();
+  }
+};
+
+TEST_F(EncodedPageTest, EveryEncodingExpandsToThePage) {
+  const Page text = TextPage();
+  Page out;
+  for (const auto& [encoding, bytes] :
+       {std::pair{PageEncoding::kLz4, Lz4(text)},
+        std::pair{PageEncoding::kZstd, Zstd(text)},
+        std::pair{PageEncoding::kRaw,
+                  std::vector<uint8_t>(text.begin(), text.end())}}) {
+    out.fill(0);
+    ASSERT_TRUE(ExpandEncodedPage(encoding, bytes, absl::MakeSpan(out)).ok())
+        << PageEncodingName(encoding);
+    EXPECT_EQ(out, text) << PageEncodingName(encoding);
+  }
+  const uint64_t word = 0x0123456789ABCDEF;
+  std::vector<uint8_t> word_bytes(sizeof(word));
+  std::memcpy(word_bytes.data(), &word, sizeof(word));
+  ASSERT_TRUE(ExpandEncodedPage(PageEncoding::kSameFilled, word_bytes,
+                                absl::MakeSpan(out))
+                  .ok());
+  EXPECT_EQ(SameFilledWord(out), word);
+}
+
+TEST_F(EncodedPageTest, MalformedLz4IsRefused) {
+  const Page text = TextPage();
+  std::vector<uint8_t> good = Lz4(text);
+  std::vector<uint8_t> truncated(good.begin(), good.end() - 1);
+  std::vector<uint8_t> too_long = good;
+  too_long.push_back(0);
+  std::vector<uint8_t> longer_page(kPageSize + 1, 'e');
+  EXPECT_EQ(Expand(PageEncoding::kLz4, truncated),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Expand(PageEncoding::kLz4, too_long),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Expand(PageEncoding::kLz4,
+                   Lz4(absl::MakeConstSpan(text).subspan(0, kPageSize - 1))),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Expand(PageEncoding::kLz4, Lz4(longer_page)),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Expand(PageEncoding::kLz4, {}), absl::StatusCode::kInvalidArgument);
+  // The right bytes under the wrong name.
+  EXPECT_EQ(Expand(PageEncoding::kZstd, good),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Expand(PageEncoding::kLz4, Zstd(text)),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(EncodedPageTest, MalformedZstdIsRefused) {
+  const Page text = TextPage();
+  const std::vector<uint8_t> good = Zstd(text);
+  std::vector<uint8_t> truncated(good.begin(), good.end() - 1);
+  std::vector<uint8_t> two_frames = good;
+  two_frames.insert(two_frames.end(), good.begin(), good.end());
+  std::vector<uint8_t> trailing = good;
+  trailing.push_back(0);
+  EXPECT_EQ(Expand(PageEncoding::kZstd, truncated),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Expand(PageEncoding::kZstd, two_frames),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Expand(PageEncoding::kZstd, trailing),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Expand(PageEncoding::kZstd,
+                   Zstd(absl::MakeConstSpan(text).subspan(0, kPageSize - 1))),
+            absl::StatusCode::kInvalidArgument);
+  std::vector<uint8_t> longer_page(kPageSize + 1, 'e');
+  EXPECT_EQ(Expand(PageEncoding::kZstd, Zstd(longer_page)),
+            absl::StatusCode::kInvalidArgument);
+  // A frame that does not say how large it is could say anything.
+  EXPECT_EQ(Expand(PageEncoding::kZstd, Zstd(text, /*name_size=*/false)),
+            absl::StatusCode::kInvalidArgument);
+  // A bomb: 64 MiB of zeros in a few hundred bytes, claiming its size.
+  const std::vector<uint8_t> zeros(64 << 20, 0);
+  const std::vector<uint8_t> bomb = Zstd(zeros);
+  ASSERT_LT(bomb.size(), 8192u);
+  EXPECT_EQ(Expand(PageEncoding::kZstd, bomb),
+            absl::StatusCode::kInvalidArgument);
+  // The good frame, but naming dictionary 42 (a one-byte dictionary id
+  // after the header descriptor of a single-segment frame).
+  std::vector<uint8_t> with_dictionary = good;
+  ASSERT_EQ(with_dictionary[4] & 0x23, 0x20);  // single segment, no dict id
+  with_dictionary[4] |= 0x01;
+  with_dictionary.insert(with_dictionary.begin() + 5, 42);
+  ASSERT_EQ(
+      ZSTD_getDictID_fromFrame(with_dictionary.data(), with_dictionary.size()),
+      42u);
+  EXPECT_EQ(Expand(PageEncoding::kZstd, with_dictionary),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(EncodedPageTest, SameFilledAndRawOfTheWrongSizeAreRefused) {
+  EXPECT_EQ(Expand(PageEncoding::kSameFilled, std::vector<uint8_t>(7)),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Expand(PageEncoding::kSameFilled, std::vector<uint8_t>(9)),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Expand(PageEncoding::kRaw, std::vector<uint8_t>(kPageSize - 1)),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Expand(PageEncoding::kRaw, std::vector<uint8_t>(kPageSize + 1)),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -65,16 +65,42 @@ PutOptions PutOptionsOf(grpc::CallbackServerContext* context) {
       .cancelled = [context] { return context->IsCancelled(); }};
 }
 
-// Reads a page straight into a response's data field; leaves the field
-// empty on error.
+// The page a request carries in `data`: whole, or as its client encoded it
+// when it names an encoding (`encoding`, a v1::Encoding number).
+absl::StatusOr<IncomingPage> IncomingPageOf(int encoding,
+                                            absl::Span<const uint8_t> data) {
+  if (encoding == v1::ENCODING_UNSPECIFIED) return IncomingPage(data);
+  absl::StatusOr<PageEncoding> named =
+      FromWireEncoding(static_cast<v1::Encoding>(encoding));
+  if (!named.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page encoding ", encoding, " is not one zpaged knows"));
+  }
+  return IncomingPage::Encoded(*named, data);
+}
+
+// Reads a page straight into a response's data field, as stored if its
+// encoding is in `accept`, and names its encoding in the response when the
+// client asked for any; leaves the data empty on error.
+template <typename Response>
 absl::Status GetInto(const PageStore& store, const std::string& tenant,
-                     uint64_t key, std::string* data) {
+                     uint64_t key,
+                     const google::protobuf::RepeatedField<int>& accept,
+                     Response* response) {
+  std::string* data = response->mutable_data();
   data->resize(kPageSize);
-  const absl::Status status = store.Get(
+  const PageEncodingSet accepted = FromWireAccept(accept);
+  absl::StatusOr<StoredPage> read = store.Get(
       tenant, key,
-      absl::MakeSpan(reinterpret_cast<uint8_t*>(data->data()), data->size()));
-  if (!status.ok()) data->clear();
-  return status;
+      absl::MakeSpan(reinterpret_cast<uint8_t*>(data->data()), data->size()),
+      accepted);
+  if (!read.ok()) {
+    data->clear();
+    return read.status();
+  }
+  data->resize(read->bytes);
+  if (!accept.empty()) response->set_encoding(ToWireEncoding(read->encoding));
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -132,7 +158,10 @@ std::optional<absl::StatusOr<PutResult>> PageStoreService::StorePage(
       !allowed.ok()) {
     return allowed;
   }
-  return store_->Put(request.tenant(), request.key(), Bytes(request.data()),
+  absl::StatusOr<IncomingPage> page =
+      IncomingPageOf(request.encoding(), Bytes(request.data()));
+  if (!page.ok()) return page.status();
+  return store_->Put(request.tenant(), request.key(), *page,
                      PutOptionsOf(context), later);
 }
 
@@ -181,7 +210,7 @@ void PageStoreService::ServeGet(grpc::CallbackServerContext* context,
   if (Refused(context, call, request.tenant())) return;
   if (observer_ != nullptr) observer_->OnPages(RpcMethod::kGet, 1);
   call->Reply(ToGrpcStatus(GetInto(*store_, request.tenant(), request.key(),
-                                   call->response()->mutable_data())));
+                                   request.accept(), call->response())));
 }
 
 grpc::ServerUnaryReactor* PageStoreService::Delete(
@@ -296,7 +325,7 @@ PageStoreService::RawBidiReactor* PageStoreService::GetStream(
     absl::Status status = Authorize(context, request.tenant());
     if (status.ok()) {
       status = GetInto(*store_, request.tenant(), request.key(),
-                       response->mutable_data());
+                       request.accept(), response);
     }
     response->set_code(static_cast<int32_t>(status.code()));
     if (!status.ok()) response->set_message(std::string(status.message()));
@@ -317,9 +346,17 @@ void PageStoreService::ServePutBatch(grpc::CallbackServerContext* context,
                                      PutBatchCall* call) {
   const v1::PutBatchRequest& request = call->request();
   if (Refused(context, call, request.tenant())) return;
-  if (absl::Status valid = ValidateBatch(request.tenant(), request.keys_size(),
-                                         request.pages().size());
-      !valid.ok()) {
+  const bool encoded = request.encodings_size() > 0 || request.sizes_size() > 0;
+  absl::Status valid = ValidateBatch(
+      request.tenant(), request.keys_size(),
+      encoded ? std::nullopt : std::optional<size_t>(request.pages().size()));
+  if (valid.ok() && encoded) {
+    valid = ValidateEncodedBatch(
+        request.keys_size(), request.encodings_size(),
+        absl::MakeConstSpan(request.sizes().data(), request.sizes_size()),
+        request.pages().size());
+  }
+  if (!valid.ok()) {
     call->Reply(ToGrpcStatus(valid));
     return;
   }
@@ -338,10 +375,26 @@ void PageStoreService::RunPutBatch(grpc::CallbackServerContext* context,
   const v1::PutBatchRequest& request = call->request();
   const PutOptions options = PutOptionsOf(context);
   const absl::Span<const uint8_t> pages = Bytes(request.pages());
+  // Whole pages, or (ServePutBatch checked the layout) encoded ones of the
+  // sizes the request gives.
+  const bool encoded = request.encodings_size() > 0;
+  auto size_of = [&](int i) -> size_t {
+    return encoded ? request.sizes(i) : kPageSize;
+  };
+  size_t offset = 0;
+  for (int i = 0; i < from; ++i) offset += size_of(i);
   for (int i = from; i < request.keys_size(); ++i) {
+    const absl::Span<const uint8_t> data = pages.subspan(offset, size_of(i));
+    offset += data.size();
+    absl::StatusOr<IncomingPage> page =
+        encoded ? IncomingPageOf(request.encodings(i), data)
+                : IncomingPage(data);
+    if (!page.ok()) {
+      Respond(page.status(), call->response()->mutable_results(i));
+      continue;
+    }
     std::optional<absl::StatusOr<PutResult>> now = store_->Put(
-        request.tenant(), request.keys(i),
-        pages.subspan(i * kPageSize, kPageSize), options, [&]() -> PutDone {
+        request.tenant(), request.keys(i), *page, options, [&]() -> PutDone {
           return [this, context, call, i](absl::StatusOr<PutResult> result) {
             Respond(result, call->response()->mutable_results(i));
             RunPutBatch(context, call, i + 1);
@@ -389,17 +442,33 @@ void PageStoreService::ServeGetBatch(grpc::CallbackServerContext* context,
   if (observer_ != nullptr) observer_->OnPages(RpcMethod::kGetBatch, keys);
   v1::GetBatchResponse* response = call->response();
   response->mutable_codes()->Resize(keys, 0);
+  // As stored, pages lie back to back at their own sizes; whole, each at
+  // i * kPageSize, zeros where there is none.
+  const bool as_stored = !request.accept().empty();
+  const PageEncodingSet accept = FromWireAccept(request.accept());
+  if (as_stored) {
+    response->mutable_encodings()->Resize(keys, v1::ENCODING_UNSPECIFIED);
+    response->mutable_sizes()->Resize(keys, 0);
+  }
   std::string* pages = response->mutable_pages();
   pages->resize(keys * kPageSize);
   uint8_t* out = reinterpret_cast<uint8_t*>(pages->data());
+  size_t offset = 0;
   for (int i = 0; i < keys; ++i) {
-    const absl::Span<uint8_t> page =
-        absl::MakeSpan(out + i * kPageSize, kPageSize);
-    const absl::Status status =
-        store_->Get(request.tenant(), request.keys(i), page);
-    if (!status.ok()) std::fill(page.begin(), page.end(), 0);
-    response->set_codes(i, static_cast<int32_t>(status.code()));
+    const absl::Span<uint8_t> page = absl::MakeSpan(out + offset, kPageSize);
+    absl::StatusOr<StoredPage> read =
+        store_->Get(request.tenant(), request.keys(i), page, accept);
+    response->set_codes(i, static_cast<int32_t>(read.status().code()));
+    if (!as_stored) {
+      if (!read.ok()) std::fill(page.begin(), page.end(), 0);
+      offset += kPageSize;
+    } else if (read.ok()) {
+      response->set_encodings(i, ToWireEncoding(read->encoding));
+      response->set_sizes(i, static_cast<uint32_t>(read->bytes));
+      offset += read->bytes;
+    }
   }
+  pages->resize(offset);
   call->Reply(grpc::Status::OK);
 }
 

@@ -1,5 +1,7 @@
 #include "server/store/page_store.h"
 
+#include <array>
+
 #include "absl/strings/str_cat.h"
 #include "contract/names.h"
 #include "contract/page.h"
@@ -108,16 +110,31 @@ uint64_t PageStore::retired_tenants() const {
 }
 
 std::optional<absl::StatusOr<PutResult>> PageStore::Put(
-    absl::string_view tenant, uint64_t key, absl::Span<const uint8_t> page,
+    absl::string_view tenant, uint64_t key, const IncomingPage& page,
     const PutOptions& options, absl::FunctionRef<PutDone()> later) {
   if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
     return valid;
   }
-  if (page.size() != kPageSize) {
+  // What an encoded page decodes to: checked here, once, before a tenant is
+  // made for it or anything stored.
+  thread_local std::array<uint8_t, kPageSize> expanded;
+  absl::Span<const uint8_t> whole = page.bytes;
+  absl::Status valid;
+  if (!page.encoding.has_value()) {
+    if (page.bytes.size() != kPageSize) {
+      valid = absl::InvalidArgumentError(
+          absl::StrCat("page data is ", page.bytes.size(),
+                       " bytes; it must be exactly ", kPageSize));
+    }
+  } else {
+    valid =
+        ExpandEncodedPage(*page.encoding, page.bytes, absl::MakeSpan(expanded));
+    whole = absl::MakeConstSpan(expanded);
+  }
+  if (!valid.ok()) {
     if (std::shared_ptr<Tenant> t = Find(tenant)) t->CountInvalidPut();
     return absl::InvalidArgumentError(
-        absl::StrCat("page data is ", page.size(),
-                     " bytes; it must be exactly ", kPageSize));
+        absl::StrCat("key ", key, ": ", valid.message()));
   }
   if (!accepting_writes_.load()) {
     return absl::UnavailableError(
@@ -126,14 +143,14 @@ std::optional<absl::StatusOr<PutResult>> PageStore::Put(
   absl::StatusOr<std::shared_ptr<Tenant>> t = FindOrCreate(tenant);
   if (!t.ok()) return t.status();
   std::optional<absl::StatusOr<PutResult>> now =
-      (*t)->Put(key, page, options, later);
+      (*t)->Put(key, page, whole, options, later);
   reclaimer_.NoteCharged();
   return now;
 }
 
 absl::StatusOr<PutResult> PageStore::PutAndWait(absl::string_view tenant,
                                                 uint64_t key,
-                                                absl::Span<const uint8_t> page,
+                                                const IncomingPage& page,
                                                 const PutOptions& options) {
   Notification finished;
   absl::StatusOr<PutResult> waited;
@@ -149,8 +166,9 @@ absl::StatusOr<PutResult> PageStore::PutAndWait(absl::string_view tenant,
   return waited;
 }
 
-absl::Status PageStore::Get(absl::string_view tenant, uint64_t key,
-                            absl::Span<uint8_t> out) const {
+absl::StatusOr<StoredPage> PageStore::Get(absl::string_view tenant,
+                                          uint64_t key, absl::Span<uint8_t> out,
+                                          PageEncodingSet accept) const {
   if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
     return valid;
   }
@@ -159,7 +177,7 @@ absl::Status PageStore::Get(absl::string_view tenant, uint64_t key,
     return absl::NotFoundError(
         absl::StrCat("tenant '", tenant, "' has no page under key ", key));
   }
-  return t->Get(key, out);
+  return t->Get(key, out, accept);
 }
 
 absl::StatusOr<bool> PageStore::Delete(absl::string_view tenant, uint64_t key) {

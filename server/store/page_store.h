@@ -36,6 +36,7 @@
 #include "server/core/memory_budget.h"
 #include "server/core/mutex.h"
 #include "server/evict/eviction_sink.h"
+#include "server/store/incoming_page.h"
 #include "server/store/page_stats.h"
 #include "server/store/put_options.h"
 #include "server/store/reclaimer.h"
@@ -68,23 +69,28 @@ class PageStore {
   // Stores `page` under (tenant, key); see Tenant::Put, whose `later` this
   // passes on: the result comes back now, or (nullopt) through the function
   // `later` returns, once evictions made room. INVALID_ARGUMENT for a bad
-  // tenant name or a page that is not kPageSize bytes; RESOURCE_EXHAUSTED
-  // for a new tenant when max_tenants exist. The one Put path: unary Puts
-  // and stream items alike come through here.
+  // tenant name, a whole page that is not kPageSize bytes, or an encoded
+  // page that does not decode to exactly one (it is decoded once, here,
+  // before anything is stored); RESOURCE_EXHAUSTED for a new tenant when
+  // max_tenants exist. The one Put path: unary Puts and stream items alike
+  // come through here.
   std::optional<absl::StatusOr<PutResult>> Put(
-      absl::string_view tenant, uint64_t key, absl::Span<const uint8_t> page,
+      absl::string_view tenant, uint64_t key, const IncomingPage& page,
       const PutOptions& options, absl::FunctionRef<PutDone()> later);
 
   // The same, waiting on this thread when the Put must wait for room. For
   // callers that may block: tests, tools.
   absl::StatusOr<PutResult> PutAndWait(absl::string_view tenant, uint64_t key,
-                                       absl::Span<const uint8_t> page,
+                                       const IncomingPage& page,
                                        const PutOptions& options = {});
 
-  // Copies the page under (tenant, key) into `out` (kPageSize bytes).
-  // NOT_FOUND if there is none; INVALID_ARGUMENT for a bad tenant name.
-  absl::Status Get(absl::string_view tenant, uint64_t key,
-                   absl::Span<uint8_t> out) const;
+  // Copies the page under (tenant, key) into `out` (kPageSize bytes): as
+  // stored if its encoding is in `accept`, whole otherwise; see
+  // Tenant::Get. NOT_FOUND if there is none; INVALID_ARGUMENT for a bad
+  // tenant name.
+  absl::StatusOr<StoredPage> Get(absl::string_view tenant, uint64_t key,
+                                 absl::Span<uint8_t> out,
+                                 PageEncodingSet accept = {}) const;
 
   // Removes a page; returns whether there was one.
   absl::StatusOr<bool> Delete(absl::string_view tenant, uint64_t key);

@@ -176,7 +176,7 @@ PageStats ChurnAndCheck(const ChurnShape& shape) {
   auto check_read = [&](const std::string& tenant, uint64_t key,
                         uint32_t version) {
     Page out;
-    absl::Status s = store.Get(tenant, key, absl::MakeSpan(out));
+    absl::Status s = store.Get(tenant, key, absl::MakeSpan(out)).status();
     reads++;
     if (s.ok()) {
       if (version == 0 || out != MakePage(key, version)) wrong_reads++;

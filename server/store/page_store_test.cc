@@ -167,7 +167,7 @@ class PageStoreTest : public ::testing::Test {
   }
   absl::StatusOr<Page> GetPage(absl::string_view tenant, uint64_t key) {
     Page out;
-    absl::Status s = store_->Get(tenant, key, absl::MakeSpan(out));
+    absl::Status s = store_->Get(tenant, key, absl::MakeSpan(out)).status();
     if (!s.ok()) return s;
     return out;
   }

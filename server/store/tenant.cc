@@ -72,9 +72,40 @@ Tenant::Tenant(std::string name, const StoreOptions& options,
   pool_ = *CreateZpool(options.pool_driver, std::move(pool_options));
 }
 
+Tenant::EncodedPage Tenant::Encode(const IncomingPage& page,
+                                   absl::Span<const uint8_t> whole,
+                                   absl::Span<uint8_t> scratch) const {
+  const size_t max_payload = PageRecord::MaxPayload(pool_->MaxAllocationSize());
+  if (!page.encoding.has_value()) {
+    if (std::optional<uint64_t> word = SameFilledWord(whole)) {
+      return {PageEncoding::kSameFilled, {}, *word};
+    }
+    const Compressed out =
+        CompressPage(codec_, whole, scratch.subspan(0, max_payload));
+    if (out.bytes == 0) return {PageEncoding::kRaw, whole};
+    return {out.encoding, scratch.subspan(0, out.bytes)};
+  }
+  switch (*page.encoding) {
+    case PageEncoding::kSameFilled: {
+      uint64_t word;
+      std::memcpy(&word, page.bytes.data(), sizeof(word));
+      return {PageEncoding::kSameFilled, {}, word};
+    }
+    case PageEncoding::kLz4:
+    case PageEncoding::kZstd:
+      if (page.bytes.size() <= max_payload) {
+        return {*page.encoding, page.bytes};
+      }
+      break;
+    case PageEncoding::kRaw:
+      break;
+  }
+  return {PageEncoding::kRaw, whole};
+}
+
 std::optional<absl::StatusOr<PutResult>> Tenant::Put(
-    uint64_t key, absl::Span<const uint8_t> page, const PutOptions& options,
-    absl::FunctionRef<PutDone()> later) {
+    uint64_t key, const IncomingPage& page, absl::Span<const uint8_t> whole,
+    const PutOptions& options, absl::FunctionRef<PutDone()> later) {
   // A batch's later items run after its earlier ones waited, perhaps past
   // the call's end.
   if (absl::Status gone = CallerGone(options.deadline, options.cancelled,
@@ -84,20 +115,7 @@ std::optional<absl::StatusOr<PutResult>> Tenant::Put(
     return gone;
   }
   thread_local std::array<uint8_t, kPageSize> compressed;
-  EncodedPage encoded;
-  if (std::optional<uint64_t> word = SameFilledWord(page)) {
-    encoded = {PageEncoding::kSameFilled, {}, *word};
-  } else {
-    const Compressed out = CompressPage(
-        codec_, page,
-        absl::MakeSpan(compressed.data(),
-                       PageRecord::MaxPayload(pool_->MaxAllocationSize())));
-    encoded =
-        out.bytes == 0
-            ? EncodedPage{PageEncoding::kRaw, page}
-            : EncodedPage{out.encoding,
-                          absl::MakeConstSpan(compressed.data(), out.bytes)};
-  }
+  const EncodedPage encoded = Encode(page, whole, absl::MakeSpan(compressed));
   absl::StatusOr<Reservation> room = Reserve(key, encoded);
   if (room.ok()) return Install(key, *room, encoded);
   if (!absl::IsResourceExhausted(room.status())) return room.status();
@@ -337,32 +355,48 @@ void Tenant::Release(const IndexEntry& entry) {
   freed.IgnoreError();
 }
 
-absl::Status Tenant::Get(uint64_t key, absl::Span<uint8_t> out) const {
+absl::StatusOr<StoredPage> Tenant::Get(uint64_t key, absl::Span<uint8_t> out,
+                                       PageEncodingSet accept) const {
   ReaderLock lock(&index_mu_);
   auto it = index_.find(key);
   if (it == index_.end()) {
     return absl::NotFoundError(
         absl::StrCat("tenant '", name_, "' has no page under key ", key));
   }
-  return Read(it->second, out);
+  return Read(it->second, out, accept);
 }
 
-absl::Status Tenant::Read(const IndexEntry& entry,
-                          absl::Span<uint8_t> out) const {
+absl::StatusOr<StoredPage> Tenant::Read(const IndexEntry& entry,
+                                        absl::Span<uint8_t> out,
+                                        PageEncodingSet accept) const {
+  const StoredPage whole{PageEncoding::kRaw, kPageSize};
+  const bool as_stored = accept.Contains(entry.encoding);
   if (entry.encoding == PageEncoding::kSameFilled) {
-    FillWithWord(entry.value, out);
-    return absl::OkStatus();
+    if (!as_stored) {
+      FillWithWord(entry.value, out);
+      return whole;
+    }
+    std::memcpy(out.data(), &entry.value, sizeof(entry.value));
+    return StoredPage{PageEncoding::kSameFilled, sizeof(entry.value)};
   }
   absl::StatusOr<ZpoolMapping> mapped =
       ZpoolMapping::Map(pool_.get(), entry.value);
   if (!mapped.ok()) return mapped.status();
   if (entry.encoding == PageEncoding::kRaw) {
     std::memcpy(out.data(), mapped->data(), kPageSize);
-    return absl::OkStatus();
+    return whole;
   }
-  return DecompressPage(
-      entry.encoding,
-      PageRecord::DecodePayload(mapped->data(), entry.stored_bytes), out);
+  const absl::Span<const uint8_t> payload =
+      PageRecord::DecodePayload(mapped->data(), entry.stored_bytes);
+  if (as_stored) {
+    std::memcpy(out.data(), payload.data(), payload.size());
+    return StoredPage{entry.encoding, payload.size()};
+  }
+  if (absl::Status decoded = DecompressPage(entry.encoding, payload, out);
+      !decoded.ok()) {
+    return decoded;
+  }
+  return whole;
 }
 
 bool Tenant::Delete(uint64_t key) {

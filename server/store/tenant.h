@@ -58,12 +58,14 @@
 #include "server/core/mutex.h"
 #include "server/core/zpool.h"
 #include "server/evict/eviction_sink.h"
+#include "server/store/incoming_page.h"
 #include "server/store/page_record.h"
 #include "server/store/page_stats.h"
 #include "server/store/put_options.h"
 #include "server/store/reclaim_source.h"
 #include "server/store/reclaimer.h"
 #include "server/store/store_options.h"
+#include "server/store/stored_page.h"
 
 namespace zpaged {
 
@@ -89,22 +91,29 @@ class Tenant final : public ReclaimSource,
 
   const std::string& name() const override { return name_; }
 
-  // Stores `page` (kPageSize bytes) under `key`, replacing what was there,
-  // and returns how it is kept. When the pool is at a limit, somebody could
-  // give room (reclaimer.h) and options.wait_for_room, the Put must wait
-  // for evictions: it then calls `later` once for the function that takes
-  // its result, returns nullopt, and hands that function the result from
-  // the thread on which the wait ends. RESOURCE_EXHAUSTED when no room
-  // could be made; ABORTED, DEADLINE_EXCEEDED or CANCELLED when a later
-  // write of the key, the deadline or the caller ended the wait (see
-  // above). The store is unchanged by any failure, and each is counted.
+  // Stores `page` under `key`, replacing what was there, and returns how it
+  // is kept. `whole` is the page itself (kPageSize bytes): for a whole page
+  // its bytes, for one the client encoded what they decode to (the store
+  // checked). A client's compressed bytes are kept as they are unless they
+  // do not fit a pool allocation: then the page is kept RAW. When the pool is
+  // at a limit, somebody could give room (reclaimer.h) and
+  // options.wait_for_room, the Put must wait for evictions: it then calls
+  // `later` once for the function that takes its result, returns nullopt, and
+  // hands that function the result from the thread on which the wait ends.
+  // RESOURCE_EXHAUSTED when no room could be made; ABORTED, DEADLINE_EXCEEDED
+  // or CANCELLED when a later write of the key, the deadline or the caller
+  // ended the wait (see above). The store is unchanged by any failure, and each
+  // is counted.
   std::optional<absl::StatusOr<PutResult>> Put(
-      uint64_t key, absl::Span<const uint8_t> page, const PutOptions& options,
-      absl::FunctionRef<PutDone()> later);
+      uint64_t key, const IncomingPage& page, absl::Span<const uint8_t> whole,
+      const PutOptions& options, absl::FunctionRef<PutDone()> later);
 
-  // Copies the page stored under `key` into `out` (kPageSize bytes).
-  // NOT_FOUND, with `out` unchanged, if there is none.
-  absl::Status Get(uint64_t key, absl::Span<uint8_t> out) const;
+  // Copies the page stored under `key` into `out` (kPageSize bytes): as
+  // stored (its word, its compressed bytes) when its encoding is in
+  // `accept`, otherwise whole. NOT_FOUND, with `out` unchanged, if there is
+  // none.
+  absl::StatusOr<StoredPage> Get(uint64_t key, absl::Span<uint8_t> out,
+                                 PageEncodingSet accept = {}) const;
 
   // Removes the page under `key`; returns whether there was one.
   bool Delete(uint64_t key);
@@ -184,9 +193,15 @@ class Tenant final : public ReclaimSource,
   // Adjusts the per-encoding counters for an entry coming (+1) or going (-1).
   void Account(const IndexEntry& entry, int direction)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
-  // Copies the page an entry holds into `out`.
-  absl::Status Read(const IndexEntry& entry, absl::Span<uint8_t> out) const
+  // Copies the page an entry holds into `out`, as Get does.
+  absl::StatusOr<StoredPage> Read(const IndexEntry& entry,
+                                  absl::Span<uint8_t> out,
+                                  PageEncodingSet accept = {}) const
       ABSL_SHARED_LOCKS_REQUIRED(index_mu_);
+  // The encoded page a Put keeps for `page`, compressed (if it was whole)
+  // into `scratch`.
+  EncodedPage Encode(const IncomingPage& page, absl::Span<const uint8_t> whole,
+                     absl::Span<uint8_t> scratch) const;
   // Releases the pool memory behind an entry that is no longer indexed, and
   // its index charge.
   void Release(const IndexEntry& entry);

@@ -102,7 +102,11 @@ class ServiceTest : public ::testing::TestWithParam<StoreFlavour> {
         ZpagedServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
-    client_ = Client::Connect(server_->address());
+    // Whole pages, so that the server's own compression and limits are
+    // what these tests see; edge_compression_test.cc has the other mode.
+    client_ =
+        Client::Connect(server_->address(),
+                        ClientOptions{.compression = {EdgeCompressor::kNone}});
   }
   void SetUp() override { Start(Options()); }
 
