@@ -28,6 +28,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -418,6 +419,13 @@ int ConfigKey(const char* key, const char* value) {
       return -1;
     }
     config.flush_to_disk = std::string(value) == "disk";
+  } else if (k == "compress") {
+    std::optional<EdgeCompressor> compressor = ParseEdgeCompressor(value);
+    if (!compressor.has_value()) {
+      nbdkit_error("compress=%s: compress=lz4, zstd or none", value);
+      return -1;
+    }
+    config.client.compression.compressor = *compressor;
   } else if (k == "timeout") {
     int seconds;
     if (!absl::SimpleAtoi(value, &seconds) || seconds < 1) {
@@ -800,6 +808,9 @@ nbdkit_plugin MakePlugin() {
       "blocks on the\n"
       "                     local disk (default), or every copy stored, in "
       "zpaged too\n"
+      "compress=lz4|zstd|none  blocks are compressed here, before they go "
+      "to zpaged\n"
+      "                     (default lz4); none leaves it to zpaged\n"
       "timeout=SECONDS      deadline of each zpaged call (default 30)";
   plugin.get_ready = GetReady;
   plugin.after_fork = AfterFork;

@@ -216,8 +216,9 @@ absl::StatusOr<std::unique_ptr<TierClient>> TierClient::Create(
     one->weight = member.weight;
     shared.push_back(std::move(one));
   }
-  std::unique_ptr<TierClient> tier(new TierClient(
-      options.replicas, options.group_shift, options.probe_every));
+  std::unique_ptr<TierClient> tier(
+      new TierClient(options.replicas, options.group_shift, options.probe_every,
+                     options.compression));
   {
     std::lock_guard<std::mutex> lock(tier->membership_mu_);
     tier->Install(std::move(shared));
@@ -263,13 +264,16 @@ absl::StatusOr<std::unique_ptr<TierClient>> TierClient::Connect(
     if (!member.ok()) return member.status();
     members.push_back(*std::move(member));
   }
-  return Create(std::move(members), options);
+  TierOptions encoded_once = options;
+  encoded_once.compression = client.compression;
+  return Create(std::move(members), encoded_once);
 }
 
 TierClient::TierClient(int replicas, int group_shift,
-                       absl::Duration probe_every)
+                       absl::Duration probe_every, EdgeCompression compression)
     : replicas_wanted_(replicas),
       group_shift_(group_shift),
+      compression_(compression),
       probe_every_(probe_every),
       prober_([this] { Probe(); }) {}
 
@@ -384,8 +388,35 @@ std::vector<size_t> TierClient::Candidates(const Membership& now,
 }
 
 absl::StatusOr<std::vector<absl::StatusOr<PutReply>>> TierClient::PutMany(
-    absl::string_view tenant, absl::Span<const KeyedPage> pages) {
+    absl::string_view tenant, absl::Span<const KeyedPage> given) {
   const std::shared_ptr<const Membership> now = Snapshot();
+  // Each page is encoded once, here, for all of its copies.
+  std::string encoded_bytes;
+  std::vector<KeyedPage> encoded;
+  if (compression_.compressor != EdgeCompressor::kNone) {
+    encoded_bytes.resize(given.size() * kPageSize);
+    encoded.reserve(given.size());
+    uint8_t* out = reinterpret_cast<uint8_t*>(encoded_bytes.data());
+    for (size_t i = 0; i < given.size(); ++i) {
+      const KeyedPage& page = given[i];
+      if (page.encoding.has_value() || page.page.size() != kPageSize) {
+        encoded.push_back(page);  // as given; a wrong size is the member's
+        continue;
+      }
+      const EdgeEncoded e = EncodeAtEdge(
+          compression_,
+          absl::MakeConstSpan(
+              reinterpret_cast<const uint8_t*>(page.page.data()), kPageSize),
+          absl::MakeSpan(out + i * kPageSize, kPageSize));
+      encoded.push_back(
+          {page.key,
+           absl::string_view(reinterpret_cast<const char*>(out) + i * kPageSize,
+                             e.bytes),
+           e.encoding});
+    }
+  }
+  const absl::Span<const KeyedPage> pages =
+      encoded.empty() ? given : absl::MakeConstSpan(encoded);
   const size_t n = pages.size();
   std::vector<std::vector<size_t>> candidates(n);
   std::vector<size_t> next(n, 0);

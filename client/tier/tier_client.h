@@ -92,6 +92,11 @@ struct TierOptions {
   // How often a member that did not answer (down, hung) is asked whether it
   // serves again; until it does, it is tried after the others.
   absl::Duration probe_every = absl::Milliseconds(200);
+  // How pages are encoded before they go to members: once, here, for all of
+  // a page's copies (members send what they are given). Connect takes it
+  // from ClientOptions::compression; kNone leaves whole pages to the
+  // members' own clients.
+  EdgeCompression compression{EdgeCompressor::kNone};
 };
 
 // One server of the tier: its --node_name and a client connected to it.
@@ -203,7 +208,8 @@ class TierClient final : public PageClient {
     size_t depth;  // candidates tried: replicas + spares, at most all
   };
 
-  TierClient(int replicas, int group_shift, absl::Duration probe_every);
+  TierClient(int replicas, int group_shift, absl::Duration probe_every,
+             EdgeCompression compression);
 
   std::shared_ptr<const Membership> Snapshot() const;
   // Makes `members` the membership. Requires membership_mu_.
@@ -233,6 +239,7 @@ class TierClient final : public PageClient {
 
   const int replicas_wanted_;
   const int group_shift_;
+  const EdgeCompression compression_;
 
   mutable std::mutex membership_mu_;
   std::shared_ptr<const Membership> membership_;  // guarded by membership_mu_

@@ -40,6 +40,11 @@ class FakeMember final : public PageClient {
     std::lock_guard<std::mutex> lock(mu_);
     return calls_;
   }
+  // Pages that came encoded.
+  int encoded_pages() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return encoded_pages_;
+  }
   // Hands `key`'s page to the watcher of `tenant`, if any, and drops it
   // once acked, as a server does when it reads the ack; with
   // ack_read = false the ack is still on its way, and the copy stays.
@@ -77,13 +82,25 @@ class FakeMember final : public PageClient {
     if (absl::Status down = CallFault(); !down.ok()) return down;
     std::vector<absl::StatusOr<PutReply>> results;
     for (const KeyedPage& p : pages) {
-      if (p.page.size() != kPageSize) {
+      // An encoded page is kept as a server keeps it: expanded on reads.
+      std::string page(p.page);
+      if (p.encoding.has_value()) {
+        ++encoded_pages_;
+        page.assign(kPageSize, '\0');
+        if (!ExpandAtEdge(*p.encoding, p.page,
+                          reinterpret_cast<uint8_t*>(page.data()))
+                 .ok()) {
+          page.clear();
+        }
+      }
+      if (page.size() != kPageSize) {
         results.push_back(absl::InvalidArgumentError("not 4096 bytes"));
       } else if (fault_ == Fault::kFull) {
         results.push_back(absl::ResourceExhaustedError("full"));
       } else {
-        pages_[{std::string(tenant), p.key}] = std::string(p.page);
-        results.push_back(PutReply{PageEncoding::kRaw, kPageSize});
+        pages_[{std::string(tenant), p.key}] = page;
+        results.push_back(PutReply{p.encoding.value_or(PageEncoding::kRaw),
+                                   static_cast<uint32_t>(p.page.size())});
       }
     }
     return results;
@@ -161,6 +178,7 @@ class FakeMember final : public PageClient {
   std::mutex mu_;
   Fault fault_ = Fault::kNone;
   int calls_ = 0;
+  int encoded_pages_ = 0;
   std::map<std::pair<std::string, uint64_t>, std::string> pages_;
   EvictionCallback on_page_;
 };
@@ -203,7 +221,8 @@ class TierClientTest : public ::testing::Test {
  protected:
   // A tier of `n` fake members named m0.., `replicas` copies; group_shift 0,
   // so that every key is its own group unless a test says otherwise.
-  void Make(int n, int replicas, int group_shift = 0) {
+  void Make(int n, int replicas, int group_shift = 0,
+            EdgeCompressor compressor = EdgeCompressor::kNone) {
     std::vector<TierMember> members;
     fakes_.clear();
     for (int i = 0; i < n; ++i) {
@@ -212,8 +231,9 @@ class TierClientTest : public ::testing::Test {
       members.push_back({absl::StrCat("m", i), std::move(fake), 1.0});
     }
     absl::StatusOr<std::unique_ptr<TierClient>> tier = TierClient::Create(
-        std::move(members),
-        TierOptions{.replicas = replicas, .group_shift = group_shift});
+        std::move(members), TierOptions{.replicas = replicas,
+                                        .group_shift = group_shift,
+                                        .compression = {compressor}});
     ASSERT_TRUE(tier.ok()) << tier.status();
     tier_ = *std::move(tier);
   }
@@ -255,6 +275,24 @@ class TierClientTest : public ::testing::Test {
   std::unique_ptr<TierClient> tier_;
   std::vector<std::string> pages_;
 };
+
+TEST_F(TierClientTest, APageIsEncodedOnceForAllItsCopies) {
+  Make(3, 2, /*group_shift=*/0, EdgeCompressor::kLz4);
+  std::vector<uint64_t> keys;
+  // Labels of nine bytes: no page is one repeated 8-byte word.
+  for (uint64_t key = 100; key < 164; ++key) keys.push_back(key);
+  for (const absl::StatusOr<PutReply>& reply : PutKeys(keys)) {
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    EXPECT_EQ(reply->encoding, PageEncoding::kLz4);
+    EXPECT_LT(reply->stored_bytes, kPageSize / 4);
+    EXPECT_EQ(reply->copies, 2u);
+  }
+  // Every copy reached its member encoded, and reads back whole.
+  int encoded = 0;
+  for (FakeMember* fake : fakes_) encoded += fake->encoded_pages();
+  EXPECT_EQ(encoded, 2 * 64);
+  for (uint64_t key : keys) EXPECT_EQ(*tier_->Get("vm", key), PageOf(key));
+}
 
 TEST_F(TierClientTest, EachPageGoesToTheFirstRInItsRank) {
   Make(3, 2);
