@@ -8,12 +8,15 @@
 #include <cstdint>
 #include <cstdlib>
 #include <deque>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "contract/batch.h"
 #include "contract/page.h"
+#include "contract/wire_encoding.h"
+#include "server/codec/page_codec.h"
 #include "server/core/mutex.h"
 #include "server/core/notification.h"
 #include "server/store/page_store.h"
@@ -65,9 +68,39 @@ class AcceptingSink : public zpaged::EvictionSink {
   std::thread acker_;
 };
 
-absl::Span<const uint8_t> Bytes(const std::string& s) {
+absl::Span<const uint8_t> Bytes(absl::string_view s) {
   return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(s.data()),
                              s.size());
+}
+
+// The page a request carries, whole or encoded as `encoding` (a v1 number)
+// names; nullopt for a number the server does not know (it refuses those
+// before the store).
+std::optional<zpaged::IncomingPage> IncomingPageOf(int encoding,
+                                                   absl::string_view data) {
+  if (encoding == zpaged::v1::ENCODING_UNSPECIFIED) {
+    return zpaged::IncomingPage(Bytes(data));
+  }
+  absl::StatusOr<zpaged::PageEncoding> named =
+      zpaged::FromWireEncoding(static_cast<zpaged::v1::Encoding>(encoding));
+  if (!named.ok()) return std::nullopt;
+  return zpaged::IncomingPage::Encoded(*named, Bytes(data));
+}
+
+// The whole page `page` stands for, or "" if it is not one (the store must
+// have refused it).
+std::string Expanded(const zpaged::IncomingPage& page) {
+  if (!page.encoding.has_value()) {
+    return page.bytes.size() == zpaged::kPageSize
+               ? std::string(reinterpret_cast<const char*>(page.bytes.data()),
+                             page.bytes.size())
+               : "";
+  }
+  std::string whole(zpaged::kPageSize, '\0');
+  const absl::Status expanded = zpaged::ExpandEncodedPage(
+      *page.encoding, page.bytes,
+      absl::MakeSpan(reinterpret_cast<uint8_t*>(whole.data()), whole.size()));
+  return expanded.ok() ? whole : "";
 }
 
 }  // namespace
@@ -83,7 +116,43 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // What each (tenant, key) must hold, if anything: the store may evict
   // (the sink acks), so absence is allowed; different bytes are not.
   absl::flat_hash_map<std::pair<std::string, uint64_t>, std::string> model;
-  std::string page(zpaged::kPageSize, '\0');
+  // Puts one page as the RPC layer does, and what it stored into the model.
+  auto put = [&](const std::string& tenant, uint64_t key, int encoding,
+                 absl::string_view data) {
+    std::optional<zpaged::IncomingPage> page = IncomingPageOf(encoding, data);
+    if (!page.has_value()) return;
+    if (!store.PutAndWait(tenant, key, *page).ok()) return;
+    const std::string whole = Expanded(*page);
+    if (whole.empty()) std::abort();  // stored a page that is not one
+    model[{tenant, key}] = whole;
+  };
+  // Reads one page as stored in `accept`; what comes back must be the
+  // model's page once expanded, or NOT_FOUND / INVALID_ARGUMENT.
+  std::string out(zpaged::kPageSize, '\0');
+  auto check_get = [&](const std::string& tenant, uint64_t key,
+                       const google::protobuf::RepeatedField<int>& accept) {
+    absl::StatusOr<zpaged::StoredPage> got = store.Get(
+        tenant, key,
+        absl::MakeSpan(reinterpret_cast<uint8_t*>(out.data()), out.size()),
+        zpaged::FromWireAccept(accept));
+    if (!got.ok()) {
+      if (!absl::IsNotFound(got.status()) &&
+          !absl::IsInvalidArgument(got.status())) {
+        std::abort();
+      }
+      return;
+    }
+    if (got->encoding != zpaged::PageEncoding::kRaw &&
+        !zpaged::FromWireAccept(accept).Contains(got->encoding)) {
+      std::abort();  // an encoding the client did not accept
+    }
+    const std::string whole = Expanded(zpaged::IncomingPage::Encoded(
+        got->encoding, Bytes(absl::string_view(out).substr(0, got->bytes))));
+    auto it = model.find({tenant, key});
+    if (it == model.end() || it->second != whole) {
+      std::abort();  // a page that was never put, or other bytes
+    }
+  };
 
   size_t at = 0;
   while (at + 3 <= size) {
@@ -96,28 +165,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 0: {
         zpaged::v1::PutRequest r;
         if (!r.ParseFromArray(body, static_cast<int>(length))) break;
-        auto put = store.PutAndWait(r.tenant(), r.key(), Bytes(r.data()));
-        if (put.ok()) {
-          if (r.data().size() != zpaged::kPageSize) std::abort();
-          model[{r.tenant(), r.key()}] = r.data();
-        }
+        put(r.tenant(), r.key(), r.encoding(), r.data());
         break;
       }
       case 1: {
         zpaged::v1::GetRequest r;
         if (!r.ParseFromArray(body, static_cast<int>(length))) break;
-        const absl::Status got =
-            store.Get(r.tenant(), r.key(),
-                      absl::MakeSpan(reinterpret_cast<uint8_t*>(page.data()),
-                                     page.size()));
-        auto it = model.find({r.tenant(), r.key()});
-        if (got.ok() && (it == model.end() || it->second != page)) {
-          std::abort();  // a page that was never put, or other bytes
-        }
-        if (!got.ok() && !absl::IsNotFound(got) &&
-            !absl::IsInvalidArgument(got)) {
-          std::abort();
-        }
+        check_get(r.tenant(), r.key(), r.accept());
         break;
       }
       case 2: {
@@ -141,16 +195,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 5: {  // PutBatch, item by item as the RPC layer applies it
         zpaged::v1::PutBatchRequest r;
         if (!r.ParseFromArray(body, static_cast<int>(length))) break;
-        if (!zpaged::ValidateBatch(r.tenant(), r.keys_size(), r.pages().size())
-                 .ok()) {
+        const bool encoded = r.encodings_size() > 0 || r.sizes_size() > 0;
+        if (!zpaged::ValidateBatch(
+                 r.tenant(), r.keys_size(),
+                 encoded ? std::nullopt
+                         : std::optional<size_t>(r.pages().size()))
+                 .ok() ||
+            (encoded &&
+             !zpaged::ValidateEncodedBatch(
+                  r.keys_size(), r.encodings_size(),
+                  absl::MakeConstSpan(r.sizes().data(), r.sizes_size()),
+                  r.pages().size())
+                  .ok())) {
           break;
         }
+        size_t offset = 0;
         for (int i = 0; i < r.keys_size(); ++i) {
-          const std::string one =
-              r.pages().substr(i * zpaged::kPageSize, zpaged::kPageSize);
-          if (store.PutAndWait(r.tenant(), r.keys(i), Bytes(one)).ok()) {
-            model[{r.tenant(), r.keys(i)}] = one;
-          }
+          const size_t bytes = encoded ? r.sizes(i) : zpaged::kPageSize;
+          put(r.tenant(), r.keys(i),
+              encoded ? r.encodings(i) : zpaged::v1::ENCODING_UNSPECIFIED,
+              absl::string_view(r.pages()).substr(offset, bytes));
+          offset += bytes;
         }
         break;
       }
@@ -162,14 +227,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           break;
         }
         for (int i = 0; i < r.keys_size(); ++i) {
-          const absl::Status got =
-              store.Get(r.tenant(), r.keys(i),
-                        absl::MakeSpan(reinterpret_cast<uint8_t*>(page.data()),
-                                       page.size()));
-          auto it = model.find({r.tenant(), r.keys(i)});
-          if (got.ok() && (it == model.end() || it->second != page)) {
-            std::abort();
-          }
+          check_get(r.tenant(), r.keys(i), r.accept());
         }
         break;
       }
