@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/bench/channel_load.h"
 #include "client/bench/progress_line.h"
+#include "client/bench/wire_bytes.h"
 
 namespace zpaged::bench {
 namespace {
@@ -53,6 +54,7 @@ absl::StatusOr<PhaseRun> RunPhase(BenchTarget& target, const PageCorpus& corpus,
   const bool timed = phase != Phase::kDelete;
   absl::StatusOr<std::optional<ServerSample>> before = Sample(target, timed);
   if (!before.ok()) return before.status();
+  const std::optional<uint64_t> wire_before = LoopbackBytes();
 
   std::atomic<uint64_t> completed{0};
   const Clock::time_point start = Clock::now();
@@ -84,6 +86,10 @@ absl::StatusOr<PhaseRun> RunPhase(BenchTarget& target, const PageCorpus& corpus,
     if (!status.ok()) return status;
   }
 
+  const std::optional<uint64_t> wire_after = LoopbackBytes();
+  if (wire_before.has_value() && wire_after.has_value()) {
+    run.result.wire_bytes = *wire_after - *wire_before;
+  }
   absl::StatusOr<std::optional<ServerSample>> after = Sample(target, timed);
   if (!after.ok()) return after.status();
   if (before->has_value() && after->has_value()) {

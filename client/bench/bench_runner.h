@@ -39,6 +39,8 @@ struct PhaseResult {
   // What the server spent, when the target can tell.
   std::optional<double> server_cpu_seconds;
   std::optional<int64_t> server_memory_growth_bytes;
+  // Bytes on loopback during the phase, both ways (wire_bytes.h).
+  std::optional<uint64_t> wire_bytes;
 
   double pages_per_second() const {
     return seconds > 0 ? operations / seconds : 0;

@@ -16,14 +16,16 @@ PageClientTarget::PageClientTarget(PageClientTargetOptions options)
     : options_(std::move(options)) {}
 
 std::string PageClientTarget::mode() const {
-  if (options_.servers.size() == 1) return "client";
-  return absl::StrCat("tier R=", options_.replicas, "/",
+  const char* compressor = EdgeCompressorName(options_.compression.compressor);
+  if (options_.servers.size() == 1) return absl::StrCat("client-", compressor);
+  return absl::StrCat("tier-", compressor, " R=", options_.replicas, "/",
                       options_.servers.size());
 }
 
 std::string PageClientTarget::tenant() const {
   return absl::StrCat(options_.tenant,
-                      options_.servers.size() == 1 ? "-client" : "-tier");
+                      options_.servers.size() == 1 ? "-client-" : "-tier-",
+                      EdgeCompressorName(options_.compression.compressor));
 }
 
 absl::Status PageClientTarget::Connect(int channels) {
@@ -31,6 +33,7 @@ absl::Status PageClientTarget::Connect(int channels) {
   client.token = options_.token;
   client.pages_per_call = options_.batch_pages;
   client.calls_in_flight = std::max(1, options_.depth / options_.batch_pages);
+  client.compression = options_.compression;
   for (int c = 0; c < channels; ++c) {
     std::unique_ptr<PageClient> one;
     if (options_.servers.size() == 1) {

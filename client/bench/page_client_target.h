@@ -7,7 +7,8 @@
 // replica).
 //
 // Each channel is its own client, so its own connections. Its tenant is
-// "<tenant>-client" (one server) or "<tenant>-tier" (several).
+// "<tenant>-client-<compressor>" (one server) or "<tenant>-tier-<compressor>"
+// (several).
 
 #ifndef ZPAGED_CLIENT_BENCH_PAGE_CLIENT_TARGET_H_
 #define ZPAGED_CLIENT_BENCH_PAGE_CLIENT_TARGET_H_
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "client/bench/bench_target.h"
+#include "client/lib/edge_codec.h"
 #include "client/lib/page_client.h"
 
 namespace zpaged::bench {
@@ -32,6 +34,8 @@ struct PageClientTargetOptions {
   std::vector<pid_t> server_pids;    // for SampleServer: summed over them
   int batch_pages = 16;              // pages per batch call
   int depth = 16;                    // pages in flight per channel
+  // How the client library encodes pages (edge_codec.h).
+  EdgeCompression compression;
 };
 
 class PageClientTarget : public BenchTarget {
@@ -39,7 +43,7 @@ class PageClientTarget : public BenchTarget {
   explicit PageClientTarget(PageClientTargetOptions options);
 
   std::string store() const override { return "zpaged"; }
-  // "client", or "tier R=<replicas>/<servers>".
+  // "client-<compressor>", or "tier-<compressor> R=<replicas>/<servers>".
   std::string mode() const override;
   absl::Status Connect(int channels) override;
   absl::Status RunChannel(int channel, int depth, ChannelLoad& load) override;

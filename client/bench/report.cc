@@ -26,6 +26,12 @@ struct Ratio {
 
 double Over(double a, double b) { return b > 0 ? a / b : 0; }
 
+// Wire bytes per page of a phase.
+std::optional<double> WireBytesPerPage(const PhaseResult& phase) {
+  if (!phase.wire_bytes || phase.operations == 0) return std::nullopt;
+  return static_cast<double>(*phase.wire_bytes) / phase.operations;
+}
+
 std::vector<Ratio> RatiosOf(const std::vector<TargetResult>& results) {
   std::vector<Ratio> ratios;
   for (const TargetResult& z : results) {
@@ -95,6 +101,8 @@ void AppendPhaseJson(std::vector<std::string>& fields, const char* name,
   }
   fields.push_back(absl::StrFormat("\"server_%s_cpu_s_per_million\": %s", name,
                                    JsonNumber(CpuSecondsPerMillion(phase))));
+  fields.push_back(absl::StrFormat("\"%s_wire_bytes_per_page\": %s", name,
+                                   JsonNumber(WireBytesPerPage(phase))));
 }
 
 }  // namespace
@@ -119,15 +127,16 @@ std::string FormatTable(const RunOptions& options,
       options.duration > absl::ZeroDuration()
           ? absl::StrCat(absl::FormatDuration(options.duration), " per phase")
           : absl::StrCat(options.pages, " pages"));
-  absl::StrAppendFormat(&out, "%-14s %-5s %10s %8s %8s %8s %9s %7s %11s %11s\n",
-                        "target", "phase", "pages/s", "MB/s", "p50 us",
-                        "p99 us", "p99.9 us", "errors", "cpu s/Mop",
-                        "bytes/page");
+  absl::StrAppendFormat(
+      &out, "%-20s %-5s %10s %8s %8s %8s %9s %7s %11s %11s %10s\n", "target",
+      "phase", "pages/s", "MB/s", "p50 us", "p99 us", "p99.9 us", "errors",
+      "cpu s/Mop", "bytes/page", "wire B/op");
   for (const TargetResult& result : results) {
     for (auto [name, phase] :
          {std::pair{"put", &result.put}, std::pair{"get", &result.get}}) {
       absl::StrAppendFormat(
-          &out, "%-14s %-5s %10.0f %8.1f %8.1f %8.1f %9.1f %7d %11s %11s\n",
+          &out,
+          "%-20s %-5s %10.0f %8.1f %8.1f %8.1f %9.1f %7d %11s %11s %10s\n",
           absl::StrCat(result.store, " ", result.mode), name,
           phase->pages_per_second(),
           phase->pages_per_second() * kPageSize / kMegabyte,
@@ -137,7 +146,8 @@ std::string FormatTable(const RunOptions& options,
           phase->errors + phase->mismatches,
           Optional(CpuSecondsPerMillion(*phase), "%.2f"),
           phase == &result.put ? Optional(MemoryBytesPerPage(result), "%.0f")
-                               : std::string("-"));
+                               : std::string("-"),
+          Optional(WireBytesPerPage(*phase), "%.0f"));
     }
   }
   std::vector<Ratio> ratios = RatiosOf(results);

@@ -48,6 +48,10 @@ ABSL_FLAG(std::string, modes, "",
           "protocol's own ways, one server only) and client (PutMany/GetMany "
           "of the client library); default stream,unary, or client for a "
           "tier");
+ABSL_FLAG(std::string, client_compression, "lz4",
+          "client mode: how the library encodes pages before they are sent, "
+          "comma-separated to measure several: lz4, zstd (level 1) or none "
+          "(whole pages, compressed by the server)");
 ABSL_FLAG(int, batch, 16,
           "batch mode: pages per PutBatch/GetBatch message (1 to 256); "
           "depth / batch calls are kept in flight");
@@ -130,7 +134,18 @@ absl::StatusOr<std::vector<std::unique_ptr<BenchTarget>>> TargetsFromFlags() {
   if (modes.empty()) modes = tier ? "client" : "stream,unary";
   for (absl::string_view mode : absl::StrSplit(modes, ',', absl::SkipEmpty())) {
     if (mode == "client") {
-      targets.push_back(std::make_unique<PageClientTarget>(library));
+      for (absl::string_view name :
+           absl::StrSplit(absl::GetFlag(FLAGS_client_compression), ',',
+                          absl::SkipEmpty())) {
+        std::optional<EdgeCompressor> compressor = ParseEdgeCompressor(name);
+        if (!compressor.has_value()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "--client_compression: \"", name, "\" is not lz4, zstd or none"));
+        }
+        PageClientTargetOptions one = library;
+        one.compression.compressor = *compressor;
+        targets.push_back(std::make_unique<PageClientTarget>(one));
+      }
       continue;
     }
     if (tier) {

@@ -36,10 +36,11 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
-echo "quick run: zpaged stream + unary + batches of 7 + the library, redis raw + lz4 + zstd"
+echo "quick run: zpaged stream + unary + batches of 7 + the library (whole pages, LZ4 at the edge), redis raw + lz4 + zstd"
 "$bench" --quick --server="127.0.0.1:$port" --server_pid="$server_pid" \
   --peer="redis://127.0.0.1:$redis_port" --corpus="$corpus" --json \
-  --modes=stream,unary,batch,client --batch=7 >"$work/quick.json"
+  --modes=stream,unary,batch,client --client_compression=none,lz4 --batch=7 \
+  >"$work/quick.json"
 echo "grpc-floor: a no-op call beside a Get"
 "$grpc_floor" --server="127.0.0.1:$port" --calls=50 >"$work/floor.txt"
 grep -q "^Get / no-op: p50 [0-9.]*x, p99 [0-9.]*x$" "$work/floor.txt" ||
@@ -79,11 +80,12 @@ def check(ok, what):
 
 rows = {(r["target"], r["mode"]): r for r in quick["results"]}
 check(sorted(rows) == [("redis", "lz4"), ("redis", "raw"), ("redis", "zstd"),
-                       ("zpaged", "batch7"), ("zpaged", "client"),
-                       ("zpaged", "stream"), ("zpaged", "unary")],
+                       ("zpaged", "batch7"), ("zpaged", "client-lz4"),
+                       ("zpaged", "client-none"), ("zpaged", "stream"),
+                       ("zpaged", "unary")],
       f"one result per mode and target: {sorted(rows)}")
 (t,) = tier["results"]
-check(t["mode"] == "tier R=2/3", f"the tier's mode: {t['mode']}")
+check(t["mode"] == "tier-lz4 R=2/3", f"the tier's mode: {t['mode']}")
 rows[("zpaged", t["mode"])] = t
 for (target, mode), r in sorted(rows.items()):
     name = f"{target} {mode}"
@@ -98,7 +100,15 @@ for (target, mode), r in sorted(rows.items()):
               f"{name}: {field} reported")
     check(r["memory_bytes_per_page"] is not None,
           f"{name}: server memory per page reported")
-check(len(quick["ratios"]) == 12, "a ratio per zpaged mode and Redis flavour")
+    check(r["put_wire_bytes_per_page"] > 0 and r["get_wire_bytes_per_page"] > 0,
+          f"{name}: bytes on the wire per page reported")
+# Compressed at the edge, a page crosses the wire in fewer bytes both ways.
+for phase in ("put", "get"):
+    edge = rows[("zpaged", "client-lz4")][f"{phase}_wire_bytes_per_page"]
+    whole = rows[("zpaged", "client-none")][f"{phase}_wire_bytes_per_page"]
+    check(edge < 0.8 * whole,
+          f"{phase}: {edge:.0f} wire bytes a page at the edge, {whole:.0f} whole")
+check(len(quick["ratios"]) == 15, "a ratio per zpaged mode and Redis flavour")
 
 (t,) = timed["results"]
 check(t["put_pages"] > 0 and t["get_pages"] > 0,
@@ -113,12 +123,12 @@ stored() {  # stored PORT TENANT
   "$zpagectl" --server="127.0.0.1:$1" --tenant="$2" stats --json |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["stored_pages"])'
 }
-for tenant in bench-stream bench-unary bench-batch7 bench-client; do
+for tenant in bench-stream bench-unary bench-batch7 bench-client-none bench-client-lz4; do
   pages=$(stored "$port" "$tenant")
   [ "$pages" = 0 ] || { echo "FAILED: $tenant still holds $pages pages"; exit 1; }
 done
 for i in 0 1 2; do
-  pages=$(stored "${tier_ports[$i]}" bench-tier)
+  pages=$(stored "${tier_ports[$i]}" bench-tier-lz4)
   [ "$pages" = 0 ] || { echo "FAILED: tier-$i still holds $pages pages"; exit 1; }
 done
 keys=$(redis-cli -p "$redis_port" dbsize)
