@@ -383,27 +383,28 @@ void PageStoreService::RunPutBatch(grpc::CallbackServerContext* context,
   };
   size_t offset = 0;
   for (int i = 0; i < from; ++i) offset += size_of(i);
-  for (int i = from; i < request.keys_size(); ++i) {
-    const absl::Span<const uint8_t> data = pages.subspan(offset, size_of(i));
-    offset += data.size();
-    absl::StatusOr<IncomingPage> page =
-        encoded ? IncomingPageOf(request.encodings(i), data)
-                : IncomingPage(data);
-    if (!page.ok()) {
-      Respond(page.status(), call->response()->mutable_results(i));
-      continue;
-    }
-    std::optional<absl::StatusOr<PutResult>> now = store_->Put(
-        request.tenant(), request.keys(i), *page, options, [&]() -> PutDone {
-          return [this, context, call, i](absl::StatusOr<PutResult> result) {
-            Respond(result, call->response()->mutable_results(i));
-            RunPutBatch(context, call, i + 1);
-          };
-        });
-    if (!now.has_value()) return;
-    Respond(*now, call->response()->mutable_results(i));
-  }
-  call->Reply(grpc::Status::OK);
+  const bool finished = store_->PutMany(
+      request.tenant(), from, request.keys_size(),
+      [&](size_t i) {
+        const absl::Span<const uint8_t> data =
+            pages.subspan(offset, size_of(i));
+        offset += data.size();
+        return PageStore::BatchPage{
+            request.keys(i), encoded
+                                 ? IncomingPageOf(request.encodings(i), data)
+                                 : IncomingPage(data)};
+      },
+      options,
+      [call](size_t i, absl::StatusOr<PutResult> result) {
+        Respond(result, call->response()->mutable_results(i));
+      },
+      [this, context, call](size_t i) -> PutDone {
+        return [this, context, call, i](absl::StatusOr<PutResult> result) {
+          Respond(result, call->response()->mutable_results(i));
+          RunPutBatch(context, call, i + 1);
+        };
+      });
+  if (finished) call->Reply(grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* PageStoreService::GetBatch(
@@ -454,22 +455,23 @@ void PageStoreService::ServeGetBatch(grpc::CallbackServerContext* context,
   pages->resize(keys * kPageSize);
   uint8_t* out = reinterpret_cast<uint8_t*>(pages->data());
   size_t offset = 0;
-  for (int i = 0; i < keys; ++i) {
-    const absl::Span<uint8_t> page = absl::MakeSpan(out + offset, kPageSize);
-    absl::StatusOr<StoredPage> read =
-        store_->Get(request.tenant(), request.keys(i), page, accept);
-    response->set_codes(i, static_cast<int32_t>(read.status().code()));
-    if (!as_stored) {
-      if (!read.ok()) std::fill(page.begin(), page.end(), 0);
-      offset += kPageSize;
-    } else if (read.ok()) {
-      response->set_encodings(i, ToWireEncoding(read->encoding));
-      response->set_sizes(i, static_cast<uint32_t>(read->bytes));
-      offset += read->bytes;
-    }
-  }
+  const absl::Status whole_call = store_->GetMany(
+      request.tenant(),
+      absl::MakeConstSpan(request.keys().data(), request.keys_size()), accept,
+      [&](size_t) { return absl::MakeSpan(out + offset, kPageSize); },
+      [&](size_t i, const absl::StatusOr<StoredPage>& read) {
+        response->set_codes(i, static_cast<int32_t>(read.status().code()));
+        if (!as_stored) {
+          if (!read.ok()) std::fill(out + offset, out + offset + kPageSize, 0);
+          offset += kPageSize;
+        } else if (read.ok()) {
+          response->set_encodings(i, ToWireEncoding(read->encoding));
+          response->set_sizes(i, static_cast<uint32_t>(read->bytes));
+          offset += read->bytes;
+        }
+      });
   pages->resize(offset);
-  call->Reply(grpc::Status::OK);
+  call->Reply(ToGrpcStatus(whole_call));
 }
 
 grpc::ServerUnaryReactor* PageStoreService::DeleteBatch(

@@ -109,43 +109,100 @@ uint64_t PageStore::retired_tenants() const {
   return retired_tenants_;
 }
 
-std::optional<absl::StatusOr<PutResult>> PageStore::Put(
-    absl::string_view tenant, uint64_t key, const IncomingPage& page,
-    const PutOptions& options, absl::FunctionRef<PutDone()> later) {
-  if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
-    return valid;
-  }
-  // What an encoded page decodes to: checked here, once, before a tenant is
-  // made for it or anything stored.
+namespace {
+
+// The page `page` stands for: a whole page's own bytes, or what an encoded
+// one decodes to, in this thread's scratch page until its next call. It is
+// checked here, once, before a tenant is made for it or anything stored;
+// INVALID_ARGUMENT naming `key` if it is not one page.
+absl::StatusOr<absl::Span<const uint8_t>> WholePage(uint64_t key,
+                                                    const IncomingPage& page) {
   thread_local std::array<uint8_t, kPageSize> expanded;
-  absl::Span<const uint8_t> whole = page.bytes;
   absl::Status valid;
   if (!page.encoding.has_value()) {
-    if (page.bytes.size() != kPageSize) {
-      valid = absl::InvalidArgumentError(
-          absl::StrCat("page data is ", page.bytes.size(),
-                       " bytes; it must be exactly ", kPageSize));
-    }
+    if (page.bytes.size() == kPageSize) return page.bytes;
+    valid = absl::InvalidArgumentError(
+        absl::StrCat("page data is ", page.bytes.size(),
+                     " bytes; it must be exactly ", kPageSize));
   } else {
     valid =
         ExpandEncodedPage(*page.encoding, page.bytes, absl::MakeSpan(expanded));
-    whole = absl::MakeConstSpan(expanded);
+    if (valid.ok()) return absl::MakeConstSpan(expanded);
   }
-  if (!valid.ok()) {
-    if (std::shared_ptr<Tenant> t = Find(tenant)) t->CountInvalidPut();
-    return absl::InvalidArgumentError(
-        absl::StrCat("key ", key, ": ", valid.message()));
+  return absl::InvalidArgumentError(
+      absl::StrCat("key ", key, ": ", valid.message()));
+}
+
+}  // namespace
+
+absl::Status PageStore::CheckWritable(absl::string_view tenant) const {
+  if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
+    return valid;
   }
   if (!accepting_writes_.load()) {
     return absl::UnavailableError(
         "zpaged is shutting down and takes no more pages");
   }
+  return absl::OkStatus();
+}
+
+void PageStore::CountInvalidPut(absl::string_view tenant) const {
+  if (std::shared_ptr<Tenant> t = Find(tenant)) t->CountInvalidPut();
+}
+
+std::optional<absl::StatusOr<PutResult>> PageStore::Put(
+    absl::string_view tenant, uint64_t key, const IncomingPage& page,
+    const PutOptions& options, absl::FunctionRef<PutDone()> later) {
+  if (absl::Status writable = CheckWritable(tenant); !writable.ok()) {
+    return writable;
+  }
+  absl::StatusOr<absl::Span<const uint8_t>> whole = WholePage(key, page);
+  if (!whole.ok()) {
+    CountInvalidPut(tenant);
+    return whole.status();
+  }
   absl::StatusOr<std::shared_ptr<Tenant>> t = FindOrCreate(tenant);
   if (!t.ok()) return t.status();
   std::optional<absl::StatusOr<PutResult>> now =
-      (*t)->Put(key, page, whole, options, later);
+      (*t)->Put(key, page, *whole, options, later);
   reclaimer_.NoteCharged();
   return now;
+}
+
+bool PageStore::PutMany(
+    absl::string_view tenant, size_t first, size_t count,
+    absl::FunctionRef<BatchPage(size_t)> item, const PutOptions& options,
+    absl::FunctionRef<void(size_t, absl::StatusOr<PutResult>)> stored,
+    absl::FunctionRef<PutDone(size_t)> later) {
+  if (absl::Status writable = CheckWritable(tenant); !writable.ok()) {
+    for (size_t i = first; i < count; ++i) stored(i, writable);
+    return true;
+  }
+  // Found (or made) at the first page that is one, and kept for the rest.
+  std::optional<absl::StatusOr<std::shared_ptr<Tenant>>> t;
+  for (size_t i = first; i < count; ++i) {
+    BatchPage one = item(i);
+    absl::StatusOr<absl::Span<const uint8_t>> whole =
+        one.page.ok()
+            ? WholePage(one.key, *one.page)
+            : absl::StatusOr<absl::Span<const uint8_t>>(one.page.status());
+    if (!whole.ok()) {
+      CountInvalidPut(tenant);
+      stored(i, whole.status());
+      continue;
+    }
+    if (!t.has_value()) t = FindOrCreate(tenant);
+    if (!t->ok()) {
+      stored(i, t->status());
+      continue;
+    }
+    std::optional<absl::StatusOr<PutResult>> now = (**t)->Put(
+        one.key, *one.page, *whole, options, [&] { return later(i); });
+    reclaimer_.NoteCharged();
+    if (!now.has_value()) return false;
+    stored(i, *std::move(now));
+  }
+  return true;
 }
 
 absl::StatusOr<PutResult> PageStore::PutAndWait(absl::string_view tenant,
@@ -178,6 +235,25 @@ absl::StatusOr<StoredPage> PageStore::Get(absl::string_view tenant,
         absl::StrCat("tenant '", tenant, "' has no page under key ", key));
   }
   return t->Get(key, out, accept);
+}
+
+absl::Status PageStore::GetMany(
+    absl::string_view tenant, absl::Span<const uint64_t> keys,
+    PageEncodingSet accept, absl::FunctionRef<absl::Span<uint8_t>(size_t)> out,
+    absl::FunctionRef<void(size_t, const absl::StatusOr<StoredPage>&)> read)
+    const {
+  if (absl::Status valid = ValidateTenantName(tenant); !valid.ok()) {
+    return valid;
+  }
+  const std::shared_ptr<const Tenant> t = Find(tenant);
+  if (t == nullptr) {
+    const absl::Status none =
+        absl::NotFoundError(absl::StrCat("tenant '", tenant, "' has no pages"));
+    for (size_t i = 0; i < keys.size(); ++i) read(i, none);
+    return absl::OkStatus();
+  }
+  t->GetMany(keys, accept, out, read);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> PageStore::Delete(absl::string_view tenant, uint64_t key) {

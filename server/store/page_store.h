@@ -80,6 +80,25 @@ class PageStore {
 
   // The same, waiting on this thread when the Put must wait for room. For
   // callers that may block: tests, tools.
+  // One page of a batch: its key, and its page or why the RPC layer could
+  // not make one of what came.
+  struct BatchPage {
+    uint64_t key;
+    absl::StatusOr<IncomingPage> page;
+  };
+  // The batch form of Put, for items [first, count): the tenant is checked
+  // and found once for all of them, and each page, item(i), goes as Put
+  // would take it, in order; `stored(i, result)` gets each result that
+  // comes at once. When item i must wait for room, the function later(i)
+  // returns takes its result and PutMany returns false without going on:
+  // the caller resumes from i + 1 once that result came. True once every
+  // item has its result.
+  bool PutMany(
+      absl::string_view tenant, size_t first, size_t count,
+      absl::FunctionRef<BatchPage(size_t)> item, const PutOptions& options,
+      absl::FunctionRef<void(size_t, absl::StatusOr<PutResult>)> stored,
+      absl::FunctionRef<PutDone(size_t)> later);
+
   absl::StatusOr<PutResult> PutAndWait(absl::string_view tenant, uint64_t key,
                                        const IncomingPage& page,
                                        const PutOptions& options = {});
@@ -91,6 +110,19 @@ class PageStore {
   absl::StatusOr<StoredPage> Get(absl::string_view tenant, uint64_t key,
                                  absl::Span<uint8_t> out,
                                  PageEncodingSet accept = {}) const;
+
+  // The batch form of Get: the tenant checked and found once and its index
+  // read under one hold of its lock (Tenant::GetMany). Reads keys[i] into
+  // out(i), in order, and gives `read(i, result)` each outcome before it
+  // asks for the next buffer; both run under the tenant's index lock and
+  // must not call the store. INVALID_ARGUMENT for a bad tenant name, with
+  // nothing read.
+  absl::Status GetMany(
+      absl::string_view tenant, absl::Span<const uint64_t> keys,
+      PageEncodingSet accept,
+      absl::FunctionRef<absl::Span<uint8_t>(size_t)> out,
+      absl::FunctionRef<void(size_t, const absl::StatusOr<StoredPage>&)> read)
+      const;
 
   // Removes a page; returns whether there was one.
   absl::StatusOr<bool> Delete(absl::string_view tenant, uint64_t key);
@@ -151,6 +183,10 @@ class PageStore {
 
  private:
   std::shared_ptr<Tenant> Find(absl::string_view tenant) const;
+  // OK when `tenant` is a valid name and the store takes writes.
+  absl::Status CheckWritable(absl::string_view tenant) const;
+  // Counts a Put refused for its page, if the tenant exists.
+  void CountInvalidPut(absl::string_view tenant) const;
   std::vector<std::shared_ptr<Tenant>> Tenants() const;
   // RESOURCE_EXHAUSTED when the tenant is new and neither max_tenants nor
   // the memory limit leaves room for it, even after retiring idle tenants

@@ -366,6 +366,23 @@ absl::StatusOr<StoredPage> Tenant::Get(uint64_t key, absl::Span<uint8_t> out,
   return Read(it->second, out, accept);
 }
 
+void Tenant::GetMany(
+    absl::Span<const uint64_t> keys, PageEncodingSet accept,
+    absl::FunctionRef<absl::Span<uint8_t>(size_t)> out,
+    absl::FunctionRef<void(size_t, const absl::StatusOr<StoredPage>&)> read)
+    const {
+  ReaderLock lock(&index_mu_);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto it = index_.find(keys[i]);
+    if (it == index_.end()) {
+      read(i, absl::NotFoundError(absl::StrCat(
+                  "tenant '", name_, "' has no page under key ", keys[i])));
+      continue;
+    }
+    read(i, Read(it->second, out(i), accept));
+  }
+}
+
 absl::StatusOr<StoredPage> Tenant::Read(const IndexEntry& entry,
                                         absl::Span<uint8_t> out,
                                         PageEncodingSet accept) const {

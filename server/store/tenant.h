@@ -115,6 +115,15 @@ class Tenant final : public ReclaimSource,
   absl::StatusOr<StoredPage> Get(uint64_t key, absl::Span<uint8_t> out,
                                  PageEncodingSet accept = {}) const;
 
+  // Get for each of `keys` in order, into out(i), under one hold of the
+  // index lock (shared: other Gets go on, changes wait for the batch);
+  // `read(i, result)` gets each outcome before the next buffer is asked for.
+  void GetMany(
+      absl::Span<const uint64_t> keys, PageEncodingSet accept,
+      absl::FunctionRef<absl::Span<uint8_t>(size_t)> out,
+      absl::FunctionRef<void(size_t, const absl::StatusOr<StoredPage>&)> read)
+      const;
+
   // Removes the page under `key`; returns whether there was one.
   bool Delete(uint64_t key);
 
