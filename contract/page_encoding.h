@@ -36,6 +36,11 @@ class PageEncodingSet {
   uint8_t bits_ = 0;
 };
 
+// Every encoding: pages as they are kept.
+inline constexpr PageEncodingSet kEveryEncoding = {
+    PageEncoding::kSameFilled, PageEncoding::kLz4, PageEncoding::kRaw,
+    PageEncoding::kZstd};
+
 }  // namespace zpaged
 
 #endif  // ZPAGED_CONTRACT_PAGE_ENCODING_H_

@@ -121,14 +121,16 @@ class StreamWatcher final : public EvictionWatcher {
   // through `subscribed` whether the server took the subscription, then
   // hands each page to `on_page` and acks it when that returns true.
   void Start(v1::PageStore::Stub* stub, std::string tenant, bool exclusive,
-             EvictionCallback on_page, std::promise<bool> subscribed) {
+             PageEncodingSet accept, EvictionCallback on_page,
+             std::promise<bool> subscribed) {
     thread_ = std::thread([this, stub, tenant = std::move(tenant), exclusive,
-                           on_page = std::move(on_page),
+                           accept, on_page = std::move(on_page),
                            subscribed = std::move(subscribed)]() mutable {
       auto stream = stub->WatchEvictions(context_.get());
       v1::EvictionAck subscribe;
       subscribe.set_tenant(tenant);
       subscribe.set_exclusive(exclusive);
+      ToWireAccept(accept, subscribe.mutable_accept());
       stream->Write(subscribe);
       stream->WaitForInitialMetadata();
       const auto& metadata = context_->GetServerInitialMetadata();
@@ -137,12 +139,18 @@ class StreamWatcher final : public EvictionWatcher {
       absl::Status refused;
       if (ok) {
         v1::EvictedPage page;
+        std::string whole(kPageSize, '\0');
         while (stream->Read(&page)) {
-          if (!on_page(page.key(), page.data())) {
+          // A page that does not decode is not acked: the server keeps it.
+          refused = TakePage(page.encoding(), page.data(),
+                             reinterpret_cast<uint8_t*>(whole.data()));
+          if (refused.ok() && !on_page(page.key(), whole)) {
             // Unacked, the page would stall this subscription for good.
             refused = absl::FailedPreconditionError(absl::StrCat(
                 "the callback could not keep evicted page ", page.key(),
                 "; the server keeps it for the next subscription"));
+          }
+          if (!refused.ok()) {
             context_->TryCancel();
             break;
           }
@@ -569,7 +577,8 @@ absl::StatusOr<std::unique_ptr<EvictionWatcher>> Client::Watch(
   std::promise<bool> subscribed;
   std::future<bool> subscribed_future = subscribed.get_future();
   watcher->Start(stub_.get(), std::string(tenant), options_.exclusive_watch,
-                 std::move(on_page), std::move(subscribed));
+                 AcceptedEncodings(options_.compression), std::move(on_page),
+                 std::move(subscribed));
   // The stream has no deadline, but its subscription does: a hung server
   // must not hold the caller.
   if (subscribed_future.wait_for(absl::ToChronoNanoseconds(ReadTimeout())) !=

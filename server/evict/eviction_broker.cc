@@ -45,8 +45,7 @@ bool EvictionBroker::CanAccept(absl::string_view tenant) {
 }
 
 absl::Status EvictionBroker::Deliver(absl::string_view tenant, uint64_t key,
-                                     absl::Span<const uint8_t> page,
-                                     DeliveryDone done) {
+                                     PageBytes page, DeliveryDone done) {
   MutexLock lock(&mu_);
   auto it = shut_down_ ? tenants_.end() : tenants_.find(tenant);
   if (it == tenants_.end()) {

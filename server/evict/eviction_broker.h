@@ -101,8 +101,7 @@ class EvictionBroker final : public EvictionSink {
 
   // EvictionSink; see the rules above.
   bool CanAccept(absl::string_view tenant) override;
-  absl::Status Deliver(absl::string_view tenant, uint64_t key,
-                       absl::Span<const uint8_t> page,
+  absl::Status Deliver(absl::string_view tenant, uint64_t key, PageBytes page,
                        DeliveryDone done) override;
 
   // Subscribes `channel` to `tenant`'s evictions; it must stay valid until

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "server/evict/page_bytes.h"
 
 namespace zpaged {
 
@@ -39,8 +40,7 @@ class EvictionSink {
   // it). UNAVAILABLE, with `done` dropped uncalled: no watcher could take it,
   // or another copy of `key` still awaits its ack. Thread-safe.
   virtual absl::Status Deliver(absl::string_view tenant, uint64_t key,
-                               absl::Span<const uint8_t> page,
-                               DeliveryDone done) = 0;
+                               PageBytes page, DeliveryDone done) = 0;
 };
 
 // The sink of a store that nobody watches: every delivery is refused, so
@@ -49,8 +49,8 @@ class EvictionSink {
 class NoWatcherSink final : public EvictionSink {
  public:
   bool CanAccept(absl::string_view) override { return false; }
-  absl::Status Deliver(absl::string_view tenant, uint64_t,
-                       absl::Span<const uint8_t>, DeliveryDone) override {
+  absl::Status Deliver(absl::string_view tenant, uint64_t, PageBytes,
+                       DeliveryDone) override {
     return absl::UnavailableError("no eviction watcher");
   }
 };

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "server/evict/page_bytes.h"
 
 namespace zpaged {
 
@@ -20,7 +21,7 @@ struct OutgoingPage {
   absl::string_view tenant;
   uint64_t key = 0;
   uint64_t sequence = 0;  // what the watcher acks; 1, 2, ... per watcher
-  absl::Span<const uint8_t> data;
+  PageBytes data;         // as stored: the channel expands it if it must
 };
 
 class WatcherChannel {

@@ -1,11 +1,15 @@
 #include "server/rpc/watch_reactor.h"
 
+#include <array>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "contract/grpc_status.h"
 #include "contract/metadata.h"
 #include "contract/names.h"
+#include "contract/page.h"
+#include "contract/wire_encoding.h"
+#include "server/codec/page_codec.h"
 #include "server/rpc/authorization_metadata.h"
 #include "server/rpc/raw_message.h"
 
@@ -32,10 +36,24 @@ bool WatchReactor::Send(const OutgoingPage& page) {
   // One message object per thread, so a page costs no allocation beyond its
   // serialized bytes.
   thread_local v1::EvictedPage out;
+  thread_local std::array<uint8_t, kPageSize> whole;
+  absl::Span<const uint8_t> data = page.data.bytes;
+  PageEncoding encoding = page.data.encoding;
+  if (encoding != PageEncoding::kRaw && !accept_.Contains(encoding)) {
+    // The pool's own bytes, so they decode; if they did not, the page
+    // stays on the server, as for a watcher that cannot take it.
+    if (!ExpandEncodedPage(encoding, data, absl::MakeSpan(whole)).ok()) {
+      return false;
+    }
+    data = absl::MakeConstSpan(whole);
+    encoding = PageEncoding::kRaw;
+  }
   out.set_tenant(std::string(page.tenant));
   out.set_key(page.key);
-  out.set_data(page.data.data(), page.data.size());
+  out.set_data(data.data(), data.size());
   out.set_sequence(page.sequence);
+  out.set_encoding(accept_.empty() ? v1::ENCODING_UNSPECIFIED
+                                   : ToWireEncoding(encoding));
   grpc::ByteBuffer& queued = outbox_.emplace_back();
   SerializeMessage(out, &queued);
   buffer_budget_->ChargeAnyway(queued.Length());
@@ -113,6 +131,7 @@ void WatchReactor::Subscribe() {
     id_ = *attached;
     if (!finished_) {
       subscribed_ = true;
+      accept_ = FromWireAccept(incoming_.accept());
       context_->AddInitialMetadata(kSubscribedMetadata, incoming_.tenant());
       StartSendInitialMetadata();
     }

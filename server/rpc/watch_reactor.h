@@ -92,6 +92,9 @@ class WatchReactor final
   Mutex mu_;
   std::optional<EvictionBroker::WatcherId> id_ ABSL_GUARDED_BY(mu_);
   bool subscribed_ ABSL_GUARDED_BY(mu_) = false;  // told the client so
+  // The encodings the subscription takes pages in as stored; others are
+  // expanded here and sent whole.
+  PageEncodingSet accept_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   // Pages not yet written, serialized and charged to buffer_budget_; the

@@ -86,7 +86,9 @@ class RecordingWatcher : public WatcherChannel {
     in.tenant = std::string(page.tenant);
     in.key = page.key;
     in.sequence = page.sequence;
-    std::memcpy(in.page.data(), page.data.data(), kPageSize);
+    EXPECT_TRUE(ExpandEncodedPage(page.data.encoding, page.data.bytes,
+                                  absl::MakeSpan(in.page))
+                    .ok());
     work_.SignalAll();
     return true;
   }

@@ -83,7 +83,10 @@ class ScriptedWatcher : public WatcherChannel {
   bool Send(const OutgoingPage& page) override {
     MutexLock lock(&mu_);
     Delivered d{std::string(page.tenant), page.key, {}};
-    std::copy(page.data.begin(), page.data.end(), d.page.begin());
+    // As a watcher that decodes nothing: the page whole.
+    EXPECT_TRUE(ExpandEncodedPage(page.data.encoding, page.data.bytes,
+                                  absl::MakeSpan(d.page))
+                    .ok());
     delivered_.push_back(d);
     queue_.push_back({page.sequence, d.tenant, page.key});
     work_.SignalAll();

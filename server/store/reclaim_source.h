@@ -67,8 +67,7 @@ class ReclaimSource {
   // its index lock shared across the call, so the copy cannot be replaced
   // between being read and being handed over: the sink sees the copies of
   // a key in the order they were stored. Counts stale and refused copies.
-  using HandOver =
-      absl::FunctionRef<bool(const PageCopy&, absl::Span<const uint8_t>)>;
+  using HandOver = absl::FunctionRef<bool(const PageCopy&, PageBytes)>;
   virtual OfferOutcome OfferPooled(ZpoolHandle handle, HandOver hand_over) = 0;
 
   // The same for same-filled pages, which take no pool memory so that

@@ -67,7 +67,7 @@ class ReclaimJob : public std::enable_shared_from_this<ReclaimJob> {
         // Counted before it is handed over: its outcome may come at once.
         frame->outstanding.fetch_add(1);
         const OfferOutcome offered = source_->OfferPooled(
-            handle, [&](const PageCopy& copy, absl::Span<const uint8_t> page) {
+            handle, [&](const PageCopy& copy, PageBytes page) {
               return Deliver(copy, page, frame);
             });
         if (offered != OfferOutcome::kHandedOver) {
@@ -85,7 +85,7 @@ class ReclaimJob : public std::enable_shared_from_this<ReclaimJob> {
     EndChain(/*released=*/false);
   }
 
-  bool Deliver(const PageCopy& copy, absl::Span<const uint8_t> page,
+  bool Deliver(const PageCopy& copy, PageBytes page,
                const std::shared_ptr<Frame>& frame) {
     return sink_
         ->Deliver(
@@ -316,7 +316,7 @@ uint64_t Reclaimer::DrainSameFilled(
       ++out->pages;
     }
     const OfferOutcome offered = source->OfferSameFilled(
-        listed, [&](const PageCopy& copy, absl::Span<const uint8_t> page) {
+        listed, [&](const PageCopy& copy, PageBytes page) {
           return sink_
               ->Deliver(source->name(), copy.key, page,
                         [source, out, copy](DeliveryOutcome outcome) {

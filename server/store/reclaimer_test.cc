@@ -39,8 +39,8 @@ class FakeSink final : public EvictionSink {
     MutexLock lock(&mu_);
     return watched_.contains(tenant);
   }
-  absl::Status Deliver(absl::string_view tenant, uint64_t key,
-                       absl::Span<const uint8_t>, DeliveryDone done) override {
+  absl::Status Deliver(absl::string_view tenant, uint64_t key, PageBytes,
+                       DeliveryDone done) override {
     MutexLock lock(&mu_);
     if (!watched_.contains(tenant)) return absl::UnavailableError("none");
     pending_.push_back({std::string(tenant), key, std::move(done)});

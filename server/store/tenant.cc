@@ -481,8 +481,7 @@ bool Tenant::EndReclaim(const FrameReclaim& reclaim) {
   return true;
 }
 
-OfferOutcome Tenant::HandOverCopy(const PageCopy& copy,
-                                  absl::Span<const uint8_t> page,
+OfferOutcome Tenant::HandOverCopy(const PageCopy& copy, PageBytes page,
                                   HandOver hand_over) {
   if (!hand_over(copy, page)) {
     refused_++;
@@ -513,12 +512,23 @@ OfferOutcome Tenant::OfferPooled(ZpoolHandle handle, HandOver hand_over) {
   // Not indexed: a Put not installed yet, or a page replaced or deleted
   // since the frame was taken.
   if (it == index_.end() ||
-      !IsCopy(it->second, handle, /*same_filled=*/false) ||
-      !Read(it->second, absl::MakeSpan(page)).ok()) {
+      !IsCopy(it->second, handle, /*same_filled=*/false)) {
     stale_++;
     return OfferOutcome::kStale;
   }
-  return HandOverCopy(PageCopy{*key, handle, false}, page, hand_over);
+  // As stored: a watcher that decodes pages itself takes the compressed
+  // bytes, and the watcher's channel expands them for one that does not.
+  absl::StatusOr<StoredPage> stored =
+      Read(it->second, absl::MakeSpan(page), kEveryEncoding);
+  if (!stored.ok()) {
+    stale_++;
+    return OfferOutcome::kStale;
+  }
+  return HandOverCopy(
+      PageCopy{*key, handle, false},
+      PageBytes(stored->encoding,
+                absl::MakeConstSpan(page.data(), stored->bytes)),
+      hand_over);
 }
 
 std::vector<PageCopy> Tenant::SameFilledCopies() const {
@@ -534,7 +544,6 @@ std::vector<PageCopy> Tenant::SameFilledCopies() const {
 }
 
 OfferOutcome Tenant::OfferSameFilled(const PageCopy& copy, HandOver hand_over) {
-  std::array<uint8_t, kPageSize> page;
   // As OfferPooled: a copy stored since the listing is not this one.
   ReaderLock lock(&index_mu_);
   auto it = index_.find(copy.key);
@@ -543,8 +552,10 @@ OfferOutcome Tenant::OfferSameFilled(const PageCopy& copy, HandOver hand_over) {
     stale_++;
     return OfferOutcome::kStale;
   }
-  FillWithWord(copy.value, absl::MakeSpan(page));
-  return HandOverCopy(copy, page, hand_over);
+  uint8_t word[sizeof(copy.value)];
+  std::memcpy(word, &copy.value, sizeof(word));
+  return HandOverCopy(copy, PageBytes(PageEncoding::kSameFilled, word),
+                      hand_over);
 }
 
 void Tenant::Settle(const PageCopy& copy, DeliveryOutcome outcome,

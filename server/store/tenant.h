@@ -231,8 +231,8 @@ class Tenant final : public ReclaimSource,
   // Ends a waiting Put with `result`.
   void FinishWaiting(WaitingPut* put, absl::StatusOr<PutResult> result);
   // Hands `copy` and the page in `page` to `hand_over`.
-  OfferOutcome HandOverCopy(const PageCopy& copy,
-                            absl::Span<const uint8_t> page, HandOver hand_over);
+  OfferOutcome HandOverCopy(const PageCopy& copy, PageBytes page,
+                            HandOver hand_over);
 
   const std::string name_;
   EvictionSink* const sink_;

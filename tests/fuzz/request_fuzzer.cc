@@ -39,7 +39,7 @@ class AcceptingSink : public zpaged::EvictionSink {
   }
 
   bool CanAccept(absl::string_view) override { return true; }
-  absl::Status Deliver(absl::string_view, uint64_t, absl::Span<const uint8_t>,
+  absl::Status Deliver(absl::string_view, uint64_t, zpaged::PageBytes,
                        zpaged::DeliveryDone done) override {
     zpaged::MutexLock lock(&mu_);
     queue_.push_back(std::move(done));

@@ -3,11 +3,14 @@
 // on every path (unary, stream, batch), and every malformed page is refused
 // with nothing stored.
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "client/lib/zpaged_client.h"
 #include "contract/page.h"
 #include "contract/wire_encoding.h"
@@ -81,7 +84,10 @@ class EdgeCompressionTest : public ::testing::Test {
                            ClientOptions{.compression = {compressor}});
   }
 
-  uint64_t StoredPages() { return wire_->Stats("vm")->stored_pages(); }
+  uint64_t StoredPages() { return StoredPagesOf("vm"); }
+  uint64_t StoredPagesOf(const std::string& tenant) {
+    return wire_->Stats(tenant)->stored_pages();
+  }
 
   // The pages of every encoding, as a client sends them.
   struct Case {
@@ -351,6 +357,69 @@ TEST_F(EdgeCompressionTest, ABatchWhoseLayoutDoesNotAddUpIsRefusedWhole) {
   // Sizes that overflow 32 bits when added must not wrap to a match.
   EXPECT_EQ(batch(2, {0xFFFFFFFFu, 2}, 1), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(StoredPages(), 0u);
+}
+
+// Evicted pages reach a watcher that accepts encodings as stored, and one
+// that does not whole; both ack, and the pages leave the server.
+TEST_F(EdgeCompressionTest, EvictionsGoOutAsStoredOrWhole) {
+  const std::vector<Case> cases = Cases();
+  for (bool as_stored : {true, false}) {
+    SCOPED_TRACE(as_stored ? "as stored" : "whole");
+    const std::string tenant = as_stored ? "stored" : "whole";
+    for (size_t k = 0; k < cases.size(); ++k) {
+      v1::PutRequest put;
+      put.set_tenant(tenant);
+      put.set_key(k);
+      put.set_data(cases[k].encoded);
+      put.set_encoding(ToWireEncoding(cases[k].encoding));
+      v1::PutResponse stored;
+      ASSERT_TRUE(
+          wire_->stub().Put(wire_->NewContext().get(), put, &stored).ok());
+    }
+    auto context = wire_->NewContext(/*streaming=*/true);
+    auto stream = wire_->stub().WatchEvictions(context.get());
+    v1::EvictionAck subscribe;
+    subscribe.set_tenant(tenant);
+    if (as_stored) AcceptAll(subscribe.mutable_accept());
+    ASSERT_TRUE(stream->Write(subscribe));
+    stream->WaitForInitialMetadata();
+    // Reclaim frees pool frames, so the three pooled pages leave; asked
+    // until they did, or for 5 s, after which the stream is cut.
+    std::vector<bool> seen(cases.size(), false);
+    std::atomic<size_t> arrived{0};
+    std::thread reclaim([&] {
+      const absl::Time give_up = absl::Now() + absl::Seconds(5);
+      while (arrived.load() < cases.size() - 1 && absl::Now() < give_up) {
+        (void)wire_->Reclaim(tenant, 8);
+        absl::SleepFor(absl::Milliseconds(10));
+      }
+      context->TryCancel();
+    });
+    v1::EvictedPage page;
+    while (arrived.load() < cases.size() - 1 && stream->Read(&page)) {
+      ASSERT_LT(page.key(), cases.size());
+      const Case& c = cases[page.key()];
+      if (as_stored) {
+        EXPECT_EQ(page.encoding(), ToWireEncoding(c.encoding));
+        EXPECT_EQ(page.data(), c.encoded);
+      } else {
+        EXPECT_EQ(page.encoding(), v1::ENCODING_UNSPECIFIED);
+        EXPECT_EQ(page.data(), c.page);
+      }
+      seen[page.key()] = true;
+      ++arrived;
+      v1::EvictionAck ack;
+      ack.set_sequence(page.sequence());
+      ASSERT_TRUE(stream->Write(ack));
+    }
+    reclaim.join();
+    stream->Finish().IgnoreError();
+    for (size_t k = 0; k < cases.size(); ++k) {
+      if (cases[k].encoding != PageEncoding::kSameFilled) {
+        EXPECT_TRUE(seen[k]) << PageEncodingName(cases[k].encoding);
+      }
+    }
+  }
 }
 
 // The corpus through the client library in each mode, byte-exact, each page
