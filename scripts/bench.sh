@@ -8,10 +8,13 @@
 #   scripts/bench.sh                  5 runs of each configuration
 #   scripts/bench.sh --runs 3 --pages 100000
 #
-# Four configurations, each with Redis beside zpaged in the same run:
+# Five configurations, each with Redis beside zpaged in the same run:
 #   throughput  2 channels x 16 pages in flight, streams and unary calls
 #   batch       2 channels x 4 PutBatch/GetBatch calls of 16 pages in flight
 #               (128 pages), Redis pipelined 64 deep on each channel
+#   edge        the same shape through the client library, pages compressed
+#               at the edge (LZ4) and whole (none), against Redis with the
+#               client's LZ4; bytes on the wire per page for each
 #   clients     32 channels x 1 unary call (Redis: 32 clients, no pipeline)
 #   latency     1 channel, 1 unary call in flight
 # Raw per-run JSON is kept in the directory printed at the end.
@@ -71,6 +74,8 @@ run_config() {  # run_config NAME BENCH_FLAGS...
 
 run_config throughput --channels=2 --depth=16 --modes=stream,unary --pages="$pages"
 run_config batch --channels=2 --depth=64 --modes=batch --batch=16 --pages="$pages"
+run_config edge --channels=2 --depth=64 --modes=client --batch=16 \
+  --client_compression=lz4,none --peer_flavours=lz4 --pages="$pages"
 run_config clients --channels=32 --depth=1 --modes=unary --pages="$pages"
 run_config latency --channels=1 --depth=1 --modes=unary --pages="$latency_pages"
 echo "==> the gRPC floor: grpc-floor, a no-op call beside a Get, 10000 of each"
