@@ -3,6 +3,9 @@
 // on every path (unary, stream, batch), and every malformed page is refused
 // with nothing stored.
 
+#include <lz4.h>
+#include <zstd.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -262,12 +265,20 @@ TEST_F(EdgeCompressionTest, MalformedPagesAreRefusedAndStoreNothing) {
   const std::string text = TextPage(1);
   const std::string lz4 = Encode(PageEncoding::kLz4, text);
   const std::string zstd = Encode(PageEncoding::kZstd, text);
-  const std::string zeros_4097(kPageSize + 1, '\0');
-  std::string lz4_of_4095(kPageSize, '\0');
-  lz4_of_4095.resize(Lz4CompressPage(
-      Bytes(text).subspan(0, kPageSize - 1),
-      absl::MakeSpan(reinterpret_cast<uint8_t*>(lz4_of_4095.data()),
-                     kPageSize)));
+  // LZ4 of 4095 and of 4097 bytes, and zstd of 64 MiB of zeros: a bomb
+  // of a few hundred bytes that names its size.
+  auto lz4_of = [](const std::string& input) {
+    std::string out(LZ4_compressBound(input.size()), '\0');
+    out.resize(LZ4_compress_default(input.data(), out.data(), input.size(),
+                                    out.size()));
+    return out;
+  };
+  const std::string lz4_of_4095 = lz4_of(text.substr(1));
+  const std::string lz4_of_4097 = lz4_of(text + 'x');
+  const std::string zeros(64 << 20, '\0');
+  std::string bomb(ZSTD_compressBound(zeros.size()), '\0');
+  bomb.resize(
+      ZSTD_compress(bomb.data(), bomb.size(), zeros.data(), zeros.size(), 1));
   struct Bad {
     const char* what;
     int encoding;
@@ -277,6 +288,8 @@ TEST_F(EdgeCompressionTest, MalformedPagesAreRefusedAndStoreNothing) {
       {"truncated LZ4", v1::LZ4, lz4.substr(0, lz4.size() - 1)},
       {"LZ4 with a byte too many", v1::LZ4, lz4 + '\0'},
       {"LZ4 of 4095 bytes", v1::LZ4, lz4_of_4095},
+      {"LZ4 of 4097 bytes", v1::LZ4, lz4_of_4097},
+      {"a zstd bomb", v1::ZSTD, bomb},
       {"zstd named LZ4", v1::LZ4, zstd},
       {"LZ4 named zstd", v1::ZSTD, lz4},
       {"truncated zstd", v1::ZSTD, zstd.substr(0, zstd.size() - 1)},
