@@ -111,6 +111,16 @@ class EdgeCompressionTest : public ::testing::Test {
     cases.push_back({PageEncoding::kRaw, random, random});
     return cases;
   }
+  // The Put of `c` under (tenant, key), as the client encoded it.
+  static v1::PutRequest EncodedPut(const std::string& tenant, uint64_t key,
+                                   const Case& c) {
+    v1::PutRequest put;
+    put.set_tenant(tenant);
+    put.set_key(key);
+    put.set_data(c.encoded);
+    put.set_encoding(ToWireEncoding(c.encoding));
+    return put;
+  }
 
   std::unique_ptr<ZpagedServer> server_;
   std::unique_ptr<Client> wire_;  // for raw stub calls and Stats
@@ -126,11 +136,7 @@ TEST_F(EdgeCompressionTest, UnaryPutKeepsTheClientsBytesAndGetReturnsThem) {
   const std::vector<Case> cases = Cases();
   for (size_t k = 0; k < cases.size(); ++k) {
     SCOPED_TRACE(PageEncodingName(cases[k].encoding));
-    v1::PutRequest put;
-    put.set_tenant("vm");
-    put.set_key(k);
-    put.set_data(cases[k].encoded);
-    put.set_encoding(ToWireEncoding(cases[k].encoding));
+    const v1::PutRequest put = EncodedPut("vm", k, cases[k]);
     v1::PutResponse stored;
     ASSERT_TRUE(
         wire_->stub().Put(wire_->NewContext().get(), put, &stored).ok());
@@ -174,11 +180,7 @@ TEST_F(EdgeCompressionTest, StreamsCarryEncodedPagesBothWays) {
     auto context = wire_->NewContext(/*streaming=*/true);
     auto stream = wire_->stub().PutStream(context.get());
     for (size_t k = 0; k < cases.size(); ++k) {
-      v1::PutRequest put;
-      put.set_tenant("vm");
-      put.set_key(k);
-      put.set_data(cases[k].encoded);
-      put.set_encoding(ToWireEncoding(cases[k].encoding));
+      const v1::PutRequest put = EncodedPut("vm", k, cases[k]);
       ASSERT_TRUE(stream->Write(put));
     }
     stream->WritesDone();
@@ -380,11 +382,7 @@ TEST_F(EdgeCompressionTest, EvictionsGoOutAsStoredOrWhole) {
     SCOPED_TRACE(as_stored ? "as stored" : "whole");
     const std::string tenant = as_stored ? "stored" : "whole";
     for (size_t k = 0; k < cases.size(); ++k) {
-      v1::PutRequest put;
-      put.set_tenant(tenant);
-      put.set_key(k);
-      put.set_data(cases[k].encoded);
-      put.set_encoding(ToWireEncoding(cases[k].encoding));
+      const v1::PutRequest put = EncodedPut(tenant, k, cases[k]);
       v1::PutResponse stored;
       ASSERT_TRUE(
           wire_->stub().Put(wire_->NewContext().get(), put, &stored).ok());
