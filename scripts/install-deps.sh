@@ -23,14 +23,15 @@ build_packages=(
 # nbdinfo and nbdcopy, fio's nbd engine, qemu-io and qemu-img), and
 # iproute2, whose network namespaces are the hosts of the tier tests, and
 # the real guest of tests/vm: QEMU, Debian's kernel (and kmod to find its
-# modules), busybox and cpio for its initramfs.
+# modules), busybox and cpio for its initramfs, and Node.js, which runs the
+# Kubernetes manifests' schema check (npm below).
 test_packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang lld libclang-rt-14-dev clang-format
   gdb python3 curl openssl prometheus docker-compose
   libhiredis-dev redis-server python3-h2
   nbdkit libnbd-bin fio qemu-utils iproute2
-  qemu-system-x86 linux-image-amd64 kmod busybox-static cpio
+  qemu-system-x86 linux-image-amd64 kmod busybox-static cpio nodejs
 )
 
 packages=("${build_packages[@]}")
@@ -45,6 +46,12 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
     missing+=("$p")
 done
+
+# npm comes in Debian's own package, or inside another nodejs build (the
+# NodeSource one ships its own): asked for only when the command is missing.
+if [ -z "${1:-}" ] && ! command -v npm >/dev/null; then
+  missing+=(npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"

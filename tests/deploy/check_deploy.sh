@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Checks the deployment files without a Docker engine:
 #   - promtool accepts the Prometheus config and alert rules;
-#   - docker-compose accepts the compose file;
+#   - docker-compose accepts the compose file, which is secure by default:
+#     three servers, each its own --node_name, every port on loopback, a
+#     token file and never ALLOW_UNAUTHENTICATED_REMOTE, Prometheus
+#     scraping all three;
 #   - the Grafana dashboard is valid JSON with a query in every panel;
 #   - the runtime packages the Dockerfile installs provide every shared
 #     library zpaged and zpagectl load (checked against this machine's dpkg);
@@ -22,11 +25,37 @@ run() {  # run DESCRIPTION COMMAND...
 
 run "promtool check config" promtool check config "$src/deploy/prometheus/prometheus.yml"
 run "promtool check rules" promtool check rules "$src/deploy/prometheus/alerts.yml"
-if docker compose version >/dev/null 2>&1; then
-  run "docker compose config" docker compose -f "$src/deploy/docker-compose.yml" config -q
-else
-  run "docker-compose config" docker-compose -f "$src/deploy/docker-compose.yml" config -q
-fi
+compose=(docker-compose)
+docker compose version >/dev/null 2>&1 && compose=(docker compose)
+run "compose config" "${compose[@]}" -f "$src/deploy/docker-compose.yml" config -q
+# As resolved with no environment set: what a user gets by default.
+(cd "$work" && env -u ZPAGED_PUBLISH_ADDRESS "${compose[@]}" \
+   -f "$src/deploy/docker-compose.yml" config) >"$work/compose.yml" 2>"$work/err" ||
+  fail "compose config: $(cat "$work/err")"
+run "compose stack is secure by default" python3 - "$work/compose.yml" \
+  "$src/deploy/prometheus/prometheus.yml" <<'PY'
+import sys, yaml
+stack = yaml.safe_load(open(sys.argv[1]))
+services = stack["services"]
+servers = sorted(s for s in services if s.startswith("zpaged"))
+assert servers == ["zpaged-0", "zpaged-1", "zpaged-2"], servers
+names = {services[s]["environment"]["ZPAGED_NODE_NAME"] for s in servers}
+assert names == set(servers), f"node names {names}"
+for name, service in services.items():
+    for port in service.get("ports", []):
+        published = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port['published']}"
+        assert published.startswith("127.0.0.1:"), f"{name} publishes {published}"
+for s in servers:
+    env = services[s]["environment"]
+    assert "ZPAGED_ALLOW_UNAUTHENTICATED_REMOTE" not in env, s
+    assert env["ZPAGED_AUTH_TOKENS_FILE"] == "/run/secrets/zpaged-tokens", s
+    assert any(x["source"] == "zpaged-tokens" for x in services[s]["secrets"]), s
+    assert services[s]["read_only"] is True, s
+prometheus = yaml.safe_load(open(sys.argv[2]))
+targets = prometheus["scrape_configs"][0]["static_configs"][0]["targets"]
+assert sorted(targets) == [f"{s}:9464" for s in servers], targets
+print("3 servers, loopback only, token file, read-only, all scraped")
+PY
 run "dashboard JSON" python3 - "$src/deploy/grafana/dashboards/zpaged.json" <<'PY'
 import json, sys
 dash = json.load(open(sys.argv[1]))

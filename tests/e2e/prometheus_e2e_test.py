@@ -14,6 +14,7 @@ Usage: prometheus_e2e_test.py SOURCE_DIR ZPAGED ZPAGECTL CORPUS_DIR
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -74,8 +75,10 @@ def main():
 
         # deploy/prometheus as shipped, but scraping this zpaged every second.
         config = open(f"{src}/deploy/prometheus/prometheus.yml").read()
-        assert "zpaged:9464" in config and "scrape_interval: 5s" in config
-        config = config.replace("zpaged:9464", f"127.0.0.1:{metrics_port}")
+        # The compose stack's three members, here one local server.
+        assert '"zpaged-0:9464"' in config and "scrape_interval: 5s" in config
+        config = re.sub(r"targets: \[[^\]]*\]",
+                        f'targets: ["127.0.0.1:{metrics_port}"]', config)
         config = config.replace("scrape_interval: 5s", "scrape_interval: 1s")
         config = config.replace("evaluation_interval: 5s",
                                 "evaluation_interval: 1s")
