@@ -23,7 +23,9 @@ build_packages=(
 # nbdinfo and nbdcopy, fio's nbd engine, qemu-io and qemu-img), and
 # iproute2, whose network namespaces are the hosts of the tier tests, and
 # the real guest of tests/vm: QEMU, Debian's kernel (and kmod to find its
-# modules), busybox and cpio for its initramfs, and Node.js, which runs the
+# modules), busybox and cpio for its initramfs; podman with runc, netavark
+# and aardvark-dns (names between containers) and debootstrap (the base
+# image, made locally) for the container tests; and Node.js, which runs the
 # Kubernetes manifests' schema check (npm below).
 test_packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
@@ -31,7 +33,8 @@ test_packages=(
   gdb python3 curl openssl prometheus docker-compose
   libhiredis-dev redis-server python3-h2
   nbdkit libnbd-bin fio qemu-utils iproute2
-  qemu-system-x86 linux-image-amd64 kmod busybox-static cpio nodejs
+  qemu-system-x86 linux-image-amd64 kmod busybox-static cpio
+  podman runc netavark aardvark-dns debootstrap nodejs
 )
 
 packages=("${build_packages[@]}")
