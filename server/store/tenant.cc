@@ -358,12 +358,7 @@ void Tenant::Release(const IndexEntry& entry) {
 absl::StatusOr<StoredPage> Tenant::Get(uint64_t key, absl::Span<uint8_t> out,
                                        PageEncodingSet accept) const {
   ReaderLock lock(&index_mu_);
-  auto it = index_.find(key);
-  if (it == index_.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("tenant '", name_, "' has no page under key ", key));
-  }
-  return Read(it->second, out, accept);
+  return ReadKey(key, out, accept);
 }
 
 void Tenant::GetMany(
@@ -373,14 +368,19 @@ void Tenant::GetMany(
     const {
   ReaderLock lock(&index_mu_);
   for (size_t i = 0; i < keys.size(); ++i) {
-    auto it = index_.find(keys[i]);
-    if (it == index_.end()) {
-      read(i, absl::NotFoundError(absl::StrCat(
-                  "tenant '", name_, "' has no page under key ", keys[i])));
-      continue;
-    }
-    read(i, Read(it->second, out(i), accept));
+    read(i, ReadKey(keys[i], out(i), accept));
   }
+}
+
+absl::StatusOr<StoredPage> Tenant::ReadKey(uint64_t key,
+                                           absl::Span<uint8_t> out,
+                                           PageEncodingSet accept) const {
+  auto it = index_.find(key);
+  if (it == index_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("tenant '", name_, "' has no page under key ", key));
+  }
+  return Read(it->second, out, accept);
 }
 
 absl::StatusOr<StoredPage> Tenant::Read(const IndexEntry& entry,

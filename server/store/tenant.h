@@ -202,6 +202,10 @@ class Tenant final : public ReclaimSource,
   // Adjusts the per-encoding counters for an entry coming (+1) or going (-1).
   void Account(const IndexEntry& entry, int direction)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
+  // Get's read of `key`, under the index lock.
+  absl::StatusOr<StoredPage> ReadKey(uint64_t key, absl::Span<uint8_t> out,
+                                     PageEncodingSet accept) const
+      ABSL_SHARED_LOCKS_REQUIRED(index_mu_);
   // Copies the page an entry holds into `out`, as Get does.
   absl::StatusOr<StoredPage> Read(const IndexEntry& entry,
                                   absl::Span<uint8_t> out,
