@@ -28,15 +28,6 @@ std::optional<EdgeCompressor> ParseEdgeCompressor(absl::string_view name) {
   return std::nullopt;
 }
 
-absl::Status ValidateEdgeCompression(const EdgeCompression& compression) {
-  if (compression.compressor != EdgeCompressor::kZstd) {
-    return absl::OkStatus();
-  }
-  return ValidateCodecOptions(
-      CodecOptions{.compressor = PageCompressor::kZstd,
-                   .zstd_level = compression.zstd_level});
-}
-
 PageEncodingSet AcceptedEncodings(const EdgeCompression& compression) {
   if (compression.compressor == EdgeCompressor::kNone) return {};
   // Whatever the server keeps, whichever compressor put it there.

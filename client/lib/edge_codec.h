@@ -36,9 +36,6 @@ struct EdgeCompression {
   int zstd_level = 1;
 };
 
-// INVALID_ARGUMENT for a zstd level zstd does not have.
-absl::Status ValidateEdgeCompression(const EdgeCompression& compression);
-
 // What this client asks the server to return pages in: the encodings it
 // decodes, none when it compresses nothing (then pages come back whole).
 PageEncodingSet AcceptedEncodings(const EdgeCompression& compression);

@@ -78,8 +78,6 @@ class PageStore {
       absl::string_view tenant, uint64_t key, const IncomingPage& page,
       const PutOptions& options, absl::FunctionRef<PutDone()> later);
 
-  // The same, waiting on this thread when the Put must wait for room. For
-  // callers that may block: tests, tools.
   // One page of a batch: its key, and its page or why the RPC layer could
   // not make one of what came.
   struct BatchPage {
@@ -99,6 +97,8 @@ class PageStore {
       absl::FunctionRef<void(size_t, absl::StatusOr<PutResult>)> stored,
       absl::FunctionRef<PutDone(size_t)> later);
 
+  // Put, waiting on this thread when the Put must wait for room. For
+  // callers that may block: tests, tools.
   absl::StatusOr<PutResult> PutAndWait(absl::string_view tenant, uint64_t key,
                                        const IncomingPage& page,
                                        const PutOptions& options = {});
