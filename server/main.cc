@@ -88,6 +88,15 @@ ABSL_FLAG(int, max_connections, 10000,
 ABSL_FLAG(int, max_streams_per_connection, 128,
           "Calls one HTTP/2 connection may have open at once (advertised as "
           "SETTINGS_MAX_CONCURRENT_STREAMS); more are refused.");
+ABSL_FLAG(uint32_t, max_stream_resets_per_second,
+          zpaged::StreamResetGuardOptions{}.max_resets_per_second,
+          "Streams one connection's client may reset or cancel a second (and "
+          "at once) before zpaged closes the connection as an HTTP/2 rapid "
+          "reset (CVE-2023-44487); 0: no limit.");
+ABSL_FLAG(absl::Duration, stream_reset_bar,
+          zpaged::StreamResetGuardOptions{}.bar,
+          "How long new connections from the address of a connection closed "
+          "for resetting streams are refused (an IPv6 client's whole /64).");
 ABSL_FLAG(absl::Duration, max_connection_idle, absl::Minutes(5),
           "A connection with no call open for this long is closed.");
 ABSL_FLAG(absl::Duration, max_connection_age, absl::Hours(24),
@@ -197,6 +206,9 @@ int Run() {
   options.max_streams_per_connection =
       absl::GetFlag(FLAGS_max_streams_per_connection);
   options.max_connection_idle = absl::GetFlag(FLAGS_max_connection_idle);
+  options.stream_resets.max_resets_per_second =
+      absl::GetFlag(FLAGS_max_stream_resets_per_second);
+  options.stream_resets.bar = absl::GetFlag(FLAGS_stream_reset_bar);
   options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   options.max_connection_age_grace =
       absl::GetFlag(FLAGS_max_connection_age_grace);

@@ -301,6 +301,8 @@ absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
     connection.fd = fd;
     acceptor->HandleNewConnection(&connection);
   });
+  server->reset_guard_ = std::make_unique<StreamResetGuard>(
+      options.stream_resets, server->listener_.get());
   if (absl::StartsWith(options.listen, "unix:")) {
     server->address_ = options.listen;
   } else {
@@ -344,6 +346,7 @@ PageStore::DrainReport ZpagedServer::Shutdown(absl::Duration grace) {
   store_.StopWrites();
   server_->GetHealthCheckService()->Shutdown();
   // No new connections; those open stay for the drain and the grace.
+  reset_guard_.reset();
   listener_.reset();
   if (drain_on_shutdown_) {
     report = store_.DrainToWatchers(absl::Now() + drain_deadline_);

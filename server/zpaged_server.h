@@ -30,6 +30,7 @@
 #include "server/metrics/request_metrics.h"
 #include "server/metrics/store_collector.h"
 #include "server/net/connection_listener.h"
+#include "server/net/stream_reset_guard.h"
 #include "server/rpc/page_store_service.h"
 #include "server/store/page_store.h"
 
@@ -73,6 +74,9 @@ struct ServerOptions {
   absl::Duration max_connection_idle = absl::Minutes(5);
   absl::Duration max_connection_age = absl::Hours(24);
   absl::Duration max_connection_age_grace = absl::Minutes(10);
+  // Connections whose client resets streams faster than any real client
+  // (HTTP/2 rapid reset) are closed, and their address refused for a while.
+  StreamResetGuardOptions stream_resets;
   // Memory gRPC may use for its buffers across all connections; under
   // pressure it shrinks flow-control windows and refuses new streams.
   uint64_t grpc_memory_bytes = uint64_t{512} << 20;
@@ -149,6 +153,8 @@ class ZpagedServer {
   // Hands connections to gRPC through this; outlives the listener's thread.
   std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor_;
   std::unique_ptr<ConnectionListener> listener_;
+  // Closes connections through the listener: stopped before it.
+  std::unique_ptr<StreamResetGuard> reset_guard_;
   std::string address_;
   const bool drain_on_shutdown_;
   const absl::Duration drain_deadline_;

@@ -190,7 +190,29 @@ void ConnectionListener::Start(Handoff handoff) {
 ConnectionListener::Counters ConnectionListener::counters() const {
   return Counters{.accepted = accepted_.load(),
                   .refused_at_cap = refused_at_cap_.load(),
-                  .descriptor_pauses = descriptor_pauses_.load()};
+                  .descriptor_pauses = descriptor_pauses_.load(),
+                  .closed_and_barred = closed_and_barred_.load(),
+                  .refused_barred = refused_barred_.load()};
+}
+
+bool ConnectionListener::CloseAndBar(const PeerAddress& peer,
+                                     absl::Duration bar) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  absl::erase_if(barred_until_,
+                 [now](const auto& entry) { return entry.second <= now; });
+  for (const OpenConnection& c : open_) {
+    if (c.peer != peer || !StillOpen(c)) continue;
+    // gRPC owns the descriptor and closes it; shutting the socket down
+    // makes its reads end, after which it frees the connection as if the
+    // client had gone.
+    if (PeerAddress::OfPeer(c.fd) != peer) continue;
+    shutdown(c.fd, SHUT_RDWR);
+    barred_until_[peer.Source()] = now + bar;
+    closed_and_barred_++;
+    return true;
+  }
+  return false;
 }
 
 void ConnectionListener::AcceptLoop() {
@@ -229,8 +251,10 @@ void ConnectionListener::AcceptLoop() {
 
 bool ConnectionListener::AcceptFrom(int listener) {
   while (true) {
-    const int fd =
-        accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage address{};
+    socklen_t length = sizeof(address);
+    const int fd = accept4(listener, reinterpret_cast<sockaddr*>(&address),
+                           &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       const int error = errno;
       if (error == EINTR || error == ECONNABORTED || error == EPROTO) continue;
@@ -240,7 +264,17 @@ bool ConnectionListener::AcceptFrom(int listener) {
       }
       return true;
     }
+    const std::optional<PeerAddress> peer =
+        PeerAddress::Of(reinterpret_cast<const sockaddr*>(&address), length);
+    absl::ReleasableMutexLock lock(&mu_);
+    if (Barred(peer)) {
+      lock.Release();
+      refused_barred_++;
+      close(fd);
+      continue;
+    }
     if (AtCap()) {
+      lock.Release();
       if (refused_at_cap_.fetch_add(1) == 0) {
         Log(absl::StrCat("listener: ", options_.max_connections,
                          " connections open (--max_connections); closing new "
@@ -251,7 +285,9 @@ bool ConnectionListener::AcceptFrom(int listener) {
     }
     struct stat socket_stat;
     fstat(fd, &socket_stat);
-    open_.push_back(OpenConnection{fd, socket_stat.st_dev, socket_stat.st_ino});
+    open_.push_back(
+        OpenConnection{fd, socket_stat.st_dev, socket_stat.st_ino, peer});
+    lock.Release();
     accepted_++;
     handoff_(listener, fd);
   }
@@ -265,14 +301,22 @@ bool ConnectionListener::AtCap() {
   std::vector<OpenConnection> still_open;
   still_open.reserve(open_.size());
   for (const OpenConnection& c : open_) {
-    struct stat now_stat;
-    if (fstat(c.fd, &now_stat) == 0 && now_stat.st_dev == c.device &&
-        now_stat.st_ino == c.inode) {
-      still_open.push_back(c);
-    }
+    if (StillOpen(c)) still_open.push_back(c);
   }
   open_ = std::move(still_open);
   return open_.size() >= options_.max_connections;
+}
+
+bool ConnectionListener::Barred(const std::optional<PeerAddress>& peer) {
+  if (!peer.has_value() || barred_until_.empty()) return false;
+  const auto it = barred_until_.find(peer->Source());
+  return it != barred_until_.end() && it->second > absl::Now();
+}
+
+bool ConnectionListener::StillOpen(const OpenConnection& c) {
+  struct stat now_stat;
+  return fstat(c.fd, &now_stat) == 0 && now_stat.st_dev == c.device &&
+         now_stat.st_ino == c.inode;
 }
 
 }  // namespace zpaged

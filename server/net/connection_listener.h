@@ -13,6 +13,7 @@
 //     meanwhile wait in the kernel's backlog.
 //   max_connections open: a new connection is accepted and closed at once, so
 //     its client sees a refusal rather than a hang, and it is counted.
+//   A source barred by CloseAndBar: the same, until the bar ends.
 //
 // Counting open connections: gRPC closes the descriptors it is handed and
 // says nothing. The listener remembers each one as (descriptor, inode); once
@@ -25,16 +26,22 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/net/peer_address.h"
 
 namespace zpaged {
 
@@ -60,6 +67,10 @@ class ConnectionListener {
     uint64_t refused_at_cap = 0;
     // Times accepting paused because descriptors ran out.
     uint64_t descriptor_pauses = 0;
+    // Connections closed by CloseAndBar, and new ones closed on arrival
+    // because their source was barred.
+    uint64_t closed_and_barred = 0;
+    uint64_t refused_barred = 0;
   };
 
   // Binds and listens. UNAVAILABLE if the address cannot be bound,
@@ -82,13 +93,21 @@ class ConnectionListener {
 
   Counters counters() const;
 
+  // Ends the open connection from `peer` (shutdown: gRPC sees it end and
+  // frees it) and closes every new connection from its source
+  // (PeerAddress::Source) on arrival for `bar`. False when no connection
+  // from `peer` is open. Any thread.
+  bool CloseAndBar(const PeerAddress& peer, absl::Duration bar);
+
  private:
   // A handed-off connection as it was when accepted.
   struct OpenConnection {
     int fd;
     dev_t device;
     ino_t inode;
+    std::optional<PeerAddress> peer;  // none for unix sockets
   };
+  using Source = std::array<uint8_t, 16>;
 
   ConnectionListener(const ListenerOptions& options, std::vector<int> sockets,
                      int port, int wake_fd);
@@ -98,7 +117,12 @@ class ConnectionListener {
   // ran out.
   bool AcceptFrom(int listener);
   // Whether max_connections are open, recounting if they seem to be.
-  bool AtCap();
+  bool AtCap() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether `peer`'s source is barred now.
+  bool Barred(const std::optional<PeerAddress>& peer)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether `c` still names the socket it named when accepted.
+  static bool StillOpen(const OpenConnection& c);
 
   const ListenerOptions options_;
   const std::vector<int> sockets_;
@@ -107,13 +131,16 @@ class ConnectionListener {
   Handoff handoff_;
   std::thread thread_;
 
-  // Used by the accepting thread alone.
-  std::vector<OpenConnection> open_;
-  absl::Time last_recount_ = absl::InfinitePast();
+  absl::Mutex mu_;
+  std::vector<OpenConnection> open_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_recount_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::flat_hash_map<Source, absl::Time> barred_until_ ABSL_GUARDED_BY(mu_);
 
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> refused_at_cap_{0};
   std::atomic<uint64_t> descriptor_pauses_{0};
+  std::atomic<uint64_t> closed_and_barred_{0};
+  std::atomic<uint64_t> refused_barred_{0};
 };
 
 }  // namespace zpaged

@@ -197,6 +197,49 @@ TEST(ConnectionListenerTest, AcceptsAgainOnceDescriptorsFreeUp) {
   for (int fd : fillers) close(fd);
 }
 
+// The address the server sees for the client end `fd`.
+PeerAddress ClientAddress(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof(address);
+  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  return PeerAddress::Of(reinterpret_cast<sockaddr*>(&address), length)
+      .value_or(PeerAddress{});
+}
+
+TEST(ConnectionListenerTest, CloseAndBarEndsOneConnectionAndBarsItsSource) {
+  Connections taken;
+  std::unique_ptr<ConnectionListener> listener = OpenListener(100);
+  ASSERT_NE(listener, nullptr);
+  listener->Start(taken.Taker());
+  const int abuser = ClientSocket();
+  const int neighbour = ClientSocket();
+  ASSERT_TRUE(Connect(abuser, listener->port()));
+  ASSERT_TRUE(Connect(neighbour, listener->port()));
+  ASSERT_TRUE(Eventually([&] { return taken.count() == 2; }));
+
+  PeerAddress stranger = ClientAddress(abuser);
+  stranger.port ^= 1;
+  constexpr absl::Duration kBar = absl::Seconds(3);
+  EXPECT_FALSE(listener->CloseAndBar(stranger, kBar));
+  const absl::Time barred_at = absl::Now();
+  ASSERT_TRUE(listener->CloseAndBar(ClientAddress(abuser), kBar));
+  EXPECT_TRUE(ClosedByServer(abuser));
+
+  // A new connection from the same address, while barred, is closed on
+  // arrival; one already open goes on; after the bar, one is let in.
+  const int during = ClientSocket();
+  ASSERT_TRUE(Connect(during, listener->port()));
+  EXPECT_TRUE(ClosedByServer(during));
+  EXPECT_EQ(listener->counters().refused_barred, 1u);
+  EXPECT_FALSE(ClosedByServer(neighbour));
+  absl::SleepFor(kBar - (absl::Now() - barred_at));
+  const int after = ClientSocket();
+  ASSERT_TRUE(Connect(after, listener->port()));
+  EXPECT_TRUE(Eventually([&] { return taken.count() == 3; }));
+  EXPECT_EQ(listener->counters().closed_and_barred, 1u);
+  for (int fd : {abuser, neighbour, during, after}) close(fd);
+}
+
 TEST(ConnectionListenerTest, RefusesAddressesItCannotUse) {
   EXPECT_EQ(ConnectionListener::Open(ListenerOptions{.address = "no-port"})
                 .status()

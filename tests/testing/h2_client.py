@@ -206,13 +206,43 @@ class Conn:
         return events
 
 
-def start_zpaged(binary, flags=()):
-    """Starts `binary` on a free loopback port with `flags`; returns the
-    process and the port once it accepts connections."""
+def reset_streams(conn, count):
+    """Sends up to `count` HEADERS+RST_STREAM pairs on `conn`; returns how
+    many were sent before the server ended the connection (count if it did
+    not)."""
+    stream = conn.next_stream
+    for sent in range(count):
+        try:
+            if sent % 500 == 0:
+                conn.flush()
+                conn.sock.settimeout(0.001)
+                try:
+                    data = conn.sock.recv(1 << 20)
+                    if not data:
+                        return sent
+                    conn.h2.receive_data(data)
+                except (socket.timeout, BlockingIOError):
+                    pass
+            conn.h2.send_headers(stream, conn.headers(stream, "Get"))
+            conn.h2.reset_stream(stream)
+            stream += 2
+        except (OSError, h2.exceptions.ProtocolError):
+            return sent
+    conn.next_stream = stream
+    try:
+        conn.flush()
+    except OSError:
+        return count
+    return count
+
+
+def start_zpaged(binary, flags=(), log=subprocess.DEVNULL):
+    """Starts `binary` on a free loopback port with `flags`, its log to
+    `log`; returns the process and the port once it accepts connections."""
     port = free_port()
     server = subprocess.Popen(
         [binary, f"--listen=127.0.0.1:{port}", "--metrics_listen=", *flags],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=log)
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port)).close()
