@@ -133,7 +133,9 @@ grpc::ServerUnaryReactor* PageStoreService::Serve(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Call* call =
       Call::Create(*context, method, observer_, response, first_block_bytes);
-  if (call->Parse(*context, *request)) (this->*serve)(context, call);
+  call->ParseThen(*context, *request, [this, context, call, serve] {
+    (this->*serve)(context, call);
+  });
   return reactor;
 }
 
@@ -414,7 +416,9 @@ grpc::ServerUnaryReactor* PageStoreService::GetBatch(
   GetBatchCall* call =
       GetBatchCall::Create(*context, reactor, RpcMethod::kGetBatch, observer_,
                            response, kGetBatchArena);
-  if (call->Parse(*context, *request)) ServeGetBatch(context, call, reactor);
+  call->ParseThen(*context, *request, [this, context, call, reactor] {
+    ServeGetBatch(context, call, reactor);
+  });
   return reactor;
 }
 

@@ -23,4 +23,12 @@ bool FlaggedCompressedButNotDecompressed(grpc::ServerContextBase& context) {
           kLeftCompressed) != 0;
 }
 
+grpc::Status CheckDecompressed(grpc::ServerContextBase& context) {
+  if (!FlaggedCompressedButNotDecompressed(context)) return grpc::Status::OK;
+  return grpc::Status(
+      grpc::StatusCode::INVALID_ARGUMENT,
+      "the message is flagged compressed, but the call's grpc-encoding "
+      "names no algorithm this server decompresses (gzip, deflate)");
+}
+
 }  // namespace zpaged

@@ -29,19 +29,15 @@ namespace zpaged {
 // the next read starts.
 bool FlaggedCompressedButNotDecompressed(grpc::ServerContextBase& context);
 
-// Parses `raw`, the message `context`'s call received last, into
-// `*message`. INVALID_ARGUMENT, with `*message` unspecified, when it is
-// flagged compressed without an algorithm to decompress it, or is not a
-// valid `Message`.
+// INVALID_ARGUMENT when the message `context`'s call received last is
+// flagged compressed without an algorithm to decompress it. Same timing as
+// FlaggedCompressedButNotDecompressed.
+grpc::Status CheckDecompressed(grpc::ServerContextBase& context);
+
+// Parses the bytes of `raw` into `*message`: INVALID_ARGUMENT, with
+// `*message` unspecified, when they are not a valid `Message`.
 template <typename Message>
-grpc::Status ParseMessage(grpc::ServerContextBase& context,
-                          const grpc::ByteBuffer& raw, Message* message) {
-  if (FlaggedCompressedButNotDecompressed(context)) {
-    return grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        "the message is flagged compressed, but the call's grpc-encoding "
-        "names no algorithm this server decompresses (gzip, deflate)");
-  }
+grpc::Status ParseMessageBytes(const grpc::ByteBuffer& raw, Message* message) {
   // The reader only reads the buffer; it takes a mutable pointer because
   // gRPC's own deserializer empties the buffer after it.
   grpc::ProtoBufferReader reader(const_cast<grpc::ByteBuffer*>(&raw));
@@ -51,6 +47,18 @@ grpc::Status ParseMessage(grpc::ServerContextBase& context,
   return grpc::Status(
       grpc::StatusCode::INVALID_ARGUMENT,
       absl::StrCat("the message is not a valid ", message->GetTypeName()));
+}
+
+// Parses `raw`, the message `context`'s call received last, into
+// `*message`: CheckDecompressed, then ParseMessageBytes.
+template <typename Message>
+grpc::Status ParseMessage(grpc::ServerContextBase& context,
+                          const grpc::ByteBuffer& raw, Message* message) {
+  if (grpc::Status decompressed = CheckDecompressed(context);
+      !decompressed.ok()) {
+    return decompressed;
+  }
+  return ParseMessageBytes(raw, message);
 }
 
 // Serializes `message` into `*raw`, replacing what it held.

@@ -3,13 +3,14 @@
 // whose first block holds a whole call apart from large byte fields), and
 // what the metrics need at its end.
 //
-// The service creates one per call (Create), parses the request into it
-// (Parse), and finishes it with Reply from whichever thread has the
-// outcome. It lives in gRPC's arena for the call, and so does its own
-// arena's first block: a call costs no heap allocation of its own. The call
-// runs on gRPC's default reactor, whose completion gRPC runs inline; a
-// reactor of our own would cost every call a hop to another thread for its
-// OnDone (measured: about 4 us of server CPU per call).
+// The service creates one per call (Create), parses the request into it and
+// waits for the client's end of stream (ParseThen), and finishes it with
+// Reply from whichever thread has the outcome. It lives in gRPC's arena for the
+// call, and so does its own arena's first block: a call costs no heap
+// allocation of its own. The call runs on gRPC's default reactor, whose
+// completion gRPC runs inline; a reactor of our own would cost every call a hop
+// to another thread for its OnDone (measured: about 4 us of server CPU per
+// call).
 
 #ifndef ZPAGED_SERVER_RPC_UNARY_CALL_H_
 #define ZPAGED_SERVER_RPC_UNARY_CALL_H_
@@ -61,15 +62,40 @@ class UnaryCall final {
   UnaryCall(const UnaryCall&) = delete;
   UnaryCall& operator=(const UnaryCall&) = delete;
 
-  // Parses the request `context`'s call received. Returns false once the
-  // call is finished (and this destroyed) with INVALID_ARGUMENT because it
-  // does not parse.
-  bool Parse(grpc::CallbackServerContext& context,
-             const grpc::ByteBuffer& raw_request) {
-    const grpc::Status parsed = ParseMessage(context, raw_request, request_);
-    if (parsed.ok()) return true;
-    Reply(parsed);
-    return false;
+  // Makes sure the request `context`'s call received was its only message,
+  // parses it, then calls `serve()`. Otherwise finishes the call (and this
+  // is destroyed) with INVALID_ARGUMENT.
+  //
+  // gRPC 1.51 hands a unary handler the first message and never looks at
+  // the rest: a unary call that carried two was answered OK, the second
+  // message silently dropped. So the call asks gRPC for one more message,
+  // which a well-behaved client's end of stream (sent with its message)
+  // answers at once with none. The request is parsed only then: a call
+  // whose client holds its stream open holds no more memory than gRPC's
+  // own (its quota's) until it ends. `serve` runs on this thread after the
+  // caller returns, or on the thread that sees the end of stream; nothing
+  // of this may be touched after the call.
+  template <typename Serve>
+  void ParseThen(grpc::CallbackServerContext& context,
+                 const grpc::ByteBuffer& raw_request, Serve serve) {
+    // Asked before the next read, which may change what it reads.
+    if (grpc::Status decompressed = CheckDecompressed(context);
+        !decompressed.ok()) {
+      Reply(decompressed);
+      return;
+    }
+    using Check = EndOfRequestCheck<Serve>;
+    auto* check = new (grpc_call_arena_alloc(context.c_call(), sizeof(Check)))
+        Check(this, &raw_request, std::move(serve));
+    grpc_op op{};
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &check->extra_message;
+    if (grpc_call_start_batch(context.c_call(), &op, 1, check, nullptr) !=
+        GRPC_CALL_OK) {
+      check->~Check();
+      Reply(grpc::Status(grpc::StatusCode::INTERNAL,
+                         "could not read the request's end of stream"));
+    }
   }
 
   const Request& request() const { return *request_; }
@@ -106,6 +132,52 @@ class UnaryCall final {
         request_(google::protobuf::Arena::CreateMessage<Request>(&arena_)),
         response_(google::protobuf::Arena::CreateMessage<Response>(&arena_)) {}
   ~UnaryCall() = default;
+
+  // The completion of ParseThen's read: in the call's arena, run by gRPC's
+  // callback completion queue. Inlineable: it runs in the thread that
+  // completes the read, as gRPC runs unary handlers, and no thread hop is
+  // added to every call.
+  template <typename Serve>
+  struct EndOfRequestCheck : grpc_completion_queue_functor {
+    EndOfRequestCheck(UnaryCall* call, const grpc::ByteBuffer* raw_request,
+                      Serve serve)
+        : call(call), raw_request(raw_request), serve(std::move(serve)) {
+      functor_run = &Run;
+      inlineable = 1;
+    }
+    static void Run(grpc_completion_queue_functor* functor, int ok) {
+      auto* self = static_cast<EndOfRequestCheck*>(functor);
+      UnaryCall* const call = self->call;
+      const grpc::ByteBuffer* const raw_request = self->raw_request;
+      Serve serve = std::move(self->serve);
+      grpc_byte_buffer* const extra = self->extra_message;
+      self->~EndOfRequestCheck();
+      if (extra != nullptr) {
+        grpc_byte_buffer_destroy(extra);
+        call->Reply(grpc::Status(
+            grpc::StatusCode::INVALID_ARGUMENT,
+            "a unary call carries one request message; this one carried "
+            "more (use PutStream or GetStream to send many)"));
+        return;
+      }
+      if (!ok) {
+        call->Reply(grpc::Status(grpc::StatusCode::CANCELLED,
+                                 "the call ended before its request did"));
+        return;
+      }
+      const grpc::Status parsed =
+          ParseMessageBytes(*raw_request, call->request_);
+      if (!parsed.ok()) {
+        call->Reply(parsed);
+        return;
+      }
+      serve();
+    }
+    UnaryCall* const call;
+    const grpc::ByteBuffer* const raw_request;
+    Serve serve;
+    grpc_byte_buffer* extra_message = nullptr;
+  };
 
   grpc::ServerUnaryReactor* const reactor_;
   const RpcMethod method_;

@@ -14,7 +14,9 @@ would, instead of a gRPC library that keeps to the rules by itself.
     [k1, garbage, k3] answers k1 and stores nothing after the garbage);
   - so does a message flagged compressed whose call names no algorithm
     (no grpc-encoding, "identity", or an unknown one), unary or streamed,
-    while a message really compressed with gzip is served.
+    while a message really compressed with gzip is served;
+  - so does a unary call that carries two messages (issue 22), storing
+    nothing; a unary Put is served at its client's end of stream.
 
 Usage: h2_limits_test.py ZPAGED
 """
@@ -170,6 +172,43 @@ try:
     answered, status, _ = call("WatchEvictions", [garbage])
     check(status == "3",
           f"WatchEvictions [garbage]: INVALID_ARGUMENT ({status})")
+
+    # Issue 22: a unary call carries one message. A Put of two stored the
+    # first and dropped the second with status OK.
+    for method, messages in (
+            ("Put", [put_request(5), put_request(6)]),
+            ("Get", [get_request(1), get_request(1)]),
+            ("GetBatch", [h2_client.get_batch_request([1], tenant=b"h2")] * 2)):
+        _, status, message = call(method, messages)
+        check(status == "3" and "one request message" in message,
+              f"a unary {method} carrying two messages is INVALID_ARGUMENT "
+              f"({status} {message!r})")
+    check(call("Get", [get_request(5)])[1] == "5" and
+          call("Get", [get_request(6)])[1] == "5",
+          "neither page of the two-message Put was stored")
+    # A Put whose client keeps its stream open after the message is served
+    # at its end of stream: until then another message may still come.
+    stream = client.next_stream
+    client.next_stream += 2
+    client.h2.send_headers(stream, client.headers(stream, "Put"))
+    client.send(stream, h2_client.frame(put_request(7)))
+    waited = client.drain(0.5)
+    check(not any(getattr(e, "stream_id", None) == stream and
+                  isinstance(e, h2.events.TrailersReceived) for e in waited),
+          "a Put whose stream is still open is not answered yet")
+    client.h2.end_stream(stream)
+    client.flush()
+    trailers = {}
+    for _ in range(40):
+        for e in client.drain(0.05):
+            if (isinstance(e, h2.events.TrailersReceived) and
+                    e.stream_id == stream):
+                trailers = dict(e.headers)
+        if trailers:
+            break
+    check(trailers.get("grpc-status") == "0" and
+          call("Get", [get_request(7)])[1] == "0",
+          f"at its end of stream it is served and stored ({trailers})")
     started = time.time()
     events = pump(sock, conn, 15, lambda e: e == "closed" or
                   isinstance(e, h2.events.ConnectionTerminated))
