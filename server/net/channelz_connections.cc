@@ -8,7 +8,9 @@
 #include <string>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -95,7 +97,28 @@ void ForEachServer(Visit visit) {
 }  // namespace
 
 int64_t ServerCallsFailed() {
+  // Asked ten times a second on every server, so the one page a process'
+  // few servers fit in is read as text: each server's count is the only
+  // "callsFailed" in it. More servers than a page holds are parsed.
+  char* const json = grpc_channelz_get_servers(0);
+  if (json == nullptr) return 0;
+  const absl::string_view text(json);
   int64_t failed = 0;
+  const bool one_page = absl::StrContains(text, "\"end\":true");
+  if (one_page) {
+    constexpr absl::string_view kKey = "\"callsFailed\":\"";
+    for (size_t at = text.find(kKey); at != absl::string_view::npos;
+         at = text.find(kKey, at)) {
+      at += kKey.size();
+      const size_t end = text.find('"', at);
+      int64_t count = 0;
+      if (absl::SimpleAtoi(text.substr(at, end - at), &count)) {
+        failed += count;
+      }
+    }
+  }
+  gpr_free(json);
+  if (one_page) return failed;
   ForEachServer([&failed](const Struct& server, int64_t) {
     failed += Count(Object(server, "data"), "callsFailed");
   });
