@@ -47,9 +47,9 @@ struct ClientOptions {
   // sooner. Zero: `timeout`.
   absl::Duration read_timeout = absl::ZeroDuration();
   // Longest wait between attempts to connect again to a server that went
-  // away, so that a client is back within about this long of the server
-  // (gRPC's own default grows to two minutes).
-  absl::Duration max_reconnect_backoff = absl::Seconds(1);
+  // away (gRPC's own default grows to two minutes). gRPC adds up to 20%
+  // of jitter: 800 ms keeps a client back within a second of its server.
+  absl::Duration max_reconnect_backoff = absl::Milliseconds(800);
   // Sent as "authorization: Bearer TOKEN" on every call when not empty.
   std::string token;
   // TLS, when tls_root_certs is not empty: the PEM CA bundle that the
