@@ -66,6 +66,10 @@ void StreamResetGuard::Check() {
   const int64_t failed = ServerCallsFailed();
   const absl::Time now = absl::Now();
   const int64_t since = failed - failed_at_last_read_;
+  if (since < 0) {  // another server of the process went, with its count
+    failed_at_last_read_ = failed;
+    return;
+  }
   // No connection can have overspent by more streams than failed on every
   // connection together; the second-long fallback keeps the guard right
   // should gRPC ever count a connection's failed stream but not its call.
