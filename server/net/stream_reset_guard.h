@@ -7,9 +7,9 @@
 // the server busy and its memory growing without ever holding more streams
 // than it may. Later gRPC releases bound this inside the transport;
 // Debian's gRPC 1.51 has no fix and no setting, and the application never
-// sees such a stream. So zpaged watches each connection's failed streams through
-// channelz (channelz_connections.h) and acts where it owns the connections:
-// the listener.
+// sees such a stream. So zpaged watches each connection's failed streams
+// through channelz (channelz_connections.h) and acts where it owns the
+// connections: the listener.
 //
 // Rule. Each connection has a budget of max_resets_per_second, refilled
 // continuously at that rate and holding at most one second's worth. Every
