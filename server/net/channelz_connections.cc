@@ -62,8 +62,9 @@ int64_t Count(const Struct& object, const char* name) {
   return absl::SimpleAtoi(value->string_value(), &count) ? count : 0;
 }
 
-// The objects of the list `name`, and the id after the last one for the
-// next page (0 at the end).
+// Visits the objects of `page`'s list `list` with their ids (the field `id`
+// of their field `ref`, or of themselves when `ref` is empty); returns the
+// id to start the next page at (0 after the last page).
 template <typename Visit>
 int64_t ForEach(const Struct& page, const char* list, const char* ref,
                 const char* id, Visit visit) {
