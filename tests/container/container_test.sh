@@ -130,8 +130,15 @@ if grep -q UNAUTHENTICATED <<<"$refused"; then
 else
   fail "a call without the token was not refused"
 fi
-curl -sf "http://127.0.0.1:$metrics_port/metrics" | grep -q '^zpaged_stored_pages{tenant="demo"} 1$' &&
-  pass "metrics scraped through the published port" || fail "no zpaged_stored_pages for demo"
+# Captured, not piped to grep -q: under pipefail, curl dying of SIGPIPE after
+# grep's early exit fails a scrape that had the line.
+scrape=$(curl -sS --max-time 10 "http://127.0.0.1:$metrics_port/metrics" 2>&1) || true
+if grep -q '^zpaged_stored_pages{tenant="demo"} 1$' <<<"$scrape"; then
+  pass "metrics scraped through the published port"
+else
+  fail "no zpaged_stored_pages{tenant=\"demo\"} 1 in the scrape:" \
+    "$(grep -E '^(zpaged_stored_pages|curl)' <<<"$scrape" | head -5)"
+fi
 user=$(podman exec zpaged-test id -u)
 [ "$user" = 10001 ] && pass "runs as the non-root user zpaged (uid $user)" ||
   fail "runs as uid $user"
