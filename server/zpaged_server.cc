@@ -257,6 +257,11 @@ absl::StatusOr<std::unique_ptr<ZpagedServer>> ZpagedServer::Start(
           .max_connections = ConnectionCap(options.max_connections)});
   if (!listener.ok()) return listener.status();
   server->listener_ = *std::move(listener);
+  if (server->exposer_ != nullptr) {
+    server->listener_collector_ =
+        std::make_shared<ListenerCollector>(server->listener_.get());
+    server->exposer_->RegisterCollectable(server->listener_collector_);
+  }
   grpc::ServerBuilder builder;
   server->acceptor_ = builder.experimental().AddExternalConnectionAcceptor(
       grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
@@ -347,7 +352,7 @@ PageStore::DrainReport ZpagedServer::Shutdown(absl::Duration grace) {
   server_->GetHealthCheckService()->Shutdown();
   // No new connections; those open stay for the drain and the grace.
   reset_guard_.reset();
-  listener_.reset();
+  listener_->Stop();
   if (drain_on_shutdown_) {
     report = store_.DrainToWatchers(absl::Now() + drain_deadline_);
   }

@@ -10,7 +10,7 @@
 //                │                └─ Health (SERVING until Shutdown)
 //                ├─ EvictionBroker (the store's EvictionSink) <─┘
 //                └─ prometheus::Exposer ── RequestMetrics, EvictionMetrics,
-//                                          StoreCollector
+//                                          StoreCollector, ListenerCollector
 
 #ifndef ZPAGED_SERVER_ZPAGED_SERVER_H_
 #define ZPAGED_SERVER_ZPAGED_SERVER_H_
@@ -27,6 +27,7 @@
 #include "server/auth/authorizer.h"
 #include "server/evict/eviction_broker.h"
 #include "server/metrics/eviction_metrics.h"
+#include "server/metrics/listener_collector.h"
 #include "server/metrics/request_metrics.h"
 #include "server/metrics/store_collector.h"
 #include "server/net/connection_listener.h"
@@ -148,13 +149,16 @@ class ZpagedServer {
   RequestMetrics request_metrics_;
   std::shared_ptr<StoreCollector> store_collector_;
   PageStoreService service_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<grpc::Server> server_;
   // Hands connections to gRPC through this; outlives the listener's thread.
   std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor_;
   std::unique_ptr<ConnectionListener> listener_;
+  std::shared_ptr<ListenerCollector> listener_collector_;
   // Closes connections through the listener: stopped before it.
   std::unique_ptr<StreamResetGuard> reset_guard_;
+  // Destroyed first: its scrapes read the store, the broker and the
+  // listener.
+  std::unique_ptr<prometheus::Exposer> exposer_;
   std::string address_;
   const bool drain_on_shutdown_;
   const absl::Duration drain_deadline_;

@@ -173,13 +173,19 @@ ConnectionListener::ConnectionListener(const ListenerOptions& options,
       wake_fd_(wake_fd) {}
 
 ConnectionListener::~ConnectionListener() {
+  Stop();
+  close(wake_fd_);
+}
+
+void ConnectionListener::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
   if (thread_.joinable()) {
     const uint64_t one = 1;
     (void)!write(wake_fd_, &one, sizeof(one));
     thread_.join();
   }
   for (int fd : sockets_) close(fd);
-  close(wake_fd_);
 }
 
 void ConnectionListener::Start(Handoff handoff) {

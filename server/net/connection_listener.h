@@ -78,8 +78,7 @@ class ConnectionListener {
   static absl::StatusOr<std::unique_ptr<ConnectionListener>> Open(
       const ListenerOptions& options);
 
-  // Stops accepting (joins the thread) and closes the listening sockets;
-  // connections already handed off are not touched.
+  // Stop()s.
   ~ConnectionListener();
 
   ConnectionListener(const ConnectionListener&) = delete;
@@ -87,6 +86,11 @@ class ConnectionListener {
 
   // Starts the accepting thread. Once.
   void Start(Handoff handoff);
+
+  // Stops accepting (joins the thread) and closes the listening sockets;
+  // connections already handed off are not touched, and counters() still
+  // reads what was counted. Idempotent; not concurrent with itself.
+  void Stop();
 
   // The bound port (0 for a unix socket).
   int port() const { return port_; }
@@ -125,11 +129,12 @@ class ConnectionListener {
   static bool StillOpen(const OpenConnection& c);
 
   const ListenerOptions options_;
-  const std::vector<int> sockets_;
+  const std::vector<int> sockets_;  // closed by Stop
   const int port_;
   const int wake_fd_;  // an eventfd that ends AcceptLoop
   Handoff handoff_;
   std::thread thread_;
+  bool stopped_ = false;
 
   absl::Mutex mu_;
   std::vector<OpenConnection> open_ ABSL_GUARDED_BY(mu_);

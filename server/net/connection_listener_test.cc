@@ -240,6 +240,25 @@ TEST(ConnectionListenerTest, CloseAndBarEndsOneConnectionAndBarsItsSource) {
   for (int fd : {abuser, neighbour, during, after}) close(fd);
 }
 
+// The server stops accepting at shutdown while /metrics still reads the
+// listener's counters.
+TEST(ConnectionListenerTest, StopEndsAcceptingAndKeepsTheCounts) {
+  Connections taken;
+  std::unique_ptr<ConnectionListener> listener = OpenListener(100);
+  ASSERT_NE(listener, nullptr);
+  listener->Start(taken.Taker());
+  const int before = ClientSocket();
+  ASSERT_TRUE(Connect(before, listener->port()));
+  ASSERT_TRUE(Eventually([&] { return taken.count() == 1; }));
+  listener->Stop();
+  listener->Stop();
+  const int after = ClientSocket();
+  EXPECT_FALSE(Connect(after, listener->port()));
+  EXPECT_EQ(listener->counters().accepted, 1u);
+  EXPECT_FALSE(ClosedByServer(before));
+  for (int fd : {before, after}) close(fd);
+}
+
 TEST(ConnectionListenerTest, RefusesAddressesItCannotUse) {
   EXPECT_EQ(ConnectionListener::Open(ListenerOptions{.address = "no-port"})
                 .status()

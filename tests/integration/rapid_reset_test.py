@@ -13,19 +13,21 @@ send it:
   - a new connection from the attacker's address is closed on arrival while
     barred, and served once the bar is over;
   - connections already open from that address are still served, and the
-    server says what it did, naming the limit.
+    server says what it did, naming the limit, in its log and on /metrics.
 
 Usage: rapid_reset_test.py ZPAGED
 """
 import os
+import re
 import socket
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "testing"))
-from h2_client import (Conn, get_request, put_pages,  # noqa: E402
-                       reset_streams, start_zpaged)
+from h2_client import (Conn, free_port, get_request,  # noqa: E402
+                       put_pages, reset_streams, start_zpaged)
 
 failures = []
 
@@ -56,7 +58,11 @@ def closed_on_arrival(port):
 
 
 log = tempfile.NamedTemporaryFile(mode="w+", suffix=".log")
-server, port = start_zpaged(sys.argv[1], ["--stream_reset_bar=3s"], log=log)
+metrics_port = free_port()
+server, port = start_zpaged(
+    sys.argv[1],
+    ["--stream_reset_bar=3s", f"--metrics_listen=127.0.0.1:{metrics_port}"],
+    log=log)
 try:
     put_pages(port, 10)
     bystander = Conn(port)
@@ -90,6 +96,15 @@ try:
             in line]
     check(len(said) == 1 and "--max_stream_resets_per_second=1000" in said[0],
           f"the server says what it did: {said}")
+    scrape = urllib.request.urlopen(
+        f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    counted = re.findall(r'^zpaged_connections_(?:closed|refused)_total'
+                         r'\{reason="(?:stream_resets|barred)"\} \d+$',
+                         scrape, re.M)
+    check('zpaged_connections_closed_total{reason="stream_resets"} 1' in
+          counted and not any(line.endswith('"barred"} 0')
+                              for line in counted),
+          f"/metrics counts the closed connection and the refusal: {counted}")
 
     time.sleep(max(0.0, closed_at + 3.5 - time.time()))
     ok, detail = get_ok(Conn(port))
