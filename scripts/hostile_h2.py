@@ -47,20 +47,7 @@ def timed_call(conn, method, message):
     conn.next_stream += 2
     start = time.perf_counter()
     conn.h2.send_headers(stream, conn.headers(stream, method))
-    data, give_up = frame(message), time.time() + 30
-    while data:  # as far as the server's flow-control windows let it
-        if time.time() > give_up:
-            raise TimeoutError("the server's window stayed closed")
-        window = min(conn.h2.local_flow_control_window(stream),
-                     conn.h2.max_outbound_frame_size)
-        if window > 0:
-            conn.h2.send_data(stream, data[:window])
-            data = data[window:]
-        conn.flush()
-        if data:
-            conn.drain(0.01)
-    conn.h2.end_stream(stream)
-    conn.flush()
+    conn.send(stream, frame(message), end_stream=True)
     conn.sock.settimeout(30)  # drain shortened it
     status = None
     while True:
@@ -218,12 +205,8 @@ class Flooder(threading.Thread):
                         answered[stream] = None
                         key += 256
                     for stream in list(unsent):
-                        data = unsent[stream]
-                        window = min(conn.h2.local_flow_control_window(stream),
-                                     conn.h2.max_outbound_frame_size)
-                        if window > 0:
-                            conn.h2.send_data(stream, data[:window])
-                            unsent[stream] = data = data[window:]
+                        unsent[stream] = data = conn.send_some(stream,
+                                                               unsent[stream])
                         if not data:
                             conn.h2.end_stream(stream)
                             del unsent[stream]

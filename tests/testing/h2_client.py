@@ -170,17 +170,27 @@ class Conn:
                 (":authority", f"127.0.0.1:{self.port}"),
                 ("content-type", "application/grpc"), ("te", "trailers")]
 
-    def send(self, stream, data, end_stream=False):
-        """Sends `data` as the server's flow control lets it through."""
+    def send_some(self, stream, data):
+        """Queues as much of `data` as the server's flow-control windows let
+        through now (flush sends it); returns the rest."""
+        window = min(self.h2.local_flow_control_window(stream),
+                     self.h2.max_outbound_frame_size)
+        if window <= 0:
+            return data
+        self.h2.send_data(stream, data[:window])
+        return data[window:]
+
+    def send(self, stream, data, end_stream=False, seconds=30):
+        """Sends `data` as the server's flow control lets it through;
+        TimeoutError if its windows stay closed for `seconds`."""
+        give_up = time.time() + seconds
         while data:
-            window = min(self.h2.local_flow_control_window(stream),
-                         self.h2.max_outbound_frame_size)
-            if window == 0:
-                self.drain(0.05)
-                continue
-            self.h2.send_data(stream, data[:window])
-            data = data[window:]
+            data = self.send_some(stream, data)
             self.flush()
+            if data:
+                if time.time() > give_up:
+                    raise TimeoutError("the server's window stayed closed")
+                self.drain(0.01)
         if end_stream:
             self.h2.end_stream(stream)
             self.flush()
