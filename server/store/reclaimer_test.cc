@@ -166,6 +166,7 @@ class ReclaimerTest : public ::testing::Test {
     reclaimer_.emplace(
         &sink_, &*budget_,
         [this] {
+          MutexLock lock(&sources_mu_);
           return std::vector<std::shared_ptr<ReclaimSource>>(sources_.begin(),
                                                              sources_.end());
         },
@@ -176,6 +177,7 @@ class ReclaimerTest : public ::testing::Test {
                                   bool watched) {
     auto source = std::make_shared<FakeSource>(name, &*budget_, frames);
     if (watched) sink_.Watch(name);
+    MutexLock lock(&sources_mu_);
     sources_.push_back(source);
     return source;
   }
@@ -198,7 +200,10 @@ class ReclaimerTest : public ::testing::Test {
 
   FakeSink sink_;
   std::optional<MemoryBudget> budget_;
-  std::vector<std::shared_ptr<FakeSource>> sources_;
+  // Listed by the reclaimer's headroom thread while a test adds to them.
+  Mutex sources_mu_;
+  std::vector<std::shared_ptr<FakeSource>> sources_
+      ABSL_GUARDED_BY(sources_mu_);
   // Destroyed first: its thread lists the sources.
   std::optional<Reclaimer> reclaimer_;
 
