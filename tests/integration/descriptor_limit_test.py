@@ -12,6 +12,7 @@ than left hanging.
 
 Usage: descriptor_limit_test.py ZPAGED ZPAGECTL
 """
+import os
 import resource
 import socket
 import subprocess
@@ -19,15 +20,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "testing"))
+from checks import check, finish  # noqa: E402
+
 zpaged, zpagectl = sys.argv[1], sys.argv[2]
-failures = []
-
-
-def check(ok, what):
-    print(("ok: " if ok else "FAILED: ") + what, flush=True)
-    if not ok:
-        failures.append(what)
-
 
 def free_port():
     with socket.socket() as s:
@@ -88,5 +84,4 @@ finally:
     check("--max_connections lowered from 1000" in text,
           "the cap is held below the open files limit, and logged")
 
-if failures:
-    sys.exit(f"{len(failures)} check(s) failed")
+finish()

@@ -34,17 +34,10 @@ import h2.settings
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "testing"))
 import h2_client  # noqa: E402
+from checks import check, finish  # noqa: E402
 from h2_client import Conn, free_port  # noqa: E402
 
 zpaged = sys.argv[1]
-failures = []
-
-
-def check(ok, what):
-    print(("ok: " if ok else "FAILED: ") + what, flush=True)
-    if not ok:
-        failures.append(what)
-
 
 port = free_port()
 server = subprocess.Popen(
@@ -218,4 +211,4 @@ try:
 finally:
     server.terminate()
     server.wait(timeout=30)
-sys.exit(1 if failures else 0)
+finish()

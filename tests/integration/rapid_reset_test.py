@@ -26,16 +26,9 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "testing"))
+from checks import check, finish  # noqa: E402
 from h2_client import (Conn, free_port, get_request,  # noqa: E402
                        put_pages, reset_streams, start_zpaged)
-
-failures = []
-
-
-def check(ok, what):
-    print(("ok: " if ok else "FAILED: ") + what, flush=True)
-    if not ok:
-        failures.append(what)
 
 
 def get_ok(conn):
@@ -113,6 +106,4 @@ finally:
     server.kill()
     server.wait()
 
-if failures:
-    sys.exit(f"{len(failures)} check(s) failed")
-print("rapid reset: all checks passed")
+finish("rapid reset: all checks passed")

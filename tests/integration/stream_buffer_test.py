@@ -17,17 +17,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "testing"))
+from checks import check, finish  # noqa: E402
 from h2_client import (Conn, get_batch_request, get_request,  # noqa: E402
                        open_unread_get_batches, open_unread_get_streams,
                        put_pages, rss_mib, start_zpaged)
-
-failures = []
-
-
-def check(ok, what):
-    print(("ok: " if ok else "FAILED: ") + what, flush=True)
-    if not ok:
-        failures.append(what)
 
 
 server, port = start_zpaged(sys.argv[1], ["--stream_buffer_bytes=16M"])
@@ -83,5 +76,4 @@ finally:
     server.kill()
     server.wait()
 
-if failures:
-    sys.exit(f"{len(failures)} check(s) failed")
+finish()
